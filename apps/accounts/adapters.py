@@ -1,0 +1,110 @@
+"""Adapters to parties outside the hospital: SMS gateway and mini-program login.
+
+The sandbox versions work offline and behave like the real ones: the SMS
+sandbox records what it would have sent; the mini-program sandbox accepts only
+login codes it signed, once, within five minutes, and answers with the same
+error codes as WeChat's ``jscode2session`` (40029 invalid, 40163 used)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils.module_loading import import_string
+
+from hub import crypto
+
+from .models import SandboxOutbox
+
+log = logging.getLogger(__name__)
+
+
+class SmsSendError(Exception):
+    pass
+
+
+class SmsAdapter(Protocol):
+    def send(self, *, phone: str, template: str, params: dict[str, str]) -> None: ...
+
+
+class MiniProgramLoginError(Exception):
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(f"{errcode} {errmsg}")
+        self.errcode = errcode
+
+
+@dataclass(frozen=True)
+class MiniProgramSession:
+    openid: str
+    unionid: str = ""
+
+
+class MiniProgramAdapter(Protocol):
+    def exchange(self, *, platform: str, code: str) -> MiniProgramSession: ...
+
+
+SMS_TEMPLATES = {
+    "login_code": "【互联网医院】您的登录验证码为{code}，5分钟内有效。如非本人操作请忽略。",
+}
+
+
+class SandboxSms:
+    def send(self, *, phone: str, template: str, params: dict[str, str]) -> None:
+        body = SMS_TEMPLATES[template].format(**params)
+        SandboxOutbox.objects.create(
+            channel="sms", recipient_hash=crypto.lookup_hash(phone, context="phone"), body=body
+        )
+        log.info("sandbox SMS to %s: %s", crypto.mask_phone(phone), body)
+
+
+class SandboxMiniProgram:
+    """Sandbox of WeChat ``jscode2session`` / Alipay ``system.oauth.token``."""
+
+    CODE_TTL = 300
+
+    @staticmethod
+    def _sign(payload: str) -> str:
+        return hmac.new(settings.SANDBOX_SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()[:32]
+
+    @classmethod
+    def issue_code(cls, *, platform: str, openid: str, now: float | None = None) -> str:
+        """What ``uni.login`` would return on the device (used by the demo and tests)."""
+        issued = int(now if now is not None else time.time())
+        nonce = secrets.token_hex(4)
+        payload = base64.urlsafe_b64encode(f"{platform}:{openid}:{issued}:{nonce}".encode()).decode().rstrip("=")
+        return f"sbx.{payload}.{cls._sign(payload)}"
+
+    def exchange(self, *, platform: str, code: str) -> MiniProgramSession:
+        try:
+            prefix, payload, sig = code.split(".")
+            if prefix != "sbx" or not hmac.compare_digest(sig, self._sign(payload)):
+                raise ValueError
+            code_platform, openid, issued, _nonce = (
+                base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().split(":")
+            )
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MiniProgramLoginError(40029, "invalid code") from exc
+        if code_platform != platform or time.time() - int(issued) > self.CODE_TTL:
+            raise MiniProgramLoginError(40029, "invalid code")
+        # Real codes are single-use.
+        if not cache.add(f"sbx-mp-code:{hashlib.sha256(code.encode()).hexdigest()}", 1, self.CODE_TTL):
+            raise MiniProgramLoginError(40163, "code been used")
+        return MiniProgramSession(openid=openid)
+
+
+def sms_adapter() -> SmsAdapter:
+    adapter: SmsAdapter = import_string(settings.SMS_ADAPTER)()
+    return adapter
+
+
+def miniprogram_adapter() -> MiniProgramAdapter:
+    adapter: MiniProgramAdapter = import_string(settings.MINIPROGRAM_ADAPTER)()
+    return adapter

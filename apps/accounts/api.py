@@ -1,0 +1,218 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Query, Router, Status
+
+from apps.audit.services import audit_record
+from hub.auth import require_roles
+from hub.errors import ApiError
+from hub.middleware import client_ip
+from hub.pagination import PageParams, page
+
+from . import errors, selectors, services
+from .models import AuthToken, User
+from .roles import Role
+from .schemas import (
+    AdminUserList,
+    AdminUserOut,
+    ConsentIn,
+    ConsentList,
+    ConsentOut,
+    MiniProgramLoginIn,
+    PasswordChangeIn,
+    PatientIn,
+    PatientList,
+    PatientOut,
+    RoleChangedOut,
+    RoleIn,
+    SmsLoginIn,
+    SmsSendIn,
+    SmsSendOut,
+    StaffCreatedOut,
+    StaffCreateIn,
+    StaffLoginIn,
+    TokenOut,
+    UserOut,
+)
+
+auth_router = Router()
+router = Router()
+admin_router = Router()
+
+
+def _client(request: HttpRequest) -> str:
+    return request.headers.get("X-Client", "")[:32]
+
+
+def _token_out(issued: services.IssuedToken) -> dict[str, Any]:
+    return {
+        "token": issued.raw,
+        "expires_at": issued.token.expires_at,
+        "user": selectors.user_public(issued.token.user),
+    }
+
+
+# --- login -----------------------------------------------------------------
+
+
+@auth_router.post("/staff/login", auth=None, response=TokenOut, summary="工作人员登录")
+def staff_login(request: HttpRequest, payload: StaffLoginIn) -> dict[str, Any]:
+    result = services.staff_login(
+        username=payload.username,
+        password=payload.password,
+        otp=payload.otp,
+        ip=client_ip(request),
+        client=_client(request) or "console",
+    )
+    if result.issued is None:
+        raise ApiError(
+            "auth.password_expired",
+            "密码已过期或为初始密码，请先修改密码",
+            status=403,
+            detail={"change_token": result.change_token},
+        )
+    return _token_out(result.issued)
+
+
+@auth_router.post("/password/change", auth=None, response={204: None}, summary="修改密码")
+def password_change(request: HttpRequest, payload: PasswordChangeIn) -> Status[None]:
+    if payload.change_token:
+        live = services.token_authenticate(payload.change_token, kind=AuthToken.Kind.PASSWORD_CHANGE)
+    else:
+        header = request.headers.get("Authorization", "")
+        live = services.token_authenticate(header[7:]) if header.startswith("Bearer ") else None
+    if live is None:
+        raise errors.unauthenticated()
+    services.password_change(user=live.user, old_password=payload.old_password, new_password=payload.new_password)
+    return Status(204, None)
+
+
+@auth_router.post("/sms/send", auth=None, response=SmsSendOut, summary="发送短信验证码")
+def sms_send(request: HttpRequest, payload: SmsSendIn) -> dict[str, int]:
+    services.sms_send(phone=payload.phone, ip=client_ip(request))
+    return {"cooldown_seconds": settings.OTP_SEND_INTERVAL_SECONDS, "expires_in": settings.OTP_TTL_SECONDS}
+
+
+@auth_router.post("/sms/login", auth=None, response=TokenOut, summary="短信验证码登录")
+def sms_login(request: HttpRequest, payload: SmsLoginIn) -> dict[str, Any]:
+    issued = services.sms_login(
+        phone=payload.phone, code=payload.code, ip=client_ip(request), client=_client(request) or "h5"
+    )
+    return _token_out(issued)
+
+
+@auth_router.post("/miniprogram/login", auth=None, response=TokenOut, summary="小程序授权登录")
+def miniprogram_login(request: HttpRequest, payload: MiniProgramLoginIn) -> dict[str, Any]:
+    issued = services.miniprogram_login(platform=payload.platform, code=payload.code, ip=client_ip(request))
+    return _token_out(issued)
+
+
+@auth_router.post("/logout", response={204: None}, summary="退出登录")
+def logout(request: HttpRequest) -> Status[None]:
+    services.token_revoke(token=request.auth_token, reason="logout")  # type: ignore[attr-defined]
+    return Status(204, None)
+
+
+# --- the signed-in user ------------------------------------------------------
+
+
+@router.get("/me", response=UserOut, summary="当前登录用户")
+def me(request: HttpRequest) -> dict[str, Any]:
+    return selectors.user_public(request.auth)  # type: ignore[attr-defined]
+
+
+@router.get("/patients", response=PatientList, summary="就诊人列表")
+def patient_list(request: HttpRequest) -> dict[str, Any]:
+    user = require_roles(request, [Role.PATIENT])
+    patients = list(selectors.patients_of(user))
+    audit_record(action="patient.list", actor=user, object_type="patient", detail={"count": len(patients)})
+    return {"items": [selectors.patient_view(p, viewer=user) for p in patients], "count": len(patients)}
+
+
+@router.post("/patients", response={201: PatientOut}, summary="添加就诊人")
+def patient_add(request: HttpRequest, payload: PatientIn) -> Status[dict[str, Any]]:
+    user = require_roles(request, [Role.PATIENT])
+    patient = services.patient_add(
+        owner=user, name=payload.name, id_number=payload.id_number, phone=payload.phone, relation=payload.relation
+    )
+    return Status(201, selectors.patient_view(patient, viewer=user))
+
+
+@router.delete("/patients/{patient_id}", response={204: None}, summary="删除就诊人")
+def patient_remove(request: HttpRequest, patient_id: int) -> Status[None]:
+    user = require_roles(request, [Role.PATIENT])
+    services.patient_remove(owner=user, patient_id=patient_id)
+    return Status(204, None)
+
+
+@router.get("/consents", response=ConsentList, summary="授权同意记录")
+def consent_list(request: HttpRequest) -> dict[str, Any]:
+    return {"items": selectors.consents_of(request.auth)}  # type: ignore[attr-defined]
+
+
+@router.post("/consents", response=ConsentOut, summary="授予或撤回同意")
+def consent_set(request: HttpRequest, payload: ConsentIn) -> dict[str, Any]:
+    user = request.auth  # type: ignore[attr-defined]
+    services.consent_set(user=user, purpose=payload.purpose, granted=payload.granted, ip=client_ip(request))
+    return next(c for c in selectors.consents_of(user) if c["purpose"] == payload.purpose)
+
+
+# --- administration ------------------------------------------------------------
+
+
+def _admin_rows(users: list[User]) -> list[dict[str, Any]]:
+    locks = selectors.locks_for([u.username for u in users])
+    return [selectors.user_admin_row(u, locks.get(u.username)) for u in users]
+
+
+@admin_router.get("/users", response=AdminUserList, summary="工作人员列表")
+def admin_user_list(request: HttpRequest, params: Query[PageParams], role: str = "", q: str = "") -> dict[str, Any]:
+    require_roles(request, [Role.SYSADMIN, Role.SECADMIN])
+    return page(selectors.users_for_admin(role=role, q=q[:50]), params, _admin_rows)
+
+
+@admin_router.post("/users", response={201: StaffCreatedOut}, summary="创建工作人员账号")
+def admin_user_create(request: HttpRequest, payload: StaffCreateIn) -> Status[dict[str, Any]]:
+    actor = require_roles(request, [Role.SYSADMIN])
+    created = services.user_create_staff(actor=actor, **payload.dict())
+    return Status(
+        201,
+        {
+            "user": _admin_rows([created.user])[0],
+            "initial_password": created.initial_password,
+            "totp_uri": created.totp_uri,
+        },
+    )
+
+
+def _staff(user_id: int) -> User:
+    return get_object_or_404(User.objects.exclude(role=Role.PATIENT), pk=user_id)
+
+
+@admin_router.post("/users/{user_id}/disable", response=AdminUserOut, summary="停用账号")
+def admin_user_disable(request: HttpRequest, user_id: int) -> dict[str, Any]:
+    actor = require_roles(request, [Role.SYSADMIN])
+    return _admin_rows([services.user_set_active(actor=actor, user=_staff(user_id), active=False)])[0]
+
+
+@admin_router.post("/users/{user_id}/enable", response=AdminUserOut, summary="启用账号")
+def admin_user_enable(request: HttpRequest, user_id: int) -> dict[str, Any]:
+    actor = require_roles(request, [Role.SYSADMIN])
+    return _admin_rows([services.user_set_active(actor=actor, user=_staff(user_id), active=True)])[0]
+
+
+@admin_router.post("/users/{user_id}/role", response=RoleChangedOut, summary="变更角色")
+def admin_user_role(request: HttpRequest, user_id: int, payload: RoleIn) -> dict[str, Any]:
+    actor = require_roles(request, [Role.SECADMIN])
+    user, totp_uri = services.user_set_role(actor=actor, user=_staff(user_id), role=payload.role)
+    return {"user": _admin_rows([user])[0], "totp_uri": totp_uri}
+
+
+@admin_router.post("/users/{user_id}/unlock", response=AdminUserOut, summary="解除登录锁定")
+def admin_user_unlock(request: HttpRequest, user_id: int) -> dict[str, Any]:
+    actor = require_roles(request, [Role.SECADMIN])
+    return _admin_rows([services.user_unlock(actor=actor, user=_staff(user_id))])[0]

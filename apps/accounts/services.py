@@ -1,0 +1,586 @@
+"""Writes of the accounts domain: login, tokens, users, patients, consents."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass
+from typing import NoReturn
+
+import pyotp
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.audit.services import audit_record
+from hub import crypto
+from hub.errors import ApiError, Forbidden, NotFound
+from hub.realtime.sessions import end_sessions_on_commit
+
+from . import errors
+from .adapters import MiniProgramLoginError, miniprogram_adapter, sms_adapter
+from .idcard import InvalidIdNumber, parse_id_number
+from .models import (
+    AuthToken,
+    ConsentRecord,
+    LoginThrottle,
+    MiniProgramIdentity,
+    PasswordHistory,
+    Patient,
+    RealtimeTicket,
+    SmsCode,
+    StaffProfile,
+    User,
+)
+from .passwords import generate_password, password_expired, password_problems
+from .roles import ADMIN_ROLES, STAFF_ROLES, TOTP_ROLES, Role
+
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+MAX_FAMILY_MEMBERS = 5
+# A hash to check against when the username is unknown, so both paths cost the same.
+_DUMMY_PASSWORD_HASH = make_password(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    raw: str
+    token: AuthToken
+
+
+# --- tokens ----------------------------------------------------------------
+
+
+def token_issue(*, user: User, client: str = "", ip: str = "", kind: str = AuthToken.Kind.SESSION) -> IssuedToken:
+    now = timezone.now()
+    if kind == AuthToken.Kind.PASSWORD_CHANGE:
+        lifetime = dt.timedelta(minutes=10)
+    elif user.is_staff_role:
+        lifetime = dt.timedelta(hours=settings.STAFF_TOKEN_LIFETIME_HOURS)
+    else:
+        lifetime = dt.timedelta(days=settings.PATIENT_TOKEN_LIFETIME_DAYS)
+    raw = secrets.token_urlsafe(32)
+    token = AuthToken.objects.create(
+        user=user,
+        key_hash=crypto.token_hash(raw),
+        kind=kind,
+        created_at=now,
+        expires_at=now + lifetime,
+        last_seen_at=now,
+        client=client[:32],
+        ip=ip,
+    )
+    return IssuedToken(raw=raw, token=token)
+
+
+def token_authenticate(raw: str, *, kind: str = AuthToken.Kind.SESSION, touch: bool = True) -> AuthToken | None:
+    """The live token for ``raw``, or None. Staff tokens idle for longer than the
+    idle timeout are revoked here, so the next use fails too."""
+    if not raw or len(raw) > 128:
+        return None
+    token = (
+        AuthToken.objects.select_related("user")
+        .filter(key_hash=crypto.token_hash(raw), kind=kind, revoked_at__isnull=True)
+        .first()
+    )
+    if token is None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.expires_at <= now:
+        return None
+    if token.user.is_staff_role and kind == AuthToken.Kind.SESSION:
+        idle = dt.timedelta(minutes=settings.STAFF_IDLE_TIMEOUT_MINUTES)
+        if now - token.last_seen_at > idle:
+            token_revoke(token=token, reason="idle_timeout")
+            return None
+    if touch and now - token.last_seen_at > dt.timedelta(seconds=60):
+        AuthToken.objects.filter(pk=token.pk).update(last_seen_at=now)
+        token.last_seen_at = now
+    return token
+
+
+def token_revoke(*, token: AuthToken, reason: str) -> None:
+    with transaction.atomic():
+        updated = AuthToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if updated:
+            audit_record(
+                action="auth.logout" if reason == "logout" else "auth.token_revoked",
+                actor=token.user,
+                object_type="token",
+                object_id=token.pk,
+                detail={"reason": reason},
+            )
+        end_sessions_on_commit(token_id=token.pk, reason=reason)
+
+
+def user_revoke_all_tokens(*, user: User, reason: str) -> int:
+    """Revoke every token of ``user`` and close their sockets (after commit)."""
+    count = AuthToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    end_sessions_on_commit(user_id=user.pk, reason=reason)
+    return count
+
+
+def realtime_ticket_issue(*, token: AuthToken) -> str:
+    raw = secrets.token_urlsafe(24)
+    RealtimeTicket.objects.create(
+        token=token,
+        key_hash=crypto.token_hash(raw),
+        expires_at=timezone.now() + dt.timedelta(seconds=settings.WS_TICKET_TTL_SECONDS),
+    )
+    return raw
+
+
+def realtime_ticket_redeem(raw: str) -> AuthToken | None:
+    """Consume a ticket once; returns the session token it stands for."""
+    if not raw or len(raw) > 128:
+        return None
+    now = timezone.now()
+    key_hash = crypto.token_hash(raw)
+    with transaction.atomic():
+        used = RealtimeTicket.objects.filter(key_hash=key_hash, used_at__isnull=True, expires_at__gt=now).update(
+            used_at=now
+        )
+        if not used:
+            return None
+        ticket = RealtimeTicket.objects.select_related("token__user").get(key_hash=key_hash)
+    token = ticket.token
+    if token.revoked_at is not None or token.expires_at <= now or not token.user.is_active:
+        return None
+    return token
+
+
+# --- staff login -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaffLoginResult:
+    issued: IssuedToken | None = None
+    change_token: str = ""  # set when the password has expired
+
+
+def _throttle_check(username: str, ip: str) -> None:
+    row = LoginThrottle.objects.filter(username=username, ip=ip).first()
+    now = timezone.now()
+    if row and row.locked_until and row.locked_until > now:
+        raise errors.locked(int((row.locked_until - now).total_seconds()) + 1)
+
+
+def _throttle_fail(username: str, ip: str, user: User | None, error: ApiError | None = None) -> NoReturn:
+    now = timezone.now()
+    window = dt.timedelta(minutes=settings.LOGIN_LOCK_MINUTES)
+    with transaction.atomic():
+        row, _ = LoginThrottle.objects.select_for_update().get_or_create(username=username, ip=ip)
+        if (
+            row.first_failure_at is None
+            or now - row.first_failure_at > window
+            or (row.locked_until and row.locked_until <= now)
+        ):
+            row.failures = 0
+            row.first_failure_at = now
+            row.locked_until = None
+        row.failures += 1
+        if row.failures >= settings.LOGIN_MAX_FAILURES:
+            row.locked_until = now + window
+        row.save()
+        audit_record(
+            action="auth.login_failed",
+            actor=user,
+            actor_username=username[:150],
+            result=AuditEvent.Result.FAILED,
+            detail={"failures": row.failures},
+        )
+        if row.locked_until:
+            audit_record(
+                action="auth.lockout",
+                actor=user,
+                actor_username=username[:150],
+                result=AuditEvent.Result.DENIED,
+                detail={"until": row.locked_until.isoformat()},
+            )
+    if row.locked_until:
+        raise errors.locked(int(window.total_seconds()))
+    raise error or errors.invalid_credentials()
+
+
+def totp_verify(user: User, code: str) -> bool:
+    """Accept a code once: its time step must be newer than the last accepted one."""
+    if not user.totp_secret_enc or not code or not code.isdigit() or len(code) != 6:
+        return False
+    totp = pyotp.TOTP(user.totp_secret)
+    now = timezone.now()
+    for offset in (0, -1, 1):
+        at = now + dt.timedelta(seconds=offset * totp.interval)
+        if secrets.compare_digest(totp.at(at), code):
+            step = totp.timecode(at)
+            # Conditional update: two concurrent uses of one code cannot both win.
+            return User.objects.filter(pk=user.pk, totp_last_step__lt=step).update(totp_last_step=step) == 1
+    return False
+
+
+def staff_login(*, username: str, password: str, otp: str = "", ip: str = "", client: str = "") -> StaffLoginResult:
+    username = username.strip()[:150]
+    _throttle_check(username, ip)
+    user = User.objects.filter(username=username).first()
+    if user is not None and user.has_usable_password():
+        valid = user.check_password(password)
+    else:
+        valid = _check_dummy(password)
+    if user is None or not valid or not user.is_active or user.role not in STAFF_ROLES:
+        _throttle_fail(username, ip, user)
+    assert user is not None
+    if user.role in TOTP_ROLES:
+        if not otp:
+            raise errors.otp_required()
+        if not totp_verify(user, otp):
+            audit_record(action="auth.mfa_failed", actor=user, result=AuditEvent.Result.FAILED)
+            _throttle_fail(username, ip, user, error=errors.otp_invalid())
+        audit_record(action="auth.mfa_ok", actor=user)
+    LoginThrottle.objects.filter(username=username, ip=ip).delete()
+    if password_expired(user):
+        change = token_issue(user=user, client=client, ip=ip, kind=AuthToken.Kind.PASSWORD_CHANGE)
+        audit_record(action="auth.password_expired", actor=user, result=AuditEvent.Result.DENIED)
+        return StaffLoginResult(change_token=change.raw)
+    with transaction.atomic():
+        issued = token_issue(user=user, client=client, ip=ip)
+        User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+        audit_record(action="auth.login", actor=user, object_type="token", object_id=issued.token.pk)
+    return StaffLoginResult(issued=issued)
+
+
+def _check_dummy(password: str) -> bool:
+    check_password(password, _DUMMY_PASSWORD_HASH)
+    return False
+
+
+def password_change(*, user: User, old_password: str, new_password: str) -> None:
+    if not user.check_password(old_password):
+        audit_record(action="auth.password_change", actor=user, result=AuditEvent.Result.FAILED)
+        raise errors.invalid_credentials()
+    problems = password_problems(new_password, user=user)
+    if user.check_password(new_password) and "不能与最近" not in "".join(problems):
+        problems.append("新密码不能与当前密码相同")
+    if problems:
+        raise ApiError("auth.password_weak", "密码不符合安全要求", status=422, detail={"reasons": problems})
+    with transaction.atomic():
+        if user.has_usable_password():
+            PasswordHistory.objects.create(user=user, password=user.password)
+        user.set_password(new_password)
+        user.password_changed_at = timezone.now()
+        user.must_change_password = False
+        user.save(update_fields=["password", "password_changed_at", "must_change_password"])
+        user_revoke_all_tokens(user=user, reason="password_changed")
+        audit_record(action="auth.password_change", actor=user)
+
+
+# --- patient login ---------------------------------------------------------
+
+
+def _normalise_phone(phone: str) -> str:
+    phone = phone.strip().replace(" ", "")
+    if phone.startswith("+86"):
+        phone = phone[3:]
+    if not PHONE_RE.match(phone):
+        raise ApiError("validation_error", "请输入正确的手机号", status=422, detail={"field": "phone"})
+    return phone
+
+
+def _code_hash(phone_hash: str, code: str) -> str:
+    return crypto.lookup_hash(f"{phone_hash}:{code}", context="sms_code")
+
+
+def sms_send(*, phone: str, ip: str = "") -> None:
+    phone = _normalise_phone(phone)
+    phone_hash = crypto.lookup_hash(phone, context="phone")
+    now = timezone.now()
+    last = SmsCode.objects.filter(phone_hash=phone_hash).order_by("-created_at").first()
+    interval = settings.OTP_SEND_INTERVAL_SECONDS
+    if last and (now - last.created_at).total_seconds() < interval:
+        wait = interval - int((now - last.created_at).total_seconds())
+        raise ApiError(
+            "auth.otp_cooldown", "验证码发送过于频繁，请稍后再试", status=429, detail={"retry_after_seconds": wait}
+        )
+    # The cache gate closes the race between two concurrent sends.
+    if not cache.add(f"sms-send:{phone_hash}", 1, interval):
+        raise ApiError(
+            "auth.otp_cooldown", "验证码发送过于频繁，请稍后再试", status=429, detail={"retry_after_seconds": interval}
+        )
+    day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    if SmsCode.objects.filter(phone_hash=phone_hash, created_at__gte=day_start).count() >= settings.OTP_DAILY_LIMIT:
+        raise ApiError("auth.otp_daily_limit", "今日验证码发送次数已达上限", status=429)
+    code = f"{secrets.randbelow(10**6):06d}"
+    with transaction.atomic():
+        SmsCode.objects.filter(phone_hash=phone_hash, consumed_at__isnull=True).update(consumed_at=now)
+        SmsCode.objects.create(
+            phone_hash=phone_hash,
+            code_hash=_code_hash(phone_hash, code),
+            created_at=now,
+            expires_at=now + dt.timedelta(seconds=settings.OTP_TTL_SECONDS),
+            ip=ip,
+        )
+        sms_adapter().send(phone=phone, template="login_code", params={"code": code})
+
+
+def sms_verify(*, phone: str, code: str) -> str:
+    """Check a code and consume it; returns the normalised phone."""
+    phone = _normalise_phone(phone)
+    phone_hash = crypto.lookup_hash(phone, context="phone")
+    now = timezone.now()
+    row = SmsCode.objects.filter(phone_hash=phone_hash).order_by("-created_at").first()
+    if row is None or row.consumed_at is not None:
+        raise errors.otp_invalid(remaining_attempts=0)
+    if row.attempts >= settings.OTP_MAX_ATTEMPTS:
+        raise ApiError("auth.otp_exhausted", "验证码错误次数过多，请重新获取", status=401)
+    if row.expires_at <= now:
+        raise ApiError("auth.otp_expired", "验证码已过期，请重新获取", status=401)
+    if not (code.isdigit() and len(code) == 6 and secrets.compare_digest(row.code_hash, _code_hash(phone_hash, code))):
+        SmsCode.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1)
+        remaining = settings.OTP_MAX_ATTEMPTS - row.attempts - 1
+        audit_record(action="auth.otp_failed", result=AuditEvent.Result.FAILED, detail={"remaining": remaining})
+        if remaining <= 0:
+            raise ApiError("auth.otp_exhausted", "验证码错误次数过多，请重新获取", status=401)
+        raise errors.otp_invalid(remaining_attempts=remaining)
+    if not SmsCode.objects.filter(pk=row.pk, consumed_at__isnull=True).update(consumed_at=now):
+        raise errors.otp_invalid(remaining_attempts=0)
+    return phone
+
+
+def _new_patient_user(*, display_name: str) -> User:
+    return User.objects.create_user(username=f"p_{secrets.token_hex(8)}", display_name=display_name, role=Role.PATIENT)
+
+
+def sms_login(*, phone: str, code: str, ip: str = "", client: str = "") -> IssuedToken:
+    phone = sms_verify(phone=phone, code=code)
+    phone_hash = crypto.lookup_hash(phone, context="phone")
+    with transaction.atomic():
+        user = User.objects.filter(phone_hash=phone_hash, role=Role.PATIENT).first()
+        created = user is None
+        if user is None:
+            user = _new_patient_user(display_name=f"用户{phone[-4:]}")
+            user.set_phone(phone)
+            user.save(update_fields=["phone_enc", "phone_hash"])
+        if not user.is_active:
+            raise ApiError("auth.account_disabled", "账号已停用，请联系客服", status=403)
+        issued = token_issue(user=user, client=client, ip=ip)
+        audit_record(action="auth.login", actor=user, detail={"method": "sms", "new_account": created})
+    return issued
+
+
+def miniprogram_login(*, platform: str, code: str, ip: str = "") -> IssuedToken:
+    if platform not in MiniProgramIdentity.Platform.values:
+        raise ApiError("validation_error", "不支持的平台", status=422, detail={"field": "platform"})
+    try:
+        session = miniprogram_adapter().exchange(platform=platform, code=code)
+    except MiniProgramLoginError as exc:
+        audit_record(
+            action="auth.login_failed",
+            result=AuditEvent.Result.FAILED,
+            detail={"method": platform, "errcode": exc.errcode},
+        )
+        raise ApiError("auth.miniprogram_code_invalid", "登录凭证无效，请重新进入小程序", status=401) from exc
+    with transaction.atomic():
+        identity = (
+            MiniProgramIdentity.objects.select_related("user").filter(platform=platform, openid=session.openid).first()
+        )
+        if identity is None:
+            user = _new_patient_user(display_name="微信用户" if platform == "weixin" else "支付宝用户")
+            identity = MiniProgramIdentity.objects.create(user=user, platform=platform, openid=session.openid)
+        user = identity.user
+        if not user.is_active:
+            raise ApiError("auth.account_disabled", "账号已停用，请联系客服", status=403)
+        issued = token_issue(user=user, client=f"mp-{platform}", ip=ip)
+        audit_record(action="auth.login", actor=user, detail={"method": platform})
+    return issued
+
+
+# --- administration (三权分立) ----------------------------------------------
+
+
+def _require(actor: User, *roles: str) -> None:
+    if actor.role not in roles:
+        audit_record(action="admin.denied", actor=actor, result=AuditEvent.Result.DENIED)
+        raise Forbidden()
+
+
+@dataclass(frozen=True)
+class CreatedStaff:
+    user: User
+    initial_password: str
+    totp_uri: str
+
+
+def user_create_staff(
+    *,
+    actor: User,
+    username: str,
+    display_name: str,
+    role: str,
+    phone: str = "",
+    licence_no: str = "",
+    years_of_practice: int = 0,
+    department: str = "",
+) -> CreatedStaff:
+    _require(actor, Role.SYSADMIN)
+    if role not in STAFF_ROLES or role in ADMIN_ROLES:
+        raise ApiError("admin.forbidden_role", "管理类角色只能通过应急流程创建", status=403)
+    if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9_.-]{2,31}", username):
+        raise ApiError(
+            "validation_error",
+            "用户名须为3-32位字母、数字、下划线，以字母开头",
+            status=422,
+            detail={"field": "username"},
+        )
+    if phone:
+        phone = _normalise_phone(phone)
+    password = generate_password()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(
+                    username=username,
+                    password=password,
+                    display_name=display_name,
+                    role=role,
+                    must_change_password=True,
+                )
+        except IntegrityError as exc:
+            raise ApiError("admin.username_taken", "用户名已存在", status=409) from exc
+        user.set_phone(phone)
+        totp_uri = ""
+        if role in TOTP_ROLES:
+            secret = pyotp.random_base32()
+            user.set_totp_secret(secret)
+            totp_uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=settings.TOTP_ISSUER)
+        user.password_changed_at = timezone.now()
+        user.save()
+        StaffProfile.objects.create(
+            user=user, licence_no=licence_no, years_of_practice=years_of_practice, department=department
+        )
+        audit_record(
+            action="admin.user_create", actor=actor, object_type="user", object_id=user.pk, detail={"role": role}
+        )
+    return CreatedStaff(user=user, initial_password=password, totp_uri=totp_uri)
+
+
+def user_set_active(*, actor: User, user: User, active: bool) -> User:
+    _require(actor, Role.SYSADMIN)
+    if user.pk == actor.pk:
+        raise ApiError("admin.self_action", "不能停用自己的账号", status=409)
+    if user.is_admin_role:
+        raise ApiError("admin.separation_of_duties", "管理类账号须由应急流程处理", status=409)
+    with transaction.atomic():
+        user.is_active = active
+        user.save(update_fields=["is_active"])
+        if not active:
+            user_revoke_all_tokens(user=user, reason="disabled")
+        audit_record(
+            action="admin.user_enable" if active else "admin.user_disable",
+            actor=actor,
+            object_type="user",
+            object_id=user.pk,
+        )
+    return user
+
+
+def user_set_role(*, actor: User, user: User, role: str) -> tuple[User, str]:
+    """Returns the user and, when the new role needs TOTP, the enrolment URI."""
+    _require(actor, Role.SECADMIN)
+    if user.pk == actor.pk:
+        raise ApiError("admin.self_action", "不能修改自己的角色", status=409)
+    if role not in Role.values:
+        raise ApiError("validation_error", "未知角色", status=422, detail={"field": "role"})
+    if role in ADMIN_ROLES or user.is_admin_role or role == Role.PATIENT or user.role == Role.PATIENT:
+        raise ApiError("admin.separation_of_duties", "该角色变更违反职责分离要求", status=409)
+    totp_uri = ""
+    with transaction.atomic():
+        old = user.role
+        user.role = role
+        if role in TOTP_ROLES and not user.totp_secret_enc:
+            secret = pyotp.random_base32()
+            user.set_totp_secret(secret)
+            totp_uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=settings.TOTP_ISSUER)
+        user.save()
+        # Permissions change at once: every session of the user ends.
+        user_revoke_all_tokens(user=user, reason="role_changed")
+        audit_record(
+            action="admin.role_change",
+            actor=actor,
+            object_type="user",
+            object_id=user.pk,
+            detail={"from": old, "to": role},
+        )
+    return user, totp_uri
+
+
+def user_unlock(*, actor: User, user: User) -> User:
+    _require(actor, Role.SECADMIN)
+    with transaction.atomic():
+        LoginThrottle.objects.filter(username=user.username).delete()
+        audit_record(action="admin.user_unlock", actor=actor, object_type="user", object_id=user.pk)
+    return user
+
+
+# --- patients (就诊人) and consent ----------------------------------------
+
+
+def patient_add(*, owner: User, name: str, id_number: str, phone: str, relation: str) -> Patient:
+    if owner.role != Role.PATIENT:
+        raise Forbidden()
+    name = name.strip()
+    if not (1 < len(name) <= 32):
+        raise ApiError("validation_error", "请输入真实姓名", status=422, detail={"field": "name"})
+    if relation not in Patient.Relation.values:
+        raise ApiError("validation_error", "请选择与本人关系", status=422, detail={"field": "relation"})
+    try:
+        info = parse_id_number(id_number)
+    except InvalidIdNumber as exc:
+        raise ApiError("accounts.id_number_invalid", str(exc), status=422, detail={"field": "id_number"}) from exc
+    phone = _normalise_phone(phone) if phone else ""
+    with transaction.atomic():
+        # Lock the owner so concurrent adds cannot exceed the family limit.
+        User.objects.select_for_update().filter(pk=owner.pk).first()
+        active = Patient.objects.filter(owner=owner, is_active=True)
+        if (
+            relation != Patient.Relation.SELF
+            and active.exclude(relation=Patient.Relation.SELF).count() >= MAX_FAMILY_MEMBERS
+        ):
+            raise ApiError("accounts.family_limit", f"最多添加{MAX_FAMILY_MEMBERS}位家庭成员", status=422)
+        if relation == Patient.Relation.SELF and active.filter(relation=Patient.Relation.SELF).exists():
+            raise ApiError("accounts.patient_exists", "本人信息已登记", status=409)
+        if active.filter(id_number_hash=crypto.lookup_hash(info.number, context="id_number")).exists():
+            raise ApiError("accounts.patient_exists", "该就诊人已添加", status=409)
+        patient = Patient(owner=owner, name=name, relation=relation, sex=info.sex, birth_date=info.birth_date)
+        patient.set_identifiers(id_number=info.number, phone=phone)
+        patient.save()
+        audit_record(action="patient.create", actor=owner, object_type="patient", object_id=patient.pk)
+    return patient
+
+
+def patient_remove(*, owner: User, patient_id: int) -> None:
+    with transaction.atomic():
+        patient = Patient.objects.select_for_update().filter(pk=patient_id, owner=owner, is_active=True).first()
+        if patient is None:
+            raise NotFound("就诊人")
+        if patient.relation == Patient.Relation.SELF:
+            raise ApiError("accounts.cannot_remove_self", "不能删除本人", status=409)
+        # Soft delete: records that refer to the person (visits, orders) must remain.
+        patient.is_active = False
+        patient.save(update_fields=["is_active"])
+        audit_record(action="patient.remove", actor=owner, object_type="patient", object_id=patient.pk)
+
+
+def consent_set(*, user: User, purpose: str, granted: bool, ip: str = "") -> ConsentRecord:
+    if purpose not in ConsentRecord.Purpose.values:
+        raise ApiError("validation_error", "未知的授权事项", status=422, detail={"field": "purpose"})
+    with transaction.atomic():
+        record = ConsentRecord.objects.create(user=user, purpose=purpose, granted=granted, ip=ip)
+        audit_record(
+            action="consent.grant" if granted else "consent.withdraw",
+            actor=user,
+            object_type="consent",
+            object_id=purpose,
+        )
+    return record

@@ -1,0 +1,80 @@
+"""The one NinjaAPI: routers per app, one error shape, auth on every route."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from apps.accounts.api import admin_router, auth_router
+from apps.accounts.api import router as accounts_router
+from apps.audit.api import router as audit_router
+
+from .auth import BearerAuth
+from .errors import ApiError
+from .realtime.api import router as realtime_router
+
+log = logging.getLogger(__name__)
+
+api = NinjaAPI(
+    title="互联网医院 API",
+    version="1",
+    urls_namespace="api",
+    auth=BearerAuth(),
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+
+
+def _error(request: HttpRequest, status: int, code: str, message: str, detail: dict | None = None) -> HttpResponse:
+    return api.create_response(request, {"code": code, "message": message, "detail": detail or {}}, status=status)
+
+
+@api.exception_handler(ApiError)
+def on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+    return _error(request, exc.status, exc.code, exc.message, exc.detail)
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    fields = []
+    for err in exc.errors:
+        loc = [str(part) for part in err.get("loc", []) if part not in ("body", "payload", "query", "path")]
+        fields.append({"field": ".".join(loc), "problem": err.get("msg", "")})
+    return _error(request, 422, "validation_error", "提交的数据格式不正确", {"fields": fields})
+
+
+@api.exception_handler(AuthenticationError)
+def on_auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return _error(request, 401, "auth.unauthenticated", "登录已失效，请重新登录")
+
+
+@api.exception_handler(Http404)
+def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return _error(request, 404, "not_found", "对象不存在或无权访问")
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return _error(request, exc.status_code, f"http_{exc.status_code}", str(exc.message))
+
+
+@api.exception_handler(Exception)
+def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    if isinstance(exc, OperationalError | InterfaceError | DatabaseError):
+        log.warning("database unavailable: %s", exc)
+        return _error(request, 503, "service_unavailable", "服务暂时不可用，请稍后重试")
+    log.exception("unhandled error on %s", request.path)
+    return _error(
+        request, 500, "internal_error", "系统繁忙，请稍后重试", {"request_id": getattr(request, "request_id", "")}
+    )
+
+
+api.add_router("/auth/", auth_router, tags=["登录认证"])
+api.add_router("/accounts/", accounts_router, tags=["账号"])
+api.add_router("/admin/", admin_router, tags=["用户管理"])
+api.add_router("/audit/", audit_router, tags=["审计"])
+api.add_router("/realtime/", realtime_router, tags=["实时连接"])

@@ -1,0 +1,292 @@
+"""Settings, all from environment variables.
+
+With no variables set the hub runs on the embedded default: a SQLite file, the
+in-memory channel layer, huey on SQLite, locally generated secrets under
+``var/``. ``HUB_ENV=production`` refuses to start without real secrets,
+``DATABASE_URL`` and ``REDIS_URL``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("HUB_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+HUB_ENV = os.environ.get("HUB_ENV", "embedded")  # embedded | test | production
+PRODUCTION = HUB_ENV == "production"
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _local_secrets() -> dict[str, str]:
+    """Secrets for the embedded default, generated once per checkout and kept
+    out of the repository. Production must pass them in the environment."""
+    path = VAR_DIR / "secrets.json"
+    if path.exists():
+        data: dict[str, str] = json.loads(path.read_text())
+    else:
+        data = {}
+    wanted = {
+        "SECRET_KEY": lambda: secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+        "LOOKUP_HASH_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+        "AUDIT_HMAC_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+        "GRANT_SIGNING_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+        "SANDBOX_SECRET": lambda: secrets.token_urlsafe(32),
+    }
+    changed = False
+    for key, make in wanted.items():
+        if key not in data:
+            data[key] = make()
+            changed = True
+    if changed:
+        path.write_text(json.dumps(data, indent=2))
+        path.chmod(0o600)
+    return data
+
+
+def secret(name: str) -> str:
+    value = os.environ.get(name)
+    if value:
+        return value
+    if PRODUCTION:
+        raise RuntimeError(f"{name} must be set in production")
+    return _local_secrets()[name]
+
+
+SECRET_KEY = secret("SECRET_KEY")
+FIELD_ENCRYPTION_KEY = secret("FIELD_ENCRYPTION_KEY")
+LOOKUP_HASH_KEY = secret("LOOKUP_HASH_KEY")
+AUDIT_HMAC_KEY = secret("AUDIT_HMAC_KEY")
+GRANT_SIGNING_KEY = secret("GRANT_SIGNING_KEY")
+SANDBOX_SECRET = secret("SANDBOX_SECRET")
+
+DEBUG = env_bool("DEBUG", HUB_ENV == "embedded")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.staticfiles",
+    "channels",
+    "huey.contrib.djhuey",
+    "apps.audit",
+    "apps.accounts",
+]
+
+MIDDLEWARE = [
+    "hub.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "hub.middleware.FrontendFilesMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "hub.middleware.SecurityHeadersMiddleware",
+]
+
+ROOT_URLCONF = "hub.urls"
+ASGI_APPLICATION = "hub.asgi.application"
+WSGI_APPLICATION = None
+AUTH_USER_MODEL = "accounts.User"
+
+TEMPLATES: list[dict[str, Any]] = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": []},
+    }
+]
+
+
+def database_from_url(url: str) -> dict[str, Any]:
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        name = unquote(parsed.path[1:] if parsed.path.startswith("//") else parsed.path)
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": name or str(VAR_DIR / "hub.sqlite3"),
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        }
+    if parsed.scheme in {"postgres", "postgresql"}:
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parsed.path.lstrip("/")),
+            "USER": unquote(parsed.username or ""),
+            "PASSWORD": unquote(parsed.password or ""),
+            "HOST": parsed.hostname or "",
+            "PORT": str(parsed.port or ""),
+            # Persistent connections: reconnecting per request costs more than the query.
+            "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": {"connect_timeout": 5},
+        }
+    raise RuntimeError(f"unsupported DATABASE_URL scheme: {parsed.scheme}")
+
+
+DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'hub.sqlite3'}")
+DATABASES = {"default": database_from_url(DATABASE_URL)}
+if PRODUCTION and DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    raise RuntimeError("production needs DATABASE_URL pointing at PostgreSQL")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if PRODUCTION and not REDIS_URL:
+    raise RuntimeError("production needs REDIS_URL")
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py raises "Too many connections" instead of waiting when
+                # its pool is exhausted, and channels-redis cannot select the
+                # blocking pool: size the pool explicitly above the peak.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000),
+                        "socket_connect_timeout": 5,
+                    }
+                ],
+                "capacity": 1000,
+                "expiry": 30,
+                "group_expiry": 86400,
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+HUEY_IMMEDIATE = env_bool("HUEY_IMMEDIATE", False)
+if HUEY_IMMEDIATE:
+    HUEY: dict[str, Any] = {"name": "hub", "immediate": True}
+elif REDIS_URL:
+    HUEY = {
+        "huey_class": "huey.RedisHuey",
+        "name": "hub",
+        "immediate": False,
+        "connection": {"url": REDIS_URL, "max_connections": 20},
+        "consumer": {"workers": env_int("HUEY_WORKERS", 2), "worker_type": "thread"},
+    }
+else:
+    HUEY = {
+        "huey_class": "huey.SqliteHuey",
+        "name": "hub",
+        "filename": str(VAR_DIR / "huey.sqlite3"),
+        "immediate": False,
+        "consumer": {"workers": 2, "worker_type": "thread"},
+    }
+
+LANGUAGE_CODE = "zh-hans"
+TIME_ZONE = "Asia/Shanghai"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+FRONTEND_DIRS = {
+    "h5": BASE_DIR / "frontend" / "patient" / "dist" / "build" / "h5",
+    "console": BASE_DIR / "frontend" / "console" / "dist",
+}
+
+# Security headers (level 3): HSTS and secure cookies only behind TLS in production.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if PRODUCTION:
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+SILENCED_SYSTEM_CHECKS = [
+    # No cookie sessions exist: the API uses bearer tokens, so there is no
+    # SessionMiddleware/CsrfViewMiddleware to check.
+    "security.W003",
+]
+
+AUTH_PASSWORD_VALIDATORS: list[dict[str, Any]] = []  # the policy lives in apps.accounts.passwords
+PASSWORD_HASHERS = (
+    ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    if env_bool("FAST_PASSWORD_HASHER", False)
+    else [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    ]
+)
+
+# --- Accounts and sessions -------------------------------------------------
+PASSWORD_MAX_AGE_DAYS = env_int("PASSWORD_MAX_AGE_DAYS", 90)
+PASSWORD_HISTORY = 5
+LOGIN_MAX_FAILURES = 5
+LOGIN_LOCK_MINUTES = env_int("LOGIN_LOCK_MINUTES", 15)
+STAFF_IDLE_TIMEOUT_MINUTES = env_int("STAFF_IDLE_TIMEOUT_MINUTES", 30)
+STAFF_TOKEN_LIFETIME_HOURS = env_int("STAFF_TOKEN_LIFETIME_HOURS", 12)
+PATIENT_TOKEN_LIFETIME_DAYS = env_int("PATIENT_TOKEN_LIFETIME_DAYS", 30)
+OTP_TTL_SECONDS = 300
+OTP_MAX_ATTEMPTS = 5
+OTP_SEND_INTERVAL_SECONDS = 60
+OTP_DAILY_LIMIT = 10
+TOTP_ISSUER = "互联网医院"
+SMS_ADAPTER = os.environ.get("SMS_ADAPTER", "apps.accounts.adapters.SandboxSms")
+MINIPROGRAM_ADAPTER = os.environ.get("MINIPROGRAM_ADAPTER", "apps.accounts.adapters.SandboxMiniProgram")
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 190)
+
+# --- Real-time hub -----------------------------------------------------------
+WS_ALLOWED_ORIGINS = env_list("WS_ALLOWED_ORIGINS", ["http://127.0.0.1:8000", "http://localhost:8000"])
+WS_AUTH_TIMEOUT_SECONDS = float(os.environ.get("WS_AUTH_TIMEOUT_SECONDS", "5"))
+WS_MAX_FRAME_BYTES = 64 * 1024
+WS_HEARTBEAT_SECONDS = env_int("WS_HEARTBEAT_SECONDS", 25)
+WS_RATE_PER_SECOND = float(os.environ.get("WS_RATE_PER_SECOND", "20"))
+WS_RATE_BURST = env_int("WS_RATE_BURST", 40)
+WS_TICKET_TTL_SECONDS = 60
+
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}, "daphne": {"level": "WARNING"}},
+}
+
+WHITENOISE_INDEX_FILE = True
+# Serve the API docs' assets straight from the installed apps (collectstatic in the image).
+WHITENOISE_USE_FINDERS = True
+(VAR_DIR / "static").mkdir(exist_ok=True)
+TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)

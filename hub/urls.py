@@ -1,0 +1,17 @@
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import path
+
+from .api import api
+from .health import healthz, readyz
+
+
+def home(request: HttpRequest) -> HttpResponseRedirect:
+    return HttpResponseRedirect("/h5/")
+
+
+urlpatterns = [
+    path("", home),
+    path("api/v1/", api.urls),
+    path("healthz", healthz),
+    path("readyz", readyz),
+]

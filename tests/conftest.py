@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyotp
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.accounts.roles import TOTP_ROLES, Role
+from apps.accounts.services import token_issue
+
+
+class Api:
+    """The real HTTP stack (middleware, ninja, error handlers) with JSON helpers."""
+
+    def __init__(self, token: str = "", ip: str = "10.0.0.1") -> None:
+        self.client = Client(REMOTE_ADDR=ip)
+        self.token = token
+
+    def _headers(self) -> dict[str, str]:
+        return {"HTTP_AUTHORIZATION": f"Bearer {self.token}"} if self.token else {}
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.client.get(f"/api/v1{path}", params, **self._headers())
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.client.post(
+            f"/api/v1{path}", json.dumps(body or {}), content_type="application/json", **self._headers()
+        )
+
+    def delete(self, path: str) -> Any:
+        return self.client.delete(f"/api/v1{path}", **self._headers())
+
+
+@dataclass
+class Persona:
+    user: User
+    password: str
+    totp_secret: str = ""
+
+    def totp(self) -> str:
+        return pyotp.TOTP(self.totp_secret).now()
+
+    def api(self) -> Api:
+        return Api(token_issue(user=self.user).raw)
+
+
+STRONG = "Ward-7-Night!"
+
+
+def make_staff(role: str, username: str | None = None, password: str = STRONG) -> Persona:
+    user = User.objects.create_user(
+        username=username or f"{role}_{User.objects.count() + 1}",
+        password=password,
+        display_name=f"测试{role}",
+        role=role,
+    )
+    user.password_changed_at = timezone.now()
+    secret = ""
+    if role in TOTP_ROLES:
+        secret = pyotp.random_base32()
+        user.set_totp_secret(secret)
+    user.save()
+    return Persona(user=user, password=password, totp_secret=secret)
+
+
+def make_patient(phone: str = "13900000001", name: str = "测试患者") -> Persona:
+    user = User.objects.create_user(
+        username=f"p_{phone[-3:]}x{User.objects.count()}", display_name=name, role=Role.PATIENT
+    )
+    user.set_phone(phone)
+    user.save()
+    return Persona(user=user, password="")
+
+
+@pytest.fixture
+def api() -> Api:
+    return Api()
+
+
+@pytest.fixture
+def patient(db: Any) -> Persona:
+    return make_patient()
+
+
+@pytest.fixture
+def other_patient(db: Any) -> Persona:
+    return make_patient("13900000002", "另一患者")
+
+
+@pytest.fixture
+def doctor(db: Any) -> Persona:
+    return make_staff(Role.DOCTOR, "doc")
+
+
+@pytest.fixture
+def nurse(db: Any) -> Persona:
+    return make_staff(Role.NURSE, "nurse1")
+
+
+@pytest.fixture
+def sysadmin(db: Any) -> Persona:
+    return make_staff(Role.SYSADMIN, "sys")
+
+
+@pytest.fixture
+def secadmin(db: Any) -> Persona:
+    return make_staff(Role.SECADMIN, "sec")
+
+
+@pytest.fixture
+def auditor(db: Any) -> Persona:
+    return make_staff(Role.AUDITOR, "aud")
