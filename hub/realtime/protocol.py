@@ -5,13 +5,13 @@ Documented for client authors in docs/realtime-protocol.md."""
 from __future__ import annotations
 
 import re
-from enum import IntEnum
 from typing import Any
 
 import orjson
 
 
-class Close(IntEnum):
+class Close:
+    # Plain ints: autobahn (under daphne) rejects int subclasses as close codes.
     AUTH_FAILED = 4001  # bad credentials, wrong credential kind, or the auth deadline passed
     ORIGIN_REFUSED = 4003  # reserved: foreign browser origins are refused at the handshake (HTTP 403)
     RATE_LIMITED = 4008

@@ -84,7 +84,7 @@ def live_server_url(transactional_db: Any) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-        connection.close()
+        _wait_for_other_sessions_to_end(db["NAME"])
 
 
 @pytest.fixture
@@ -110,3 +110,27 @@ def page(browser: Any) -> Iterator[Any]:
         yield pg
     finally:
         context.close()
+
+
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Playwright's sync API keeps an event loop running in this thread; the test's
+    # own ORM calls are still plain synchronous calls, so Django's guard is lifted
+    # for e2e tests only.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def _wait_for_other_sessions_to_end(db_name: str) -> None:
+    """The server's database sessions end a moment after the process does. The
+    test body's ORM calls run inside Playwright's greenlet, which Django gives a
+    connection of its own that nothing closes: end those idle sessions so the
+    test database can be dropped."""
+    deadline = time.monotonic() + 3
+    query = "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(query, [db_name])
+            if not cursor.fetchall():
+                return
+            time.sleep(0.1)
+        cursor.execute(f"SELECT pg_terminate_backend(pid) FROM ({query}) AS lingering", [db_name])
