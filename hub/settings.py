@@ -106,6 +106,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "hub.middleware.FrontendFilesMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "hub.middleware.SecurityHeadersMiddleware",
 ]
 
@@ -194,11 +195,14 @@ HUEY_IMMEDIATE = env_bool("HUEY_IMMEDIATE", False)
 if HUEY_IMMEDIATE:
     HUEY: dict[str, Any] = {"name": "hub", "immediate": True}
 elif REDIS_URL:
+    import redis
+
     HUEY = {
         "huey_class": "huey.RedisHuey",
         "name": "hub",
         "immediate": False,
-        "connection": {"url": REDIS_URL, "max_connections": 20},
+        # A blocking pool waits for a free connection instead of failing under load.
+        "connection": {"connection_pool": redis.BlockingConnectionPool.from_url(REDIS_URL, max_connections=20, timeout=10)},
         "consumer": {"workers": env_int("HUEY_WORKERS", 2), "worker_type": "thread"},
     }
 else:

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.django_db
+def test_health_and_readiness() -> None:
+    client = Client()
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+@pytest.mark.django_db
+def test_readiness_fails_when_redis_is_unreachable(settings) -> None:
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    ready = Client().get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["redis"] == "unavailable"
+
+
+@pytest.mark.django_db
+def test_api_errors_have_one_shape_and_security_headers(api) -> None:
+    r = api.post("/auth/staff/login", {"username": "x"})
+    assert r.status_code == 422
+    body = r.json()
+    assert set(body) == {"code", "message", "detail"} and body["code"] == "validation_error"
+    assert body["detail"]["fields"][0]["field"] == "password"
+    assert r["Cache-Control"] == "no-store"
+    assert r["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in r["Content-Security-Policy"]
+    assert r["X-Frame-Options"] == "DENY"
+    assert len(r["X-Request-ID"]) == 32
+    missing = api.get("/no/such/route")
+    assert missing.status_code == 404
+
+
+@pytest.mark.django_db
+def test_every_api_route_requires_auth_unless_it_is_a_login_route(api) -> None:
+    schema = Client().get("/api/v1/openapi.json").json()
+    public = {
+        "/api/v1/auth/staff/login",
+        "/api/v1/auth/password/change",
+        "/api/v1/auth/sms/send",
+        "/api/v1/auth/sms/login",
+        "/api/v1/auth/miniprogram/login",
+    }
+    for path, ops in schema["paths"].items():
+        for method, op in ops.items():
+            if path in public:
+                assert not op.get("security"), path
+            else:
+                assert op.get("security") == [{"BearerAuth": []}], (method, path)
+
+
+def test_production_settings_pass_the_deploy_check(tmp_path: Path) -> None:
+    key = lambda: base64.b64encode(secrets.token_bytes(32)).decode()  # noqa: E731
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "hub.settings",
+        "HUB_ENV": "production",
+        "HUB_VAR_DIR": str(tmp_path),
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEY": key(),
+        "LOOKUP_HASH_KEY": key(),
+        "AUDIT_HMAC_KEY": key(),
+        "GRANT_SIGNING_KEY": key(),
+        "SANDBOX_SECRET": key(),
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+        "REDIS_URL": "redis://127.0.0.1:6379/2",
+        "ALLOWED_HOSTS": "ih.example-hospital.cn",
+    }
+    run = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    # And production refuses to start without its secrets.
+    del env["FIELD_ENCRYPTION_KEY"]
+    run = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode != 0 and "FIELD_ENCRYPTION_KEY must be set" in run.stderr
