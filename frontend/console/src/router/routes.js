@@ -1,0 +1,61 @@
+// Table-driven routes. Console pages are children of the layout; the sidebar menu is built
+// from the children that have meta.menu. meta.roles limits a page (and its menu item) to
+// those roles; no meta.roles means every signed-in staff member. Later modules append here.
+//   meta: { title, icon, menu: true, roles: [...], group?: '分组名', order?: number }
+import { User, UserFilled, Document } from '@element-plus/icons-vue'
+
+export const consoleRoutes = [
+  {
+    path: '',
+    name: 'home',
+    component: () => import('@/views/HomeView.vue'),
+    meta: { title: '我的账号', icon: User, menu: true, order: 0 },
+  },
+  {
+    path: 'admin/users',
+    name: 'admin-users',
+    component: () => import('@/views/AdminUsersView.vue'),
+    meta: { title: '用户管理', icon: UserFilled, menu: true, roles: ['sysadmin', 'secadmin'], order: 100 },
+  },
+  {
+    path: 'audit',
+    name: 'audit',
+    component: () => import('@/views/AuditView.vue'),
+    meta: { title: '审计日志', icon: Document, menu: true, roles: ['auditor'], order: 110 },
+  },
+  {
+    path: 'forbidden',
+    name: 'forbidden',
+    component: () => import('@/views/ForbiddenView.vue'),
+    meta: { title: '无权访问' },
+  },
+]
+
+export const routes = [
+  {
+    path: '/login',
+    name: 'login',
+    component: () => import('@/views/LoginView.vue'),
+    meta: { public: true, title: '登录' },
+  },
+  {
+    path: '/',
+    component: () => import('@/layouts/ConsoleLayout.vue'),
+    children: consoleRoutes,
+  },
+  { path: '/:pathMatch(.*)*', redirect: '/' },
+]
+
+/** Menu entries visible to a role, in order; grouped entries share a `group`. */
+export function menuFor(role) {
+  return consoleRoutes
+    .filter((r) => r.meta?.menu && (!r.meta.roles || r.meta.roles.includes(role)))
+    .sort((a, b) => (a.meta.order ?? 50) - (b.meta.order ?? 50))
+    .map((r) => ({
+      name: r.name,
+      path: '/' + r.path,
+      title: r.meta.title,
+      icon: r.meta.icon,
+      group: r.meta.group || null,
+    }))
+}
