@@ -84,7 +84,6 @@ def live_server_url(transactional_db: Any) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-        _wait_for_other_sessions_to_end(db["NAME"])
 
 
 @pytest.fixture
@@ -120,17 +119,14 @@ def _orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-def _wait_for_other_sessions_to_end(db_name: str) -> None:
-    """The server's database sessions end a moment after the process does. The
-    test body's ORM calls run inside Playwright's greenlet, which Django gives a
-    connection of its own that nothing closes: end those idle sessions so the
-    test database can be dropped."""
-    deadline = time.monotonic() + 3
-    query = "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(query, [db_name])
-            if not cursor.fetchall():
-                return
-            time.sleep(0.1)
-        cursor.execute(f"SELECT pg_terminate_backend(pid) FROM ({query}) AS lingering", [db_name])
+@pytest.fixture(scope="session", autouse=True)
+def _end_lingering_sessions(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """The test bodies' ORM calls run inside Playwright's greenlet, which Django
+    gives a connection of its own that nothing closes; end those idle sessions
+    once every e2e test is done, so the test database can be dropped."""
+    yield
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
