@@ -202,7 +202,9 @@ elif REDIS_URL:
         "name": "hub",
         "immediate": False,
         # A blocking pool waits for a free connection instead of failing under load.
-        "connection": {"connection_pool": redis.BlockingConnectionPool.from_url(REDIS_URL, max_connections=20, timeout=10)},
+        "connection": {
+            "connection_pool": redis.BlockingConnectionPool.from_url(REDIS_URL, max_connections=20, timeout=10)
+        },
         "consumer": {"workers": env_int("HUEY_WORKERS", 2), "worker_type": "thread"},
     }
 else:
