@@ -19,12 +19,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 REQ=requirements.txt
 [ $DEV = 1 ] && REQ=requirements-dev.txt
-req_hash=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)-$REQ
-if ! stamp_ok var/.pip-stamp "$req_hash"; then
+req_hash=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+# The dev set includes the runtime set.
+if ! stamp_ok var/.pip-stamp "$req_hash-requirements-dev.txt" && ! stamp_ok var/.pip-stamp "$req_hash-$REQ"; then
   log "installing Python packages ($REQ)"
   .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/pip install -q --disable-pip-version-check -r "$REQ"
-  echo "$req_hash" > var/.pip-stamp
+  echo "$req_hash-$REQ" > var/.pip-stamp
 fi
 
 if [ $DEV = 1 ]; then
