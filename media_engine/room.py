@@ -1,0 +1,308 @@
+"""Rooms of WebRTC publishers and subscribers joined by encoded forwarding."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+
+from .codecs import video_codec_preferences
+from .forwarding import ForwardedTrack, PacketSink, TrackSource
+from .receiver import send_pli, use_encoded
+
+log = logging.getLogger(__name__)
+
+EventCallback = Callable[[str, dict[str, Any]], None]
+
+
+class MediaError(Exception):
+    """A request the engine refuses; ``code`` is stable for clients."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Publisher:
+    peer_id: str
+    pc: RTCPeerConnection | None
+    sources: dict[str, TrackSource] = field(default_factory=dict)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class Subscriber:
+    peer_id: str
+    publisher_id: str
+    pc: RTCPeerConnection
+    tracks: dict[str, ForwardedTrack] = field(default_factory=dict)
+
+
+def offered_kinds(sdp: str) -> set[str]:
+    """Media kinds with an m-line in an SDP offer."""
+    return {line[2:].split(" ", 1)[0] for line in sdp.splitlines() if line.startswith("m=")}
+
+
+def _negotiated_codec(transceiver: RTCRtpTransceiver) -> str:
+    codecs = getattr(transceiver, "_codecs", [])
+    return str(codecs[0].name) if codecs else ""
+
+
+class Room:
+    """One room: publishers (each one audio and one video track at most) and subscribers."""
+
+    def __init__(
+        self, room_id: str, *, configuration: RTCConfiguration | None = None, on_event: EventCallback | None = None
+    ) -> None:
+        self.room_id = room_id
+        self._configuration = configuration
+        self._on_event = on_event
+        self.publishers: dict[str, Publisher] = {}
+        self.subscribers: dict[str, Subscriber] = {}
+        self._changed = asyncio.Condition()
+
+    def _emit(self, kind: str, **data: Any) -> None:
+        log.info("room %s: %s %s", self.room_id, kind, data)
+        if self._on_event is not None:
+            self._on_event(kind, {"room": self.room_id, **data})
+
+    def _new_pc(self) -> RTCPeerConnection:
+        return RTCPeerConnection(self._configuration)
+
+    # --- publishing ------------------------------------------------------
+
+    async def publish(self, peer_id: str, offer_sdp: str) -> str:
+        """Accept a publisher's offer; returns the SDP answer.
+
+        H.264 constrained baseline is preferred (set before the remote
+        description, where aiortc picks codecs); VP8 is accepted.
+        """
+        if peer_id in self.publishers:
+            raise MediaError("media.already_publishing", "该成员已在推流")
+        pc = self._new_pc()
+        kinds = offered_kinds(offer_sdp)
+        if "video" in kinds:
+            video = pc.addTransceiver("video", direction="recvonly")
+            video.setCodecPreferences(video_codec_preferences())
+        if "audio" in kinds:
+            pc.addTransceiver("audio", direction="recvonly")
+        publisher = Publisher(peer_id=peer_id, pc=pc)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            for transceiver in pc.getTransceivers():
+                receiver = transceiver.receiver
+                if receiver.track is None:
+                    continue
+                track = use_encoded(receiver)
+
+                def request(receiver: Any = receiver) -> bool:
+                    return send_pli(receiver)
+
+                publisher.sources[track.kind] = TrackSource(
+                    kind=track.kind,
+                    codec_name=_negotiated_codec(transceiver),
+                    track=track,
+                    request_keyframe=request,
+                    label=f"{self.room_id}/{peer_id}/{track.kind}",
+                )
+            if not publisher.sources:
+                raise MediaError("media.no_tracks", "推流请求中没有音视频轨道")
+            await pc.setLocalDescription(await pc.createAnswer())
+        except MediaError:
+            await pc.close()
+            raise
+        except Exception as exc:
+            await pc.close()
+            raise MediaError("media.bad_offer", "无法处理该推流请求") from exc
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            log.info("publisher %s/%s connection %s", self.room_id, peer_id, pc.connectionState)
+            if pc.connectionState in ("failed", "closed"):
+                await self.leave(peer_id)
+
+        await self.add_publisher(publisher)
+        return str(pc.localDescription.sdp)
+
+    async def add_publisher(self, publisher: Publisher) -> None:
+        """Register a publisher whose sources are built (WebRTC, RTMP ingest, tests)."""
+        if publisher.peer_id in self.publishers:
+            raise MediaError("media.already_publishing", "该成员已在推流")
+        self.publishers[publisher.peer_id] = publisher
+        for source in publisher.sources.values():
+            source.start()
+        publisher.ready.set()
+        self._emit("publisher.joined", peer=publisher.peer_id, kinds=sorted(publisher.sources))
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_publisher(self, peer_id: str | None = None, *, timeout: float = 10.0) -> Publisher:
+        """The named publisher (or any other than none) once it is in the room."""
+
+        def find() -> Publisher | None:
+            if peer_id is not None:
+                return self.publishers.get(peer_id)
+            return next(iter(self.publishers.values()), None)
+
+        async def wait() -> Publisher:
+            async with self._changed:
+                await self._changed.wait_for(lambda: find() is not None)
+            found = find()
+            assert found is not None
+            return found
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError as exc:
+            raise MediaError("media.no_publisher", "对方尚未开始推流") from exc
+
+    def attach_sink(self, publisher_id: str, kind: str, sink: PacketSink) -> TrackSource:
+        publisher = self.publishers.get(publisher_id)
+        if publisher is None or kind not in publisher.sources:
+            raise MediaError("media.no_publisher", "对方尚未开始推流")
+        source = publisher.sources[kind]
+        source.attach(sink)
+        return source
+
+    # --- subscribing -----------------------------------------------------
+
+    async def subscribe(self, peer_id: str, offer_sdp: str, *, publisher_id: str) -> str:
+        """Answer a player's offer with the publisher's tracks, forwarded encoded."""
+        publisher = self.publishers.get(publisher_id)
+        if publisher is None:
+            raise MediaError("media.no_publisher", "对方尚未开始推流")
+        if peer_id in self.subscribers:
+            await self._close_subscriber(peer_id)
+        pc = self._new_pc()
+        subscriber = Subscriber(peer_id=peer_id, publisher_id=publisher_id, pc=pc)
+        try:
+            kinds = offered_kinds(offer_sdp)
+            for kind in ("video", "audio"):
+                source = publisher.sources.get(kind)
+                if source is None or kind not in kinds:
+                    continue
+                transceiver = pc.addTransceiver(kind, direction="sendonly")
+                if kind == "video":
+                    # The forwarded bitstream fixes the codec: offer only what the source sends.
+                    prefs = [
+                        c
+                        for c in video_codec_preferences()
+                        if c.mimeType.lower() in (f"video/{source.codec_name.lower()}", "video/rtx")
+                    ]
+                    transceiver.setCodecPreferences(prefs)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            for transceiver in pc.getTransceivers():
+                source = publisher.sources.get(transceiver.kind)
+                if source is None or transceiver.direction not in ("sendonly", "sendrecv"):
+                    continue
+                track = ForwardedTrack(source)
+                transceiver.sender.replaceTrack(track)
+                # PLI/FIR from this subscriber goes upstream (throttled), not to
+                # the sender's encoder, which forwarded packets bypass.
+                transceiver.sender._send_keyframe = source.request_keyframe  # type: ignore[method-assign]
+                subscriber.tracks[transceiver.kind] = track
+            if not subscriber.tracks:
+                raise MediaError("media.no_tracks", "播放请求中没有可接收的轨道")
+            await pc.setLocalDescription(await pc.createAnswer())
+        except MediaError:
+            await self._stop_tracks(subscriber)
+            await pc.close()
+            raise
+        except Exception as exc:
+            await self._stop_tracks(subscriber)
+            await pc.close()
+            raise MediaError("media.bad_offer", "无法处理该播放请求") from exc
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            log.info("subscriber %s/%s connection %s", self.room_id, peer_id, pc.connectionState)
+            if pc.connectionState in ("failed", "closed"):
+                await self._close_subscriber(peer_id, expected=subscriber)
+
+        self.subscribers[peer_id] = subscriber
+        self._emit("subscriber.joined", peer=peer_id, publisher=publisher_id)
+        return str(pc.localDescription.sdp)
+
+    async def _stop_tracks(self, subscriber: Subscriber) -> None:
+        for track in subscriber.tracks.values():
+            track.stop()
+
+    async def _close_subscriber(self, peer_id: str, expected: Subscriber | None = None) -> None:
+        subscriber = self.subscribers.get(peer_id)
+        if subscriber is None or (expected is not None and subscriber is not expected):
+            return
+        del self.subscribers[peer_id]
+        await self._stop_tracks(subscriber)
+        await subscriber.pc.close()
+        self._emit("subscriber.left", peer=peer_id)
+
+    # --- leaving ---------------------------------------------------------
+
+    async def leave(self, peer_id: str) -> None:
+        """Remove a peer's subscription and publication, if any (idempotent)."""
+        await self._close_subscriber(peer_id)
+        publisher = self.publishers.pop(peer_id, None)
+        if publisher is not None:
+            for source in publisher.sources.values():
+                await source.stop()
+            if publisher.pc is not None:
+                await publisher.pc.close()
+            self._emit("publisher.left", peer=peer_id)
+
+    async def close(self) -> None:
+        for peer_id in list(self.subscribers):
+            await self._close_subscriber(peer_id)
+        for peer_id in list(self.publishers):
+            await self.leave(peer_id)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "room": self.room_id,
+            "at": time.time(),
+            "publishers": {
+                pid: {
+                    k: {"packets": s.packets_in, "keyframes": s.keyframes_in, "pli": s.pli_sent, "sinks": s.sink_count}
+                    for k, s in p.sources.items()
+                }
+                for pid, p in self.publishers.items()
+            },
+            "subscribers": {
+                sid: {
+                    k: {"packets": t.packets_out, "dropped": t.dropped, "resyncs": t.resyncs}
+                    for k, t in s.tracks.items()
+                }
+                for sid, s in self.subscribers.items()
+            },
+        }
+
+
+class MediaEngine:
+    """Owns the rooms of one media node."""
+
+    def __init__(self, *, configuration: RTCConfiguration | None = None, on_event: EventCallback | None = None) -> None:
+        self._configuration = configuration
+        self._on_event = on_event
+        self.rooms: dict[str, Room] = {}
+
+    def room(self, room_id: str) -> Room:
+        """The room, created on first use."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            room = self.rooms[room_id] = Room(room_id, configuration=self._configuration, on_event=self._on_event)
+        return room
+
+    async def close_room(self, room_id: str) -> None:
+        room = self.rooms.pop(room_id, None)
+        if room is not None:
+            await room.close()
+
+    async def close(self) -> None:
+        for room_id in list(self.rooms):
+            await self.close_room(room_id)
