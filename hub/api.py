@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -12,6 +13,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from apps.accounts.api import admin_router, auth_router
 from apps.accounts.api import router as accounts_router
 from apps.audit.api import router as audit_router
+from apps.im.api import router as im_router
 
 from .auth import BearerAuth
 from .errors import ApiError
@@ -29,7 +31,9 @@ api = NinjaAPI(
 )
 
 
-def _error(request: HttpRequest, status: int, code: str, message: str, detail: dict | None = None) -> HttpResponse:
+def _error(
+    request: HttpRequest, status: int, code: str, message: str, detail: dict[str, Any] | None = None
+) -> HttpResponse:
     return api.create_response(request, {"code": code, "message": message, "detail": detail or {}}, status=status)
 
 
@@ -78,3 +82,4 @@ api.add_router("/accounts/", accounts_router, tags=["账号"])
 api.add_router("/admin/", admin_router, tags=["用户管理"])
 api.add_router("/audit/", audit_router, tags=["审计"])
 api.add_router("/realtime/", realtime_router, tags=["实时连接"])
+api.add_router("/im/", im_router, tags=["即时通讯"])

@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "huey.contrib.djhuey",
     "apps.audit",
     "apps.accounts",
+    "apps.im",
 ]
 
 MIDDLEWARE = [
@@ -296,3 +297,7 @@ WHITENOISE_INDEX_FILE = True
 WHITENOISE_USE_FINDERS = True
 (VAR_DIR / "static").mkdir(exist_ok=True)
 TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
+HUB_DB_THREADS = env_int("HUB_DB_THREADS", 8)
+UPLOAD_ROOT = Path(os.environ.get("UPLOAD_ROOT", VAR_DIR / "uploads"))
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

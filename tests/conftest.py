@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,31 @@ def make_patient(phone: str = "13900000001", name: str = "测试患者") -> Pers
     user.set_phone(phone)
     user.save()
     return Persona(user=user, password="")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_hub_node() -> Iterator[None]:
+    """Each test runs its own event loop; the process's hub node belongs to one."""
+    from hub.realtime import node as node_module
+
+    node_module._node = None
+    yield
+    node_module._node = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_lingering_sessions(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """Worker threads (the hub's database pool, Playwright's greenlet) keep
+    connections of their own that nothing closes; end those idle sessions once
+    every test is done, so the test database can be dropped."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture

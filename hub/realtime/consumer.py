@@ -1,7 +1,9 @@
 """The one multiplexed WebSocket per client at ``/ws/``.
 
 Thin by design: it authenticates, enforces transport limits, authorises topics
-and relays events. Domain decisions live in the apps' services."""
+and relays events. Domain frames (``im.send``...) go to handlers registered by
+the apps. Events arrive through the process's ``HubNode``, not the channel
+layer: no per-socket channel, no per-member channel-layer hop."""
 
 from __future__ import annotations
 
@@ -10,13 +12,16 @@ import logging
 import time
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from hub.context import RequestMeta, reset_request_meta, set_request_meta
+from hub.context import RequestMeta, set_request_meta
+from hub.errors import ApiError
 
 from . import protocol, topics
+from .db import run_db
+from .handlers import handler_for, run_lifecycle
+from .node import node
 from .protocol import Close
 from .ratelimit import Limiter
 
@@ -24,8 +29,10 @@ log = logging.getLogger(__name__)
 
 _limiter: Limiter | None = None
 # How often an open socket re-checks that its token is still live, as a backstop
-# for a lost session-end message (the channel layer is at-most-once).
+# for a lost session-end message (the pub/sub path is at-most-once).
 RECHECK_SECONDS = 60
+# Presence refreshes at most this often per socket, whatever the ping rate.
+HEARTBEAT_HOOK_SECONDS = 20
 
 
 def limiter() -> Limiter:
@@ -35,18 +42,11 @@ def limiter() -> Limiter:
     return _limiter
 
 
-def _resolve_token(*, token: str | None, ticket: str | None, ip: str) -> tuple[Any, int] | None:
+def _resolve_token(*, token: str | None, ticket: str | None) -> tuple[Any, int] | None:
     from apps.accounts import services
 
-    meta = set_request_meta(RequestMeta(ip=ip))
-    try:
-        if ticket is not None:
-            live = services.realtime_ticket_redeem(ticket)
-        else:
-            live = services.token_authenticate(token or "")
-        return (live.user, live.pk) if live else None
-    finally:
-        reset_request_meta(meta)
+    live = services.realtime_ticket_redeem(ticket) if ticket is not None else services.token_authenticate(token or "")
+    return (live.user, live.pk) if live else None
 
 
 def _token_live(token_id: int) -> bool:
@@ -60,14 +60,28 @@ def _token_live(token_id: int) -> bool:
 
 
 class HubConsumer(AsyncWebsocketConsumer):
+    # No channel layer per socket: events come through the HubNode.
+    channel_layer_alias = "__hub_none__"
+
     user: Any = None
     token_id: int | None = None
+    deadline: asyncio.TimerHandle | None = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Stock dispatch awaits aclose_old_connections() before every frame, a
+        # thread hop per message; all database work here runs on the hub's own
+        # pool (hub.realtime.db), so that hop buys nothing.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"no handler for {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         headers = dict(self.scope.get("headers", []))
         origin = headers.get(b"origin", b"").decode("latin-1")
         client = self.scope.get("client") or ("", 0)
         self.ip = str(client[0] or "")
+        set_request_meta(RequestMeta(ip=self.ip))
         if origin and origin not in settings.WS_ALLOWED_ORIGINS:
             # Refuse at the handshake: a foreign page never gets a socket (CSWSH).
             log.warning("socket refused: origin %s", origin)
@@ -80,7 +94,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         self.last_check = time.monotonic()
         await self.accept()
         self.deadline = asyncio.get_running_loop().call_later(
-            settings.WS_AUTH_TIMEOUT_SECONDS, lambda: asyncio.ensure_future(self._auth_deadline())
+            settings.WS_AUTH_TIMEOUT_SECONDS, lambda: node().spawn(self._auth_deadline())
         )
 
     async def _auth_deadline(self) -> None:
@@ -88,14 +102,26 @@ class HubConsumer(AsyncWebsocketConsumer):
             await self.close(code=Close.AUTH_FAILED)
 
     async def disconnect(self, code: int) -> None:
-        deadline = getattr(self, "deadline", None)
-        if deadline is not None:
-            deadline.cancel()
-        if self.user is not None and self.channel_layer is not None:
-            groups = [protocol.group_for_user(self.user.pk), protocol.group_for_token(self.token_id or 0)]
-            groups += [protocol.group_for_topic(t) for t in self.topics]
-            for group in groups:
-                await self.channel_layer.group_discard(group, self.channel_name)
+        if self.deadline is not None:
+            self.deadline.cancel()
+        hub = node()
+        for topic in self._attached():
+            hub.detach(self, topic)
+        if self.user is not None:
+            try:
+                await run_db(run_lifecycle, "offline", self.user.pk)
+            except Exception:  # presence is best effort
+                log.debug("offline hook failed", exc_info=True)
+
+    def _attached(self) -> list[str]:
+        if self.user is None:
+            return []
+        own = [protocol.control_topic_user(self.user.pk), protocol.control_topic_token(self.token_id or 0)]
+        return own + list(getattr(self, "topics", ()))
+
+    def on_control(self, text: str) -> None:
+        # Only control message today: session.end (logout, disable, role change).
+        node().spawn(self.close(code=Close.SESSION_ENDED))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if bytes_data is not None or text_data is None:
@@ -104,7 +130,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         if len(text_data) > settings.WS_MAX_FRAME_BYTES or len(text_data.encode()) > settings.WS_MAX_FRAME_BYTES:
             await self.close(code=Close.FRAME_TOO_BIG)
             return
-        if not limiter().allow(self.user.pk if self.user is not None else self.channel_name):
+        if not limiter().allow(self.user.pk if self.user is not None else id(self)):
             await self.close(code=Close.RATE_LIMITED)
             return
         try:
@@ -119,13 +145,27 @@ class HubConsumer(AsyncWebsocketConsumer):
                 return
             await self._auth(frame)
             return
-        handler = self._handlers.get(kind)
-        if handler is None:
-            await self._send(protocol.error(frame.get("id"), "protocol.unknown_type", "不支持的消息类型"))
+        builtin = self._builtin.get(kind)
+        if builtin is not None:
+            await builtin(self, frame)
             return
-        await handler(self, frame)
+        handler = handler_for(kind)
+        if handler is None:
+            await self.send_frame(protocol.error(frame.get("id"), "protocol.unknown_type", "不支持的消息类型"))
+            return
+        try:
+            data = await handler(self, frame)
+        except ApiError as exc:
+            await self.send_frame(protocol.error(frame.get("id"), exc.code, exc.message))
+            return
+        except Exception:
+            log.exception("handler %s failed", kind)
+            await self.send_frame(protocol.error(frame.get("id"), "internal_error", "系统繁忙，请稍后重试"))
+            return
+        if "id" in frame:
+            await self.send_frame({"type": "reply", "reply_to": frame["id"], "ok": True, "data": data or {}})
 
-    async def _send(self, frame: dict[str, Any]) -> None:
+    async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=protocol.encode(frame))
 
     async def _auth(self, frame: dict[str, Any]) -> None:
@@ -140,16 +180,26 @@ class HubConsumer(AsyncWebsocketConsumer):
         ):
             await self.close(code=Close.AUTH_FAILED)
             return
-        resolved = await database_sync_to_async(_resolve_token)(token=token, ticket=ticket, ip=self.ip)
+        resolved = await run_db(_resolve_token, token=token, ticket=ticket)
         if resolved is None:
             await self.close(code=Close.AUTH_FAILED)
             return
         self.user, self.token_id = resolved
-        self.deadline.cancel()
-        await self.channel_layer.group_add(protocol.group_for_user(self.user.pk), self.channel_name)
-        await self.channel_layer.group_add(protocol.group_for_token(self.token_id), self.channel_name)
-        self.last_check = time.monotonic()
-        await self._send(
+        if self.deadline is not None:
+            self.deadline.cancel()
+        hub = node()
+        hub.attach(self, protocol.control_topic_user(self.user.pk))
+        hub.attach(self, protocol.control_topic_token(self.token_id))
+        if not hub.connected.is_set():
+            # Wait (briefly) for the cross-process subscription so that nothing
+            # published after auth.ok can be missed; without Redis, go on.
+            try:
+                await asyncio.wait_for(hub.connected.wait(), 2)
+            except TimeoutError:
+                log.warning("hub pub/sub not connected; socket continues on the local node")
+        self.last_check = self.last_beat = time.monotonic()
+        await run_db(run_lifecycle, "online", self.user.pk)
+        await self.send_frame(
             {
                 "type": "auth.ok",
                 "reply_to": frame.get("id"),
@@ -159,45 +209,37 @@ class HubConsumer(AsyncWebsocketConsumer):
         )
 
     async def _ping(self, frame: dict[str, Any]) -> None:
-        if time.monotonic() - self.last_check > RECHECK_SECONDS:
-            self.last_check = time.monotonic()
-            if not await database_sync_to_async(_token_live)(self.token_id or 0):
+        now = time.monotonic()
+        if now - self.last_check > RECHECK_SECONDS:
+            self.last_check = now
+            if not await run_db(_token_live, self.token_id or 0):
                 await self.close(code=Close.SESSION_ENDED)
                 return
-        await self._send({"type": "pong", "reply_to": frame.get("id")})
+        if now - self.last_beat > HEARTBEAT_HOOK_SECONDS:
+            self.last_beat = now
+            await run_db(run_lifecycle, "heartbeat", self.user.pk)
+        await self.send_frame({"type": "pong", "reply_to": frame.get("id")})
 
     async def _subscribe(self, frame: dict[str, Any]) -> None:
         topic = frame.get("topic")
         match = protocol.TOPIC_RE.match(topic) if isinstance(topic, str) else None
-        if match is None:
-            await self._send(protocol.error(frame.get("id"), "topic.invalid", "订阅主题格式错误"))
+        if match is None or not isinstance(topic, str):
+            await self.send_frame(protocol.error(frame.get("id"), "topic.invalid", "订阅主题格式错误"))
             return
-        assert isinstance(topic, str)
-        allowed = await database_sync_to_async(topics.authorize)(self.user, match.group(1), match.group(2))
+        allowed = await run_db(topics.authorize, self.user, match.group(1), match.group(2))
         if not allowed:
-            await self._send(protocol.error(frame.get("id"), "topic.forbidden", "无权订阅该主题"))
+            await self.send_frame(protocol.error(frame.get("id"), "topic.forbidden", "无权订阅该主题"))
             return
         if topic not in self.topics:
             self.topics.add(topic)
-            await self.channel_layer.group_add(protocol.group_for_topic(topic), self.channel_name)
-        await self._send({"type": "reply", "reply_to": frame.get("id"), "ok": True})
+            node().attach(self, topic)
+        await self.send_frame({"type": "reply", "reply_to": frame.get("id"), "ok": True})
 
     async def _unsubscribe(self, frame: dict[str, Any]) -> None:
         topic = frame.get("topic")
         if isinstance(topic, str) and topic in self.topics:
             self.topics.discard(topic)
-            await self.channel_layer.group_discard(protocol.group_for_topic(topic), self.channel_name)
-        await self._send({"type": "reply", "reply_to": frame.get("id"), "ok": True})
+            node().detach(self, topic)
+        await self.send_frame({"type": "reply", "reply_to": frame.get("id"), "ok": True})
 
-    _handlers = {"ping": _ping, "subscribe": _subscribe, "unsubscribe": _unsubscribe}
-
-    # --- channel layer messages ------------------------------------------
-
-    async def session_end(self, message: dict[str, Any]) -> None:
-        await self.close(code=Close.SESSION_ENDED)
-
-    async def hub_event(self, message: dict[str, Any]) -> None:
-        if message["topic"] in self.topics:
-            await self._send(
-                {"type": "event", "topic": message["topic"], "event": message["event"], "data": message["data"]}
-            )
+    _builtin = {"ping": _ping, "subscribe": _subscribe, "unsubscribe": _unsubscribe}

@@ -49,14 +49,9 @@ def error(reply_to: Any, code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "reply_to": reply_to, "code": code, "message": message}
 
 
-def group_for_topic(topic: str) -> str:
-    kind, ident = topic.split(":", 1)
-    return f"topic.{kind}.{ident}"
+def control_topic_user(user_id: int) -> str:
+    return f"ctl.user.{user_id}"
 
 
-def group_for_user(user_id: int) -> str:
-    return f"user.{user_id}"
-
-
-def group_for_token(token_id: int) -> str:
-    return f"token.{token_id}"
+def control_topic_token(token_id: int) -> str:
+    return f"ctl.token.{token_id}"

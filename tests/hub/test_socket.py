@@ -15,9 +15,16 @@ from apps.accounts import services
 from apps.accounts.roles import Role
 from hub.asgi import application
 from hub.realtime import consumer as consumer_module
+from hub.realtime.node import node
+from hub.realtime.sessions import event_frame
 from tests.conftest import make_staff
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+def publish(topic: str, event: str, data: dict) -> None:
+    node().publish_from_thread(topic, event_frame(topic, event, data))
+
 
 ORIGIN = [(b"origin", b"http://127.0.0.1:8000")]
 
@@ -68,11 +75,7 @@ async def test_auth_ping_and_own_topic() -> None:
     assert await comm.receive_json_from() == {"type": "pong", "reply_to": "p"}
     await send(comm, {"type": "subscribe", "id": "s", "topic": f"user:{user.pk}"})
     assert (await comm.receive_json_from())["ok"] is True
-    from hub.realtime.sessions import _send
-
-    await sync_to_async(_send)(
-        f"topic.user.{user.pk}", {"type": "hub.event", "topic": f"user:{user.pk}", "event": "x.y", "data": {"n": 1}}
-    )
+    await sync_to_async(publish)(f"user:{user.pk}", "x.y", {"n": 1})
     event = await comm.receive_json_from(timeout=3)
     assert event == {"type": "event", "topic": f"user:{user.pk}", "event": "x.y", "data": {"n": 1}}
     await comm.disconnect()
@@ -163,11 +166,7 @@ async def test_unauthorised_topics_are_refused() -> None:
         reply = await comm.receive_json_from()
         assert reply["type"] == "error" and reply["code"] == code, reply
     # An event on the refused topic never arrives.
-    from hub.realtime.sessions import _send
-
-    await sync_to_async(_send)(
-        f"topic.user.{other.pk}", {"type": "hub.event", "topic": f"user:{other.pk}", "event": "x", "data": {}}
-    )
+    await sync_to_async(publish)(f"user:{other.pk}", "x", {})
     assert await comm.receive_nothing(timeout=0.5)
     await comm.disconnect()
 
@@ -191,14 +190,3 @@ async def test_ending_a_session_closes_the_socket_within_5s(how: str) -> None:
     await send(comm, {"type": "auth", "token": token})
     assert await closed_with(comm) == 4001
     await asyncio.sleep(0)
-
-
-@pytest.fixture(autouse=True)
-async def _close_thread_connections() -> Any:
-    yield
-    from channels.db import database_sync_to_async
-    from django.db import connections
-
-    # The consumer's worker thread holds its own connection; close it so the
-    # test database can be dropped.
-    await database_sync_to_async(connections.close_all)()

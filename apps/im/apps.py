@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class ImConfig(AppConfig):
+    name = "apps.im"
+    label = "im"
+    verbose_name = "即时通讯"
+
+    def ready(self) -> None:
+        from . import topics  # noqa: F401  (registers the conv topic kind)

@@ -1,0 +1,123 @@
+"""IM frames on the hub socket: send, sync, receipts, typing, recall."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from hub.errors import ApiError
+from hub.realtime.db import run_db
+from hub.realtime.handlers import register_handler, register_lifecycle_hook
+from hub.realtime.node import node
+from hub.realtime.sessions import event_frame
+
+from . import presence, selectors, services
+
+TYPING_INTERVAL = 2.0
+
+
+def _conversation_id(frame: dict[str, Any]) -> int:
+    cid = frame.get("conversation")
+    if not isinstance(cid, int) or cid <= 0:
+        raise ApiError("validation_error", "缺少会话编号", status=422)
+    return cid
+
+
+def _int(frame: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = frame.get(key, default)
+    if not isinstance(value, int) or value < 0:
+        raise ApiError("validation_error", f"{key} 格式错误", status=422)
+    return value
+
+
+async def _member_check(socket: Any, cid: int) -> None:
+    """Membership, remembered per socket once verified (membership only ends by
+    leaving, which also ends the subscription on the client's next resync)."""
+    known: set[int] = socket.__dict__.setdefault("im_conversations", set())
+    if cid in known:
+        return
+    if not await run_db(selectors.is_member, socket.user, cid):
+        raise ApiError("im.not_member", "您不是该会话成员", status=403)
+    known.add(cid)
+
+
+async def on_send(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
+    cid = _conversation_id(frame)
+    result = await run_db(
+        services.message_send,
+        conversation_id=cid,
+        sender=socket.user,
+        kind=frame.get("kind", "text"),
+        body=frame.get("body"),
+        client_msg_id=frame.get("client_msg_id"),
+        publish=False,
+    )
+    message = result.message
+    if not result.duplicate:
+        topic = services.topic_for(cid)
+        await node().publish(topic, event_frame(topic, "im.message", message))
+    return {
+        "conversation": cid,
+        "seq": message["seq"],
+        "client_msg_id": message["client_msg_id"],
+        "created_at": message["created_at"],
+        "duplicate": result.duplicate,
+    }
+
+
+async def on_sync(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
+    cid = _conversation_id(frame)
+    await _member_check(socket, cid)
+    return await run_db(
+        selectors.messages_after,
+        conversation_id=cid,
+        after_seq=_int(frame, "after_seq", 0),
+        limit=_int(frame, "limit", 100),
+    )
+
+
+async def on_read(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
+    cid = _conversation_id(frame)
+    return await run_db(services.receipt_update, user=socket.user, conversation_id=cid, read_seq=_int(frame, "seq"))
+
+
+async def on_delivered(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
+    cid = _conversation_id(frame)
+    return await run_db(
+        services.receipt_update, user=socket.user, conversation_id=cid, delivered_seq=_int(frame, "seq")
+    )
+
+
+async def on_typing(socket: Any, frame: dict[str, Any]) -> None:
+    """Ephemeral: never stored, throttled, dropped first."""
+    cid = _conversation_id(frame)
+    await _member_check(socket, cid)
+    last: dict[int, float] = socket.__dict__.setdefault("im_typing", {})
+    now = time.monotonic()
+    if now - last.get(cid, 0.0) < TYPING_INTERVAL:
+        return None
+    last[cid] = now
+    topic = services.topic_for(cid)
+    await node().publish(topic, event_frame(topic, "im.typing", {"conversation": cid, "user": socket.user.pk}))
+    return None
+
+
+async def on_recall(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
+    cid = _conversation_id(frame)
+    return await run_db(services.message_recall, user=socket.user, conversation_id=cid, seq=_int(frame, "seq"))
+
+
+def _presence(event: str, user_id: int) -> None:
+    if event == "offline":
+        presence.presence_clear(user_id)
+    else:
+        presence.presence_touch(user_id)
+
+
+register_handler("im.send", on_send)
+register_handler("im.sync", on_sync)
+register_handler("im.read", on_read)
+register_handler("im.delivered", on_delivered)
+register_handler("im.typing", on_typing)
+register_handler("im.recall", on_recall)
+register_lifecycle_hook(_presence)

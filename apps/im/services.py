@@ -1,0 +1,365 @@
+"""Writes of the IM domain. Other apps create conversations and post cards
+through these functions (``conversation_for_pair``, ``card_post``).
+
+Delivery guarantee (docs/adr/0006-im-delivery.md): a message gets a gap-free
+per-conversation ``seq`` in the same statement that inserts it; a retried send
+with the same ``client_msg_id`` returns the first ack; the ack and the fan-out
+happen only after commit; clients resume from their last seq."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.audit.services import audit_record
+from hub.errors import ApiError, Forbidden, NotFound
+from hub.realtime.sessions import publish_on_commit
+
+from .models import Attachment, Conversation, Member, Message
+
+RECALL_WINDOW = dt.timedelta(minutes=2)
+TEXT_MAX = 4000
+CLIENT_KINDS = {Message.Kind.TEXT, Message.Kind.IMAGE, Message.Kind.VOICE, Message.Kind.FILE}
+CARD_TYPES = {"prescription", "scale_assignment", "video_invite", "order", "followup_task", "report", "notice"}
+
+
+def topic_for(conversation_id: int) -> str:
+    return f"conv:{conversation_id}"
+
+
+def message_view(m: Message) -> dict[str, Any]:
+    recalled = m.recalled_at is not None
+    return {
+        "conversation": m.conversation_id,
+        "seq": m.seq,
+        "sender": m.sender_id,
+        "kind": m.kind,
+        "body": {} if recalled else m.body,
+        "client_msg_id": m.client_msg_id,
+        "created_at": m.created_at.isoformat(),
+        "recalled": recalled,
+    }
+
+
+# --- conversations -------------------------------------------------------------
+
+
+def conversation_create(
+    *,
+    kind: str,
+    members: list[tuple[User, str]],
+    title: str = "",
+    ref_type: str = "",
+    ref_id: str = "",
+) -> Conversation:
+    with transaction.atomic():
+        conv = Conversation.objects.create(kind=kind, title=title[:64], ref_type=ref_type, ref_id=str(ref_id))
+        Member.objects.bulk_create([Member(conversation=conv, user=u, role=role) for u, role in members])
+    return conv
+
+
+def conversation_for_pair(
+    *, staff: User, patient: User, kind: str = Conversation.Kind.VISIT, ref_type: str = "", ref_id: str = ""
+) -> Conversation:
+    """The open conversation of this staff member with this patient for the
+    given reference, created on first use."""
+    with transaction.atomic():
+        existing = (
+            Conversation.objects.select_for_update()
+            .filter(kind=kind, ref_type=ref_type, ref_id=str(ref_id), closed_at__isnull=True)
+            .filter(members__user=staff)
+            .filter(members__user=patient)
+            .first()
+        )
+        if existing is not None:
+            return existing
+        return conversation_create(
+            kind=kind,
+            members=[(staff, Member.Role.STAFF), (patient, Member.Role.PATIENT)],
+            title=f"{staff.display_name} · {patient.display_name}",
+            ref_type=ref_type,
+            ref_id=ref_id,
+        )
+
+
+def member_add(*, conversation: Conversation, user: User, role: str) -> Member:
+    member, created = Member.objects.get_or_create(conversation=conversation, user=user, defaults={"role": role})
+    if not created and member.left_at is not None:
+        member.left_at = None
+        member.save(update_fields=["left_at"])
+    return member
+
+
+# --- sending -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message: dict[str, Any]
+    duplicate: bool
+
+
+def _validate_body(*, conversation_id: int, sender: User, kind: str, body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError("validation_error", "消息内容格式错误", status=422)
+    if kind == Message.Kind.TEXT:
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ApiError("validation_error", "消息内容不能为空", status=422)
+        if len(text) > TEXT_MAX:
+            raise ApiError("im.too_long", f"消息不能超过{TEXT_MAX}字", status=422)
+        return {"text": text}
+    if kind in (Message.Kind.IMAGE, Message.Kind.VOICE, Message.Kind.FILE):
+        attachment_id = body.get("attachment")
+        if not isinstance(attachment_id, int):
+            raise ApiError("validation_error", "缺少附件", status=422)
+        att = Attachment.objects.filter(
+            pk=attachment_id, conversation_id=conversation_id, owner=sender, kind=kind
+        ).first()
+        if att is None:
+            raise ApiError("im.attachment_invalid", "附件不存在或类型不符", status=422)
+        out: dict[str, Any] = {
+            "attachment": att.pk,
+            "content_type": att.content_type,
+            "size": att.size,
+            "filename": att.filename,
+        }
+        if att.duration_ms is not None:
+            out["duration_ms"] = att.duration_ms
+        return out
+    raise ApiError("im.kind_forbidden", "不支持发送该类型的消息", status=422)
+
+
+_INSERT_PG = """
+WITH c AS (
+    UPDATE im_conversation SET last_seq = last_seq + 1, last_message_at = %(now)s
+    WHERE id = %(cid)s AND closed_at IS NULL
+      AND (%(system)s OR EXISTS (
+          SELECT 1 FROM im_member WHERE conversation_id = %(cid)s AND user_id = %(uid)s AND left_at IS NULL))
+    RETURNING last_seq
+)
+INSERT INTO im_message (conversation_id, seq, sender_id, kind, body, client_msg_id, created_at)
+SELECT %(cid)s, c.last_seq, %(uid)s, %(kind)s, %(body)s::jsonb, %(cmid)s, %(now)s FROM c
+RETURNING id, seq
+"""
+
+
+def _insert(
+    *, conversation_id: int, sender_id: int, kind: str, body: dict[str, Any], client_msg_id: str, system: bool
+) -> Message | None:
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        # Authorise, allocate the seq and insert in one statement: the row lock on
+        # the conversation serialises senders, a failure rolls the seq back too.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _INSERT_PG,
+                {
+                    "now": now,
+                    "cid": conversation_id,
+                    "uid": sender_id,
+                    "kind": kind,
+                    "body": json.dumps(body, ensure_ascii=False),
+                    "cmid": client_msg_id,
+                    "system": system,
+                },
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return Message(
+            id=row[0], conversation_id=conversation_id, seq=row[1], sender_id=sender_id, kind=kind,
+            body=body, client_msg_id=client_msg_id, created_at=now,
+        )  # fmt: skip
+    with transaction.atomic():
+        allowed = (
+            system
+            or Member.objects.filter(conversation_id=conversation_id, user_id=sender_id, left_at__isnull=True).exists()
+        )
+        updated = Conversation.objects.filter(pk=conversation_id, closed_at__isnull=True).update(
+            last_seq=F("last_seq") + 1, last_message_at=now
+        )
+        if not allowed or not updated:
+            transaction.set_rollback(True)
+            return None
+        seq = Conversation.objects.values_list("last_seq", flat=True).get(pk=conversation_id)
+        return Message.objects.create(
+            conversation_id=conversation_id, seq=seq, sender_id=sender_id, kind=kind, body=body,
+            client_msg_id=client_msg_id, created_at=now,
+        )  # fmt: skip
+
+
+def message_send(
+    *,
+    conversation_id: int,
+    sender: User,
+    kind: str,
+    body: Any,
+    client_msg_id: str,
+    publish: bool = True,
+    _system: bool = False,
+) -> SendResult:
+    """Store a message and return its ack. Idempotent per (sender, client_msg_id).
+
+    ``publish=False`` lets the socket path fan out from the event loop itself
+    (faster); every other caller leaves it on."""
+    if not isinstance(client_msg_id, str) or not (1 <= len(client_msg_id) <= 64):
+        raise ApiError("validation_error", "缺少 client_msg_id", status=422)
+    if not _system and kind not in CLIENT_KINDS:
+        raise ApiError("im.kind_forbidden", "不支持发送该类型的消息", status=422)
+    clean = body if _system else _validate_body(conversation_id=conversation_id, sender=sender, kind=kind, body=body)
+
+    def insert() -> Message | None:
+        return _insert(
+            conversation_id=conversation_id, sender_id=sender.pk, kind=kind, body=clean,
+            client_msg_id=client_msg_id, system=_system,
+        )  # fmt: skip
+
+    try:
+        if connection.in_atomic_block:
+            # Inside a caller's transaction a duplicate must not abort it: savepoint.
+            with transaction.atomic():
+                message = insert()
+        else:
+            message = insert()
+    except IntegrityError:
+        # A retry of a send that was stored: answer with the first ack.
+        existing = Message.objects.filter(sender=sender, client_msg_id=client_msg_id).first()
+        if existing is None:
+            raise
+        if existing.conversation_id != conversation_id:
+            raise ApiError("im.client_msg_id_reused", "消息编号重复", status=409) from None
+        return SendResult(message_view(existing), duplicate=True)
+    if message is None:
+        if not Conversation.objects.filter(pk=conversation_id).exists():
+            raise NotFound("会话")
+        if Conversation.objects.filter(pk=conversation_id, closed_at__isnull=False).exists():
+            raise ApiError("im.conversation_closed", "会话已结束", status=409)
+        raise NotFound("会话")
+    view = message_view(message)
+    if publish:
+        publish_on_commit(topic_for(conversation_id), "im.message", view)
+    schedule_offline_notice(conversation_id)
+    return SendResult(view, duplicate=False)
+
+
+def card_post(
+    *, conversation: Conversation, sender: User, card_type: str, data: dict[str, Any], client_msg_id: str
+) -> dict[str, Any]:
+    """Post a structured card (prescription, scale assignment, video invite,
+    order, follow-up task) into a conversation on behalf of ``sender``.
+
+    ``data`` carries ids and a short summary; clients fetch details from the
+    owning app's API."""
+    if card_type not in CARD_TYPES:
+        raise ValueError(f"unknown card type {card_type}")
+    body = {"card_type": card_type, "data": data}
+    return message_send(
+        conversation_id=conversation.pk, sender=sender, kind=Message.Kind.CARD, body=body,
+        client_msg_id=client_msg_id, _system=True,
+    ).message  # fmt: skip
+
+
+# --- recall and receipts -------------------------------------------------------
+
+
+def message_recall(*, user: User, conversation_id: int, seq: int) -> dict[str, Any]:
+    """Recall is itself a logged event (a ``recall`` message), never a delete."""
+    with transaction.atomic():
+        original = (
+            Message.objects.select_for_update().filter(conversation_id=conversation_id, seq=seq, sender=user).first()
+        )
+        if original is None:
+            raise NotFound("消息")
+        if original.recalled_at is not None:
+            raise ApiError("im.already_recalled", "消息已撤回", status=409)
+        if timezone.now() - original.created_at > RECALL_WINDOW:
+            raise ApiError("im.recall_expired", "超过2分钟的消息不能撤回", status=409)
+        original.recalled_at = timezone.now()
+        original.save(update_fields=["recalled_at"])
+        result = message_send(
+            conversation_id=conversation_id, sender=user, kind=Message.Kind.RECALL, body={"seq": seq},
+            client_msg_id=f"recall-{original.pk}", _system=True,
+        )  # fmt: skip
+        audit_record(action="im.recall", actor=user, object_type="message", object_id=original.pk)
+    return result.message
+
+
+def receipt_update(
+    *, user: User, conversation_id: int, delivered_seq: int | None = None, read_seq: int | None = None
+) -> dict[str, int]:
+    """Cumulative receipts: values only move forward, never past the last seq."""
+    member = Member.objects.filter(conversation_id=conversation_id, user=user, left_at__isnull=True).first()
+    if member is None:
+        raise NotFound("会话")
+    last = Conversation.objects.values_list("last_seq", flat=True).get(pk=conversation_id)
+    fields: dict[str, Any] = {}
+    if read_seq is not None:
+        read = min(int(read_seq), last)
+        fields["read_seq"] = Greatest(F("read_seq"), read)
+        fields["delivered_seq"] = Greatest(F("delivered_seq"), read)
+    if delivered_seq is not None and "delivered_seq" not in fields:
+        fields["delivered_seq"] = Greatest(F("delivered_seq"), min(int(delivered_seq), last))
+    if fields:
+        Member.objects.filter(pk=member.pk).update(**fields)
+    member.refresh_from_db(fields=["delivered_seq", "read_seq"])
+    receipt = {
+        "conversation": conversation_id,
+        "user": user.pk,
+        "delivered_seq": member.delivered_seq,
+        "read_seq": member.read_seq,
+    }
+    if fields:
+        publish_on_commit(topic_for(conversation_id), "im.receipt", receipt)
+    return receipt
+
+
+# --- offline notifications -------------------------------------------------------
+
+_last_notice: dict[int, float] = {}
+NOTICE_DEBOUNCE_SECONDS = 10.0
+
+
+def schedule_offline_notice(conversation_id: int) -> None:
+    """Queue the offline-notification check at most once per conversation per
+    debounce window per process; the task itself decides who is offline."""
+    now = time.monotonic()
+    if now - _last_notice.get(conversation_id, 0.0) < NOTICE_DEBOUNCE_SECONDS:
+        return
+    _last_notice[conversation_id] = now
+    if len(_last_notice) > 50_000:
+        _last_notice.clear()
+    from .tasks import notify_offline_members
+
+    transaction.on_commit(lambda: notify_offline_members(conversation_id))
+
+
+def attachment_check_access(*, user: User, attachment_id: int) -> Attachment:
+    att = Attachment.objects.filter(pk=attachment_id).first()
+    if att is None or not Member.objects.filter(conversation_id=att.conversation_id, user=user).exists():
+        audit_record(
+            action="im.attachment_denied",
+            actor=user,
+            object_type="attachment",
+            object_id=attachment_id,
+            result="denied",
+        )
+        raise NotFound("附件")
+    audit_record(action="im.attachment_read", actor=user, object_type="attachment", object_id=att.pk)
+    return att
+
+
+def require_member(*, user: User, conversation_id: int) -> Member:
+    member = Member.objects.filter(conversation_id=conversation_id, user=user, left_at__isnull=True).first()
+    if member is None:
+        raise Forbidden("您不是该会话成员", code="im.not_member")
+    return member

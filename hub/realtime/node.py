@@ -1,0 +1,189 @@
+"""Process-local fan-out: the hub's delivery engine.
+
+Each process holds one ``HubNode``. Sockets attach to topics in the node; a
+published event is serialised once, written to every local socket on the topic,
+and published once to Redis, where every other process's node picks it up
+through a single pattern subscription and fans out to its own sockets. That
+replaces one channel-layer message per member (85-145 us of CPU each, see
+docs/adr/0005-process-local-fanout.md) with one Redis message per event.
+
+Redis here is a hint, not the store: events lost while it is away are
+recovered by clients from the durable log (``im.sync``); after the listener
+reconnects every local socket is told to ``resync``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+CHANNEL_PREFIX = "hub:"
+CONTROL_PREFIX = "ctl."  # topics for control messages to sockets (session end)
+SEP = "|"
+
+
+class Socket(Protocol):
+    base_send: Callable[[dict[str, Any]], Awaitable[None]]
+
+    def on_control(self, text: str) -> None: ...
+
+
+class HubNode:
+    def __init__(self) -> None:
+        self.node_id = uuid.uuid4().hex[:12]
+        self.topics: dict[str, set[Socket]] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._redis: Any = None
+        self._listener: asyncio.Task[None] | None = None
+        self._sync_redis: Any = None
+        self._sync_lock = threading.Lock()
+        self.connected = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- membership ------------------------------------------------------
+
+    def attach(self, socket: Socket, topic: str) -> None:
+        self._ensure_started()
+        self.topics.setdefault(topic, set()).add(socket)
+
+    def detach(self, socket: Socket, topic: str) -> None:
+        sockets = self.topics.get(topic)
+        if sockets is not None:
+            sockets.discard(socket)
+            if not sockets:
+                del self.topics[topic]
+
+    def all_sockets(self) -> set[Socket]:
+        result: set[Socket] = set()
+        for sockets in self.topics.values():
+            result |= sockets
+        return result
+
+    # --- delivery ----------------------------------------------------------
+
+    def deliver_local(self, topic: str, text: str) -> None:
+        sockets = self.topics.get(topic)
+        if not sockets:
+            return
+        if topic.startswith(CONTROL_PREFIX):
+            for socket in list(sockets):
+                socket.on_control(text)
+            return
+        message = {"type": "websocket.send", "text": text}
+        # One task per event, not per delivery; the message dict is shared.
+        self.spawn(_fanout(list(sockets), message))
+
+    async def publish(self, topic: str, text: str) -> None:
+        """From the event loop: deliver here, then to the other processes."""
+        self.deliver_local(topic, text)
+        if self._redis is not None:
+            try:
+                await self._redis.publish(CHANNEL_PREFIX + topic, self.node_id + SEP + text)
+            except Exception as exc:  # Redis down: clients resync from the log
+                log.warning("hub publish to redis failed: %s", exc)
+
+    def publish_from_thread(self, topic: str, text: str) -> None:
+        """From a worker thread (services after commit)."""
+        if settings.REDIS_URL:
+            try:
+                self._sync_client().publish(CHANNEL_PREFIX + topic, "ext" + SEP + text)
+            except Exception as exc:
+                log.warning("hub publish to redis failed: %s", exc)
+            return
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.deliver_local, topic, text)
+
+    def _sync_client(self) -> Any:
+        with self._sync_lock:
+            if self._sync_redis is None:
+                import redis
+
+                self._sync_redis = redis.Redis.from_url(
+                    settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2, health_check_interval=30
+                )
+            return self._sync_redis
+
+    # --- the Redis listener ------------------------------------------------
+
+    def _ensure_started(self) -> None:
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+            if settings.REDIS_URL:
+                self._listener = self.loop.create_task(self._listen())
+            else:
+                self.connected.set()
+
+    async def _listen(self) -> None:
+        import redis.asyncio as aioredis
+
+        backoff = 0.2
+        first = True
+        while True:
+            client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, health_check_interval=15)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.psubscribe(CHANNEL_PREFIX + "*")
+                self._redis = client
+                self.connected.set()
+                if not first:
+                    log.info("hub node %s re-subscribed to redis; asking sockets to resync", self.node_id)
+                    self._broadcast_resync()
+                first = False
+                backoff = 0.2
+                async for message in pubsub.listen():
+                    if message["type"] != "pmessage":
+                        continue
+                    origin, _, text = message["data"].decode().partition(SEP)
+                    if origin == self.node_id:
+                        continue  # our own echo: already delivered locally
+                    self.deliver_local(message["channel"].decode()[len(CHANNEL_PREFIX) :], text)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # reconnect with backoff, never crash-loop
+                log.warning("hub redis listener lost (%s); retrying in %.1fs", exc, backoff)
+            finally:
+                self._redis = None
+                self.connected.clear()
+                try:
+                    await pubsub.aclose()
+                    await client.aclose()
+                except Exception:  # noqa: S110
+                    pass
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _broadcast_resync(self) -> None:
+        message = {"type": "websocket.send", "text": '{"type":"resync"}'}
+        self.spawn(_fanout(list(self.all_sockets()), message))
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background, keeping a reference until it ends."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+async def _fanout(sockets: list[Socket], message: dict[str, Any]) -> None:
+    for socket in sockets:
+        try:
+            await socket.base_send(message)
+        except Exception:  # a closed socket must not stop the others
+            log.debug("fan-out to a closed socket skipped")
+
+
+_node: HubNode | None = None
+
+
+def node() -> HubNode:
+    global _node
+    if _node is None:
+        _node = HubNode()
+    return _node

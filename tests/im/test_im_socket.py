@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from apps.accounts.roles import Role
+from apps.accounts.services import token_issue
+from apps.im import services
+from apps.im.models import Message
+from hub.asgi import application
+from tests.conftest import make_patient, make_staff
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+@sync_to_async
+def setup_pair() -> tuple[Any, Any, Any, Any]:
+    doctor = make_staff(Role.DOCTOR, "sockdoc")
+    patient = make_patient("13900000021", "在线患者")
+    a = services.conversation_for_pair(staff=doctor.user, patient=patient.user)
+    other = make_patient("13900000022", "别的患者")
+    b = services.conversation_for_pair(staff=doctor.user, patient=other.user)
+    return doctor, patient, a, b
+
+
+async def client_for(user: Any) -> WebsocketCommunicator:
+    token = await sync_to_async(lambda: token_issue(user=user).raw)()
+    comm = WebsocketCommunicator(application, "/ws/", headers=[(b"origin", b"http://127.0.0.1:8000")])
+    assert (await comm.connect())[0]
+    await comm.send_to(text_data=json.dumps({"type": "auth", "id": "a", "token": token}))
+    assert (await comm.receive_json_from(timeout=3))["type"] == "auth.ok"
+    return comm
+
+
+async def request(comm: WebsocketCommunicator, frame: dict[str, Any]) -> dict[str, Any]:
+    await comm.send_to(text_data=json.dumps(frame))
+    while True:
+        reply = await comm.receive_json_from(timeout=5)
+        if reply.get("reply_to") == frame["id"]:
+            return reply
+
+
+async def test_send_ack_fanout_and_resume() -> None:
+    doctor, patient, conv, _ = await setup_pair()
+    d, p = await client_for(doctor.user), await client_for(patient.user)
+    assert (await request(p, {"type": "subscribe", "id": "s", "topic": f"conv:{conv.pk}"}))["ok"]
+    ack = await request(
+        d, {"type": "im.send", "id": "1", "conversation": conv.pk, "client_msg_id": "m1", "body": {"text": "您好"}}
+    )
+    assert ack["ok"] and ack["data"]["seq"] == 1 and not ack["data"]["duplicate"]
+    event = await p.receive_json_from(timeout=3)
+    assert event["event"] == "im.message" and event["data"]["seq"] == 1 and event["data"]["body"] == {"text": "您好"}
+    # The ack means committed: the row is there.
+    assert await sync_to_async(Message.objects.filter(conversation=conv, seq=1).exists)()
+    # A retried send returns the first ack and fans nothing out again.
+    again = await request(
+        d, {"type": "im.send", "id": "2", "conversation": conv.pk, "client_msg_id": "m1", "body": {"text": "您好"}}
+    )
+    assert again["data"]["seq"] == 1 and again["data"]["duplicate"]
+    assert await p.receive_nothing(timeout=0.3)
+    # The patient drops off; the doctor sends three more; the patient resumes from seq 1.
+    await p.disconnect()
+    for n in range(2, 5):
+        await request(
+            d,
+            {
+                "type": "im.send",
+                "id": f"s{n}",
+                "conversation": conv.pk,
+                "client_msg_id": f"m{n}",
+                "body": {"text": f"第{n}条"},
+            },
+        )
+    p = await client_for(patient.user)
+    page = await request(p, {"type": "im.sync", "id": "sync", "conversation": conv.pk, "after_seq": 1})
+    assert [m["seq"] for m in page["data"]["items"]] == [2, 3, 4] and not page["data"]["has_more"]
+    receipt = await request(p, {"type": "im.read", "id": "r", "conversation": conv.pk, "seq": 4})
+    assert receipt["data"]["read_seq"] == 4
+    await d.disconnect()
+    await p.disconnect()
+
+
+async def test_a_member_of_a_cannot_touch_b() -> None:
+    _doctor, patient, _a, b = await setup_pair()
+    p = await client_for(patient.user)
+    refused = await request(p, {"type": "subscribe", "id": "s", "topic": f"conv:{b.pk}"})
+    assert refused["type"] == "error" and refused["code"] == "topic.forbidden"
+    sync = await request(p, {"type": "im.sync", "id": "y", "conversation": b.pk, "after_seq": 0})
+    assert sync["type"] == "error" and sync["code"] == "im.not_member"
+    send = await request(
+        p, {"type": "im.send", "id": "x", "conversation": b.pk, "client_msg_id": "z", "body": {"text": "hi"}}
+    )
+    assert send["type"] == "error" and send["code"] == "not_found"
+    typing = await request(p, {"type": "im.typing", "id": "t", "conversation": b.pk})
+    assert typing["type"] == "error"
+    assert not await sync_to_async(Message.objects.filter(conversation=b).exists)()
+    await p.disconnect()
+
+
+async def test_typing_is_ephemeral() -> None:
+    doctor, patient, conv, _ = await setup_pair()
+    d, p = await client_for(doctor.user), await client_for(patient.user)
+    await request(d, {"type": "subscribe", "id": "s", "topic": f"conv:{conv.pk}"})
+    await request(p, {"type": "im.typing", "id": "t", "conversation": conv.pk})
+    event = await d.receive_json_from(timeout=3)
+    assert event["event"] == "im.typing" and event["data"]["user"] == patient.user.pk
+    assert not await sync_to_async(Message.objects.exists)()
+    await d.disconnect()
+    await p.disconnect()
