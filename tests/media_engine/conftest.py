@@ -41,3 +41,13 @@ def nal_units(data: bytes) -> tuple[bytes, ...]:
         if chunk:
             units.append(chunk)
     return tuple(units)
+
+
+def avcc_units(data: bytes) -> tuple[bytes, ...]:
+    """MP4 (AVCC) sample -> NAL units (4-byte big-endian length prefixes)."""
+    units, i = [], 0
+    while i + 4 <= len(data):
+        size = int.from_bytes(data[i : i + 4], "big")
+        units.append(data[i + 4 : i + 4 + size])
+        i += 4 + size
+    return tuple(units)
