@@ -14,6 +14,7 @@ from apps.accounts.api import admin_router, auth_router
 from apps.accounts.api import router as accounts_router
 from apps.audit.api import router as audit_router
 from apps.im.api import router as im_router
+from recordings.api import router as recordings_router
 
 from .auth import BearerAuth
 from .errors import ApiError
@@ -83,3 +84,4 @@ api.add_router("/admin/", admin_router, tags=["用户管理"])
 api.add_router("/audit/", audit_router, tags=["审计"])
 api.add_router("/realtime/", realtime_router, tags=["实时连接"])
 api.add_router("/im/", im_router, tags=["即时通讯"])
+api.add_router("/recordings/", recordings_router, tags=["录像"])

@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.accounts",
     "apps.im",
+    "recordings",
 ]
 
 MIDDLEWARE = [
@@ -301,3 +302,10 @@ HUB_DB_THREADS = env_int("HUB_DB_THREADS", 8)
 UPLOAD_ROOT = Path(os.environ.get("UPLOAD_ROOT", VAR_DIR / "uploads"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# --- Media (issue 4: media engine, recordings) --------------------------------
+RECORDINGS_ROOT = Path(os.environ.get("RECORDINGS_ROOT", VAR_DIR / "recordings"))
+# Audio/video of care is kept at least 3 years (1096 days); a smaller value is raised to that.
+RECORDING_RETENTION_DAYS = max(env_int("RECORDING_RETENTION_DAYS", 1096), 1096)
+RECORDING_REPLAY_URL_TTL_SECONDS = env_int("RECORDING_REPLAY_URL_TTL_SECONDS", 300)
+MEDIA_GRANT_TTL_SECONDS = env_int("MEDIA_GRANT_TTL_SECONDS", 120)

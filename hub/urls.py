@@ -1,5 +1,5 @@
 from django.http import HttpRequest, HttpResponseRedirect
-from django.urls import path
+from django.urls import include, path
 
 from .api import api
 from .health import healthz, readyz
@@ -14,4 +14,5 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("healthz", healthz),
     path("readyz", readyz),
+    path("media/", include("hub.media.urls")),
 ]

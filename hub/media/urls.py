@@ -1,0 +1,7 @@
+from django.urls import path
+
+from .views import recording_replay_file
+
+urlpatterns = [
+    path("recordings/<uuid:public_id>.mp4", recording_replay_file, name="recording-replay-file"),
+]

@@ -1,0 +1,81 @@
+"""Media HTTP endpoints outside the JSON API: recording replay with range requests."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.views.decorators.http import require_GET
+
+from media_engine.grants import GrantError
+from recordings.models import Recording
+from recordings.services import recording_file
+
+from .grants import verify
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_CHUNK = 64 * 1024
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"code": code, "message": message, "detail": {}}, status=status)
+
+
+def _read(path: Path, start: int, length: int) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        f.seek(start)
+        while length > 0:
+            chunk = f.read(min(_CHUNK, length))
+            if not chunk:
+                return
+            length -= len(chunk)
+            yield chunk
+
+
+@require_GET
+def recording_replay_file(request: HttpRequest, public_id: uuid.UUID) -> HttpResponseBase:
+    """The MP4 of a recording, for a holder of an unexpired replay grant (URL ``grant``)."""
+    token = request.GET.get("grant", "")
+    try:
+        grant = verify(token, purpose="replay")
+    except GrantError as exc:
+        return _error(403, exc.code, exc.message)
+    if grant.get("rec") != str(public_id):
+        return _error(403, "grant.invalid", "授权凭证无效")
+    recording = Recording.objects.filter(public_id=public_id).first()
+    if recording is None:
+        return _error(404, "not_found", "录像不存在或无权访问")
+    path = recording_file(recording)
+    if not path.exists():
+        return _error(404, "not_found", "录像文件不存在")
+    size = path.stat().st_size
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-store"}
+    match = _RANGE.match(request.headers.get("Range", "").strip())
+    if match is None:
+        response: HttpResponseBase = FileResponse(path.open("rb"), content_type="video/mp4")
+        for name, value in headers.items():
+            response[name] = value
+        return response
+    first, last = match.groups()
+    if first:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    elif last:
+        start, end = max(size - int(last), 0), size - 1
+    else:
+        start, end = 0, size - 1
+    if start >= size or start > end:
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    length = end - start + 1
+    response = StreamingHttpResponse(_read(path, start, length), status=206, content_type="video/mp4")
+    response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response["Content-Length"] = str(length)
+    for name, value in headers.items():
+        response[name] = value
+    return response
