@@ -55,7 +55,8 @@ async def on_send(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
     message = result.message
     if not result.duplicate:
         topic = services.topic_for(cid)
-        await node().publish(topic, event_frame(topic, "im.message", message))
+        # The sending socket has its ack; its user's other sockets get the event.
+        await node().publish(topic, event_frame(topic, "im.message", message), exclude=socket)
     return {
         "conversation": cid,
         "seq": message["seq"],
@@ -98,7 +99,28 @@ async def on_typing(socket: Any, frame: dict[str, Any]) -> None:
         return None
     last[cid] = now
     topic = services.topic_for(cid)
-    await node().publish(topic, event_frame(topic, "im.typing", {"conversation": cid, "user": socket.user.pk}))
+    await node().publish(
+        topic, event_frame(topic, "im.typing", {"conversation": cid, "user": socket.user.pk}), exclude=socket
+    )
+    return None
+
+
+SIGNAL_MAX_BYTES = 2048
+
+
+async def on_signal(socket: Any, frame: dict[str, Any]) -> None:
+    """An ephemeral room signal (e.g. "ringing", "writing a prescription",
+    timer state): authorised per send, fanned out, never stored."""
+    cid = _conversation_id(frame)
+    data = frame.get("data")
+    if not isinstance(data, dict):
+        raise ApiError("validation_error", "信号内容格式错误", status=422)
+    await _member_check(socket, cid)
+    topic = services.topic_for(cid)
+    text = event_frame(topic, "im.signal", {"conversation": cid, "user": socket.user.pk, "data": data})
+    if len(text) > SIGNAL_MAX_BYTES:
+        raise ApiError("im.signal_too_large", "信号内容过大", status=413)
+    await node().publish(topic, text, exclude=socket)
     return None
 
 
@@ -120,4 +142,5 @@ register_handler("im.read", on_read)
 register_handler("im.delivered", on_delivered)
 register_handler("im.typing", on_typing)
 register_handler("im.recall", on_recall)
+register_handler("im.signal", on_signal)
 register_lifecycle_hook(_presence)

@@ -69,7 +69,7 @@ class HubNode:
 
     # --- delivery ----------------------------------------------------------
 
-    def deliver_local(self, topic: str, text: str) -> None:
+    def deliver_local(self, topic: str, text: str, exclude: Socket | None = None) -> None:
         sockets = self.topics.get(topic)
         if not sockets:
             return
@@ -78,12 +78,14 @@ class HubNode:
                 socket.on_control(text)
             return
         message = {"type": "websocket.send", "text": text}
+        targets = [s for s in sockets if s is not exclude] if exclude is not None else list(sockets)
         # One task per event, not per delivery; the message dict is shared.
-        self.spawn(_fanout(list(sockets), message))
+        self.spawn(_fanout(targets, message))
 
-    async def publish(self, topic: str, text: str) -> None:
-        """From the event loop: deliver here, then to the other processes."""
-        self.deliver_local(topic, text)
+    async def publish(self, topic: str, text: str, exclude: Socket | None = None) -> None:
+        """From the event loop: deliver here (except to ``exclude``, the sending
+        socket), then to the other processes."""
+        self.deliver_local(topic, text, exclude)
         if self._redis is not None:
             try:
                 await self._redis.publish(CHANNEL_PREFIX + topic, self.node_id + SEP + text)
