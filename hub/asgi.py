@@ -12,6 +12,9 @@ from django.urls import path
 django_asgi_app = get_asgi_application()
 
 from hub.realtime.consumer import HubConsumer  # noqa: E402
+from hub.realtime.daphne_tuning import tune_daphne  # noqa: E402
+
+tune_daphne()
 
 # Everything imported so far lives as long as the process: freeze it out of the
 # collector's generations and collect less often. With 5,000 sockets the default

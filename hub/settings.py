@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.accounts",
     "apps.im",
+    "apps.psych",
     "recordings",
 ]
 
@@ -309,3 +310,13 @@ RECORDINGS_ROOT = Path(os.environ.get("RECORDINGS_ROOT", VAR_DIR / "recordings")
 RECORDING_RETENTION_DAYS = max(env_int("RECORDING_RETENTION_DAYS", 1096), 1096)
 RECORDING_REPLAY_URL_TTL_SECONDS = env_int("RECORDING_REPLAY_URL_TTL_SECONDS", 300)
 MEDIA_GRANT_TTL_SECONDS = env_int("MEDIA_GRANT_TTL_SECONDS", 120)
+
+# --- Psychological scales (apps.psych) ----------------------------------------
+# SDS/SAS norm: "china" (SDS 53 / SAS 50 cut-offs) or "zung" (50 / 45). Reports name the norm used.
+PSYCH_ZUNG_NORM = os.environ.get("PSYCH_ZUNG_NORM", "china")
+# Standard score = raw x 1.25: "truncate" (int(), as in the manuals) or "round" (half up).
+PSYCH_STANDARD_ROUNDING = os.environ.get("PSYCH_STANDARD_ROUNDING", "truncate")
+# A critical-item alert not acknowledged within this many minutes escalates to the on-duty doctor.
+PSYCH_ALERT_ACK_MINUTES = env_int("PSYCH_ALERT_ACK_MINUTES", 30)
+# Extra directories of scale definition JSON files (besides apps/psych/scales).
+PSYCH_SCALE_DIRS = env_list("PSYCH_SCALE_DIRS", [])

@@ -10,3 +10,9 @@ os.environ.setdefault("FAST_PASSWORD_HASHER", "1")
 os.environ.setdefault("HUEY_IMMEDIATE", "1")
 
 from hub.settings import *  # noqa: F403
+
+# One in-process node per test: no peers to wait for.
+HUB_JOIN_GRACE = 0.0
+
+# A test database per run, so concurrent runs on one machine do not collide.
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DB_NAME", f"test_hub_{os.getpid()}")}  # noqa: F405

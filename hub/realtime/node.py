@@ -2,10 +2,17 @@
 
 Each process holds one ``HubNode``. Sockets attach to topics in the node; a
 published event is serialised once, written to every local socket on the topic,
-and published once to Redis, where every other process's node picks it up
-through a single pattern subscription and fans out to its own sockets. That
-replaces one channel-layer message per member (85-145 us of CPU each, see
-docs/adr/0005-process-local-fanout.md) with one Redis message per event.
+and, when other hub processes exist, published once to Redis, where every
+other node picks it up through a single pattern subscription and fans out to
+its own sockets. That replaces one channel-layer message per member (85-145 us
+of CPU each) with one Redis message per event (docs/adr/0005).
+
+Cost control on the hot path:
+- publishes are batched: one pipelined round trip per event-loop turn;
+- nodes register in Redis (``hub:nodes``) and a node publishes only when it
+  has peers, so a single process never parses its own echo;
+- events from worker threads (services after commit) always go through Redis
+  with origin ``ext`` so every node, this one included, delivers them.
 
 Redis here is a hint, not the store: events lost while it is away are
 recovered by clients from the durable log (``im.sync``); after the listener
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
@@ -26,8 +34,14 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "hub:"
+NODES_KEY = "hub:nodes"
 CONTROL_PREFIX = "ctl."  # topics for control messages to sockets (session end)
 SEP = "|"
+REGISTRY_INTERVAL = 1.0  # seconds between registry refreshes
+REGISTRY_TTL = 5.0  # a node missing this long is gone
+# A new node waits this long before it reports itself connected, so every peer
+# has seen it in the registry and publishes to Redis for it.
+JOIN_GRACE_DEFAULT = REGISTRY_INTERVAL * 1.5
 
 
 class Socket(Protocol):
@@ -41,12 +55,14 @@ class HubNode:
         self.node_id = uuid.uuid4().hex[:12]
         self.topics: dict[str, set[Socket]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.connected = asyncio.Event()
+        self.peers = 0  # other live hub processes
         self._redis: Any = None
-        self._listener: asyncio.Task[None] | None = None
+        self._outbox: list[tuple[str, str]] = []
+        self._flushing = False
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._sync_redis: Any = None
         self._sync_lock = threading.Lock()
-        self.connected = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- membership ------------------------------------------------------
 
@@ -86,11 +102,26 @@ class HubNode:
         """From the event loop: deliver here (except to ``exclude``, the sending
         socket), then to the other processes."""
         self.deliver_local(topic, text, exclude)
-        if self._redis is not None:
-            try:
-                await self._redis.publish(CHANNEL_PREFIX + topic, self.node_id + SEP + text)
-            except Exception as exc:  # Redis down: clients resync from the log
-                log.warning("hub publish to redis failed: %s", exc)
+        if self.peers and self._redis is not None:
+            self._outbox.append((CHANNEL_PREFIX + topic, self.node_id + SEP + text))
+            if not self._flushing:
+                self._flushing = True
+                self.spawn(self._flush())
+
+    async def _flush(self) -> None:
+        """Send queued publishes in pipelined batches, in order."""
+        try:
+            while self._outbox and self._redis is not None:
+                batch, self._outbox = self._outbox, []
+                pipe = self._redis.pipeline(transaction=False)
+                for channel, payload in batch:
+                    pipe.publish(channel, payload)
+                try:
+                    await pipe.execute()
+                except Exception as exc:
+                    log.warning("hub publish to redis failed (%d events): %s", len(batch), exc)
+        finally:
+            self._flushing = False
 
     def publish_from_thread(self, topic: str, text: str) -> None:
         """From a worker thread (services after commit)."""
@@ -113,15 +144,43 @@ class HubNode:
                 )
             return self._sync_redis
 
-    # --- the Redis listener ------------------------------------------------
+    # --- the Redis side: listener and registry --------------------------------
 
     def _ensure_started(self) -> None:
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
             if settings.REDIS_URL:
-                self._listener = self.loop.create_task(self._listen())
+                self.spawn(self._listen())
+                self.spawn(self._registry())
             else:
                 self.connected.set()
+
+    async def _registry(self) -> None:
+        """Announce this node and count its live peers, once a second."""
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        while True:
+            try:
+                now = time.time()
+                await client.hset(NODES_KEY, self.node_id, str(now + REGISTRY_TTL))
+                nodes = await client.hgetall(NODES_KEY)
+                alive, dead = 0, []
+                for node_id, expires in nodes.items():
+                    if float(expires) < now:
+                        dead.append(node_id)
+                    elif node_id.decode() != self.node_id:
+                        alive += 1
+                if dead:
+                    await client.hdel(NODES_KEY, *dead)
+                self.peers = alive
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Unknown peers: publish to be safe.
+                self.peers = 1
+                log.debug("hub registry refresh failed: %s", exc)
+            await asyncio.sleep(REGISTRY_INTERVAL)
 
     async def _listen(self) -> None:
         import redis.asyncio as aioredis
@@ -134,6 +193,8 @@ class HubNode:
             try:
                 await pubsub.psubscribe(CHANNEL_PREFIX + "*")
                 self._redis = client
+                if first:
+                    await asyncio.sleep(float(getattr(settings, "HUB_JOIN_GRACE", JOIN_GRACE_DEFAULT)))
                 self.connected.set()
                 if not first:
                     log.info("hub node %s re-subscribed to redis; asking sockets to resync", self.node_id)
@@ -155,7 +216,7 @@ class HubNode:
                 self._redis = None
                 self.connected.clear()
                 try:
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
                     await client.aclose()
                 except Exception:  # noqa: S110
                     pass
@@ -166,7 +227,7 @@ class HubNode:
         message = {"type": "websocket.send", "text": '{"type":"resync"}'}
         self.spawn(_fanout(list(self.all_sockets()), message))
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` in the background, keeping a reference until it ends."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)

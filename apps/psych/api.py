@@ -1,0 +1,224 @@
+"""/api/v1/psych/: scales, assignments, answers, reports, alerts, duty roster.
+
+Every object is checked against the caller (selectors.*_visible): a patient
+reaches only their own 就诊人's records, a doctor only their patients'; any
+other id answers 404, audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+from django.utils import timezone
+from ninja import Router, Status
+
+from apps.accounts.models import User
+from apps.accounts.roles import Role
+from apps.audit.services import audit_record
+from hub.auth import require_roles
+from hub.errors import ApiError, NotFound
+
+from . import selectors, services
+from .models import Alert, Assignment, DutyShift
+from .schemas import AnswersIn, AssignIn, DutyIn, NoteIn, SubmitIn
+
+router = Router()
+PAGE_MAX = 100
+
+
+def _user(request: HttpRequest) -> User:
+    return request.auth  # type: ignore[attr-defined]
+
+
+def _page(qs: Any, limit: int, offset: int) -> tuple[list[Any], int]:
+    limit = max(1, min(limit, PAGE_MAX))
+    offset = max(0, offset)
+    return list(qs[offset : offset + limit]), qs.count()
+
+
+# --- scales ----------------------------------------------------------------------------
+
+
+@router.get("/scales", summary="可用量表（每个量表的最新版本）")
+def scale_list(request: HttpRequest) -> dict[str, Any]:
+    return {"items": [selectors.scale_brief(s) for s in selectors.latest_scales()]}
+
+
+@router.get("/scales/{code}", summary="量表定义（题目、选项及分值）")
+def scale_detail(request: HttpRequest, code: str) -> dict[str, Any]:
+    scale = selectors.latest_scale(code)
+    if scale is None:
+        raise NotFound("量表")
+    return selectors.scale_full(scale)
+
+
+# --- doctor: patients and assignments ------------------------------------------------------
+
+
+@router.get("/patients", summary="我的患者（医生）")
+def my_patients(request: HttpRequest, q: str = "", limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    doctor = require_roles(request, [Role.DOCTOR])
+    qs = selectors.doctor_patients(doctor).select_related("owner")
+    if q:
+        qs = qs.filter(name__icontains=q)
+    rows, count = _page(qs, limit, offset)
+    return {"items": [selectors.patient_brief(p) for p in rows], "count": count}
+
+
+@router.post("/assignments", response={201: dict}, summary="分配量表（医生）")
+def assign(request: HttpRequest, payload: AssignIn) -> Status[dict[str, Any]]:
+    doctor = require_roles(request, [Role.DOCTOR])
+    if payload.due_at is not None:
+        due = payload.due_at if timezone.is_aware(payload.due_at) else timezone.make_aware(payload.due_at)
+    elif payload.due_date is not None:
+        due = services.due_from_date(payload.due_date)
+    else:
+        raise ApiError("validation_error", "请选择截止日期", status=422)
+    created = services.assignments_create(
+        doctor=doctor, patient_id=payload.patient_id, scale_codes=payload.scale_codes, due_at=due, note=payload.note
+    )
+    return Status(201, {"items": [selectors.assignment_row(a) for a in created]})
+
+
+@router.get("/assignments", summary="量表任务列表（患者：本人及家庭成员；医生：我的患者）")
+def assignment_list(
+    request: HttpRequest, patient_id: int | None = None, status: str = "", limit: int = 50, offset: int = 0
+) -> dict[str, Any]:
+    user = require_roles(request, [Role.PATIENT, Role.DOCTOR])
+    if status and status not in Assignment.Status.values:
+        raise ApiError("validation_error", "状态无效", status=422)
+    qs = selectors.assignments_query(user, patient_id=patient_id, status=status).select_related("result")
+    rows, count = _page(qs, limit, offset)
+    return {"items": [selectors.assignment_row(a) for a in rows], "count": count}
+
+
+@router.get("/assignments/{assignment_id}", summary="量表任务详情（患者填写用：题目与已保存答案）")
+def assignment_detail(request: HttpRequest, assignment_id: int) -> dict[str, Any]:
+    user = require_roles(request, [Role.PATIENT, Role.DOCTOR])
+    a = selectors.assignment_visible(user, assignment_id)
+    return selectors.assignment_for_filling(a)
+
+
+@router.post("/assignments/{assignment_id}/answers", summary="保存答案（可多次，提交前可修改）")
+def answers_save(request: HttpRequest, assignment_id: int, payload: AnswersIn) -> dict[str, Any]:
+    user = require_roles(request, [Role.PATIENT])
+    return services.answers_save(user=user, assignment_id=assignment_id, answers=payload.answers)
+
+
+@router.post("/assignments/{assignment_id}/submit", summary="提交并计分（提交后答案不可更改）")
+def submit(request: HttpRequest, assignment_id: int, payload: SubmitIn) -> dict[str, Any]:
+    user = require_roles(request, [Role.PATIENT])
+    result = services.assignment_submit(user=user, assignment_id=assignment_id, answers=payload.answers)
+    return selectors.patient_report(result)
+
+
+@router.post("/assignments/{assignment_id}/cancel", summary="取消量表任务（医生）")
+def cancel(request: HttpRequest, assignment_id: int) -> dict[str, Any]:
+    doctor = require_roles(request, [Role.DOCTOR])
+    return selectors.assignment_row(services.assignment_cancel(doctor=doctor, assignment_id=assignment_id))
+
+
+# --- reports -----------------------------------------------------------------------------------
+
+
+def _report(user: User, result_id: int) -> dict[str, Any]:
+    result = selectors.result_visible(user, result_id)
+    if user.role == Role.DOCTOR:
+        report = selectors.clinical_report(result)
+        report["kind"] = "clinical"
+    else:
+        report = selectors.patient_report(result)
+        report["kind"] = "patient"
+    audit_record(action="psych.report_view", actor=user, object_type="psych_result", object_id=result.pk)
+    return report
+
+
+@router.get("/results/{result_id}", summary="测评报告（患者：通俗版；医生：临床版，含逐题作答和趋势）")
+def result_report(request: HttpRequest, result_id: int) -> dict[str, Any]:
+    user = require_roles(request, [Role.PATIENT, Role.DOCTOR])
+    return _report(user, result_id)
+
+
+@router.get("/results/{result_id}/print", summary="可打印报告（HTML）")
+def result_print(request: HttpRequest, result_id: int) -> HttpResponse:
+    user = require_roles(request, [Role.PATIENT, Role.DOCTOR])
+    report = _report(user, result_id)
+    audit_record(action="psych.report_print", actor=user, object_type="psych_result", object_id=result_id)
+    html = render_to_string(
+        "psych/report_print.html",
+        {"r": report, "printed_at": timezone.localtime(), "clinical": report["kind"] == "clinical"},
+    )
+    return HttpResponse(html, content_type="text/html; charset=utf-8")
+
+
+@router.post("/results/{result_id}/sign", response={201: dict}, summary="医生填写意见并签名（签名后不可修改）")
+def result_sign(request: HttpRequest, result_id: int, payload: NoteIn) -> Status[dict[str, Any]]:
+    doctor = require_roles(request, [Role.DOCTOR])
+    review = services.result_sign(doctor=doctor, result_id=result_id, note=payload.note)
+    return Status(201, selectors.review_view(review.result) or {})
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+
+@router.get("/alerts", summary="危急预警（我负责的及升级给我的）")
+def alert_list(request: HttpRequest, status: str = "", limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    doctor = require_roles(request, [Role.DOCTOR])
+    if status and status != "active" and status not in Alert.Status.values:
+        raise ApiError("validation_error", "状态无效", status=422)
+    rows, count = _page(selectors.alerts_query(doctor, status=status), limit, offset)
+    return {"items": [selectors.alert_row(a) for a in rows], "count": count}
+
+
+@router.get("/alerts/{alert_id}", summary="预警详情与处理记录")
+def alert_detail(request: HttpRequest, alert_id: int) -> dict[str, Any]:
+    doctor = require_roles(request, [Role.DOCTOR])
+    return selectors.alert_detail(selectors.alert_visible(doctor, alert_id))
+
+
+@router.post("/alerts/{alert_id}/acknowledge", summary="确认预警")
+def alert_acknowledge(request: HttpRequest, alert_id: int, payload: NoteIn) -> dict[str, Any]:
+    doctor = require_roles(request, [Role.DOCTOR])
+    return selectors.alert_detail(services.alert_acknowledge(user=doctor, alert_id=alert_id, note=payload.note))
+
+
+@router.post("/alerts/{alert_id}/close", summary="关闭预警（填写处理记录）")
+def alert_close(request: HttpRequest, alert_id: int, payload: NoteIn) -> dict[str, Any]:
+    doctor = require_roles(request, [Role.DOCTOR])
+    return selectors.alert_detail(services.alert_close(user=doctor, alert_id=alert_id, note=payload.note))
+
+
+# --- duty roster ------------------------------------------------------------------------------
+
+
+def _duty_row(s: DutyShift) -> dict[str, Any]:
+    return {
+        "id": s.pk,
+        "department": s.department,
+        "doctor": {"id": s.doctor_id, "name": s.doctor.display_name},
+        "starts_at": s.starts_at.isoformat(),
+        "ends_at": s.ends_at.isoformat(),
+    }
+
+
+@router.get("/duty", summary="值班表（今后及当前班次）")
+def duty_list(request: HttpRequest, department: str = "") -> dict[str, Any]:
+    require_roles(request, [Role.DOCTOR, Role.SYSADMIN])
+    qs = DutyShift.objects.select_related("doctor").filter(ends_at__gt=timezone.now()).order_by("starts_at")
+    if department:
+        qs = qs.filter(department=department)
+    return {"items": [_duty_row(s) for s in qs[:200]]}
+
+
+@router.post("/duty", response={201: dict}, summary="新增值班（系统管理员）")
+def duty_create(request: HttpRequest, payload: DutyIn) -> Status[dict[str, Any]]:
+    admin = require_roles(request, [Role.SYSADMIN])
+    shift = services.duty_shift_create(
+        actor=admin,
+        department=payload.department,
+        doctor_id=payload.doctor_id,
+        starts_at=payload.starts_at,
+        ends_at=payload.ends_at,
+    )
+    return Status(201, _duty_row(shift))

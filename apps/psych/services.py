@@ -1,0 +1,480 @@
+"""Writes of the scales domain: assign, save answers, submit and score, cancel,
+alerts (raise, escalate, acknowledge, close), review and sign, duty roster.
+
+Each lifecycle changes state through one transition function that locks the
+row, checks the table in states.py, saves, logs and publishes after commit."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import hashlib
+import hmac
+import json
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import Patient, StaffProfile, User
+from apps.accounts.roles import Role
+from apps.audit.services import audit_record
+from apps.im.models import Conversation
+from hub.errors import ApiError, NotFound
+
+from . import errors, events, selectors
+from .models import Alert, AlertEvent, Assignment, DutyShift, Result, ResultReview
+from .scoring import AnswerError, check_answer, score
+from .states import ALERT_TRANSITIONS, ASSIGNMENT_TRANSITIONS
+
+log = logging.getLogger(__name__)
+MAX_DUE_DAYS = 90
+SH = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+
+
+def _fmt_local(value: dt.datetime) -> str:
+    return timezone.localtime(value).strftime("%m月%d日 %H:%M")
+
+
+# --- assignment lifecycle -----------------------------------------------------------
+
+
+def _assignment_transition(a: Assignment, action: str) -> str:
+    """Apply ``action`` to a locked assignment; refuse anything the table does not list."""
+    if a.status == Assignment.Status.SUBMITTED and action in ("answer", "submit"):
+        raise errors.already_submitted()
+    target = ASSIGNMENT_TRANSITIONS.get((a.status, action))
+    if target is None:
+        if action in ("answer", "submit"):
+            raise errors.assignment_closed(Assignment.Status(a.status).label)
+        raise errors.transition_refused(a.status, action, Assignment.Status(a.status).label)
+    a.status = target
+    return target
+
+
+def _check_patient_access(user: User, assignment_id: int) -> None:
+    """Outside any transaction, so a denial's audit record is kept."""
+    selectors.assignment_visible(user, assignment_id)
+    if user.role != Role.PATIENT:
+        raise NotFound("记录")
+
+
+def _locked_assignment(assignment_id: int) -> Assignment:
+    return (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("patient", "scale", "assigned_by")
+        .get(pk=assignment_id)
+    )
+
+
+def _card_conversation(doctor: User, patient: Patient) -> Conversation:
+    from apps.im.services import conversation_for_pair
+
+    conv = selectors.shared_conversation(doctor, patient.owner)
+    if conv is not None:
+        return conv
+    # No open shared conversation any more (e.g. the visit was closed): a
+    # care-team conversation for this 就诊人 carries the scales from now on.
+    return conversation_for_pair(
+        staff=doctor,
+        patient=patient.owner,
+        kind=Conversation.Kind.CARE_TEAM,
+        ref_type="psych_patient",
+        ref_id=str(patient.pk),
+    )
+
+
+def due_from_date(day: dt.date) -> dt.datetime:
+    """A due date means the end of that day in Asia/Shanghai."""
+    return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=SH)
+
+
+def assignments_create(
+    *, doctor: User, patient_id: int, scale_codes: list[str], due_at: dt.datetime, note: str = ""
+) -> list[Assignment]:
+    """Assign one or more scales to one of the doctor's patients. One IM card
+    and one notification cover the whole batch."""
+    patient = Patient.objects.select_related("owner").filter(pk=patient_id, is_active=True).first()
+    if patient is None or not selectors.doctor_may_assign(doctor, patient_id):
+        audit_record(action="psych.assign", actor=doctor, object_type="patient", object_id=patient_id, result="denied")
+        raise NotFound("就诊人")
+    now = timezone.now()
+    if due_at <= now or due_at > now + dt.timedelta(days=MAX_DUE_DAYS):
+        raise errors.due_invalid()
+    codes = list(dict.fromkeys(c.strip() for c in scale_codes if c.strip()))
+    if not codes:
+        raise ApiError("validation_error", "请至少选择一个量表", status=422)
+    scales = []
+    for code in codes:
+        scale = selectors.latest_scale(code)
+        if scale is None:
+            raise errors.scale_unknown(code)
+        scales.append(scale)
+    batch = uuid.uuid4().hex
+    with transaction.atomic():
+        created = [
+            Assignment.objects.create(
+                patient=patient, scale=s, assigned_by=doctor, batch=batch, due_at=due_at, note=note[:200]
+            )
+            for s in scales
+        ]
+        names = "、".join(s.data["short_name"] for s in scales)
+        summary = f"请在{_fmt_local(due_at)}前为{patient.name}完成心理量表：{names}"
+        from apps.im.services import card_post
+
+        conv = _card_conversation(doctor, patient)
+        card_post(
+            conversation=conv,
+            sender=doctor,
+            card_type="scale_assignment",
+            data={
+                "batch": batch,
+                "assignment_ids": [a.pk for a in created],
+                "patient_id": patient.pk,
+                "patient_name": patient.name,
+                "scales": [{"code": s.code, "name": s.data["short_name"]} for s in scales],
+                "due_at": due_at.isoformat(),
+                "summary": summary,
+                "page": "/pages/psych/list",
+            },
+            client_msg_id=f"psych-{batch}",
+        )
+        audit_record(
+            action="psych.assign",
+            actor=doctor,
+            object_type="patient",
+            object_id=patient.pk,
+            detail={"assignments": [a.pk for a in created], "scales": codes, "conversation": conv.pk},
+        )
+        events.publish_to_user(
+            patient.owner_id,
+            "psych.assigned",
+            {"batch": batch, "assignment_ids": [a.pk for a in created], "title": summary},
+        )
+        owner_id = patient.owner_id
+        transaction.on_commit(lambda: _notify(owner_id, "心理量表待填写", summary))
+    return created
+
+
+def _notify(user_id: int, title: str, text: str) -> str:
+    """Offline notice (WeChat subscribe message or SMS). Never fails the caller:
+    the card and the socket event already carry the news."""
+    from apps.im.notifications import notice_adapter
+
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        return ""
+    try:
+        return notice_adapter().send(user=user, title=title, text=text)
+    except Exception:
+        log.exception("psych notice to user %s failed", user_id)
+        return ""
+
+
+def answers_save(*, user: User, assignment_id: int, answers: dict[int, int]) -> dict[str, Any]:
+    """Save some answers (merging with those saved before). Refused once
+    submitted: the submitted answers are final."""
+    _check_patient_access(user, assignment_id)
+    with transaction.atomic():
+        a = _locked_assignment(assignment_id)
+        _assignment_transition(a, "answer")
+        for item_no, value in answers.items():
+            try:
+                check_answer(a.scale.data, item_no, value)
+            except AnswerError as exc:
+                raise errors.answer_invalid(str(exc), exc.item) from None
+        merged = {**a.draft_answers, **{str(k): v for k, v in answers.items()}}
+        a.draft_answers = merged
+        fields = ["status", "draft_answers"]
+        if a.started_at is None:
+            a.started_at = timezone.now()
+            fields.append("started_at")
+        a.save(update_fields=fields)
+    return selectors.assignment_for_filling(a)
+
+
+def assignment_submit(*, user: User, assignment_id: int, answers: dict[int, int] | None = None) -> Result:
+    """Score the sheet and freeze it. Critical-item rules run on the answers
+    themselves, whatever the total, and raise alerts to the assigning doctor."""
+    _check_patient_access(user, assignment_id)
+    with transaction.atomic():
+        a = _locked_assignment(assignment_id)
+        if answers:
+            for item_no, value in answers.items():
+                try:
+                    check_answer(a.scale.data, item_no, value)
+                except AnswerError as exc:
+                    raise errors.answer_invalid(str(exc), exc.item) from None
+        _assignment_transition(a, "submit")
+        sheet = {int(k): v for k, v in {**a.draft_answers, **{str(k): v for k, v in (answers or {}).items()}}.items()}
+        try:
+            s = score(a.scale.data, sheet, norm=settings.PSYCH_ZUNG_NORM, rounding=settings.PSYCH_STANDARD_ROUNDING)
+        except AnswerError as exc:
+            raise errors.incomplete(str(exc), exc.item) from None
+        now = timezone.now()
+        a.draft_answers = {str(k): v for k, v in sorted(sheet.items())}
+        a.submitted_at = now
+        a.save(update_fields=["status", "draft_answers", "submitted_at"])
+        result = Result.objects.create(
+            assignment=a,
+            patient=a.patient,
+            scale=a.scale,
+            scale_code=a.scale.code,
+            answers=a.draft_answers,
+            raw_score=s.raw,
+            standard_score=s.standard,
+            norm=s.norm,
+            norm_label=s.norm_label,
+            rounding=s.rounding,
+            band_code=s.band_code,
+            band_label=s.band_label,
+            band_severity=s.band_severity,
+            flags=s.flags,
+            critical=s.critical,
+            submitted_by=user,
+            submitted_at=now,
+        )
+        audit_record(
+            action="psych.submit",
+            actor=user,
+            object_type="psych_result",
+            object_id=result.pk,
+            detail={"assignment": a.pk, "scale": a.scale.code, "critical": [c["code"] for c in s.critical]},
+        )
+        for hit in s.critical:
+            _alert_raise(result=result, assignment=a, hit=hit, now=now)
+        events.publish_to_user(
+            a.assigned_by_id,
+            "psych.result",
+            {
+                "assignment_id": a.pk,
+                "result_id": result.pk,
+                "patient_id": a.patient_id,
+                "patient_name": a.patient.name,
+                "scale_code": a.scale.code,
+                "band_label": s.band_label,
+                "critical": bool(s.critical),
+            },
+        )
+    return result
+
+
+def assignment_cancel(*, doctor: User, assignment_id: int) -> Assignment:
+    selectors.assignment_visible(doctor, assignment_id)
+    if doctor.role != Role.DOCTOR:
+        raise NotFound("记录")
+    with transaction.atomic():
+        a = _locked_assignment(assignment_id)
+        _assignment_transition(a, "cancel")
+        a.cancelled_at = timezone.now()
+        a.save(update_fields=["status", "cancelled_at"])
+        audit_record(action="psych.cancel", actor=doctor, object_type="psych_assignment", object_id=a.pk)
+        events.publish_to_user(a.patient.owner_id, "psych.cancelled", {"assignment_id": a.pk})
+    return a
+
+
+# --- alerts ----------------------------------------------------------------------------
+
+
+def _department_of(user: User) -> str:
+    profile = StaffProfile.objects.filter(user=user).first()
+    return profile.department if profile else ""
+
+
+def _alert_log(alert: Alert, action: str, actor: User | None, note: str = "", **detail: Any) -> None:
+    AlertEvent.objects.create(alert=alert, action=action, actor=actor, note=note[:500], detail=detail)
+    audit_record(
+        action=f"psych.alert.{action}",
+        actor=actor,
+        actor_username="" if actor else "system",
+        object_type="psych_alert",
+        object_id=alert.pk,
+        detail=detail,
+    )
+
+
+def _alert_raise(*, result: Result, assignment: Assignment, hit: dict[str, Any], now: dt.datetime) -> Alert:
+    doctor = assignment.assigned_by
+    alert = Alert.objects.create(
+        result=result,
+        patient=assignment.patient,
+        rule_code=hit["code"],
+        item=hit["item"],
+        value=hit["value"],
+        label=hit["label"][:128],
+        doctor=doctor,
+        department=_department_of(doctor),
+        ack_deadline=now + dt.timedelta(minutes=settings.PSYCH_ALERT_ACK_MINUTES),
+        created_at=now,
+    )
+    _alert_log(alert, AlertEvent.Action.RAISED, None, rule=hit["code"], item=hit["item"], doctor=doctor.pk)
+    events.publish_alert(alert, "psych.alert.raised", result.scale_code)
+    text = (
+        f"{assignment.patient.name}的{result.scale_code}触发危急预警，请在{settings.PSYCH_ALERT_ACK_MINUTES}分钟内处理"
+    )
+    doctor_id = doctor.pk
+    transaction.on_commit(lambda: _notify(doctor_id, "心理测评危急预警", text))
+    _alert_log(alert, AlertEvent.Action.NOTIFIED, None, to=doctor.pk, channels=["realtime", "notice"])
+    return alert
+
+
+def _alert_transition(alert: Alert, action: str) -> None:
+    target = ALERT_TRANSITIONS.get((alert.status, action))
+    if target is None:
+        raise errors.transition_refused(alert.status, action, Alert.Status(alert.status).label)
+    alert.status = target
+
+
+def alert_acknowledge(*, user: User, alert_id: int, note: str = "") -> Alert:
+    selectors.alert_visible(user, alert_id)
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update(of=("self",)).select_related("patient", "result").get(pk=alert_id)
+        _alert_transition(alert, "acknowledge")
+        alert.acknowledged_by = user
+        alert.acknowledged_at = timezone.now()
+        alert.save(update_fields=["status", "acknowledged_by", "acknowledged_at"])
+        _alert_log(alert, AlertEvent.Action.ACKNOWLEDGED, user, note)
+        events.publish_alert(alert, "psych.alert.acknowledged", alert.result.scale_code)
+    return alert
+
+
+def alert_close(*, user: User, alert_id: int, note: str) -> Alert:
+    if not note.strip():
+        raise ApiError("validation_error", "请填写处理记录", status=422)
+    selectors.alert_visible(user, alert_id)
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update(of=("self",)).select_related("patient", "result").get(pk=alert_id)
+        _alert_transition(alert, "close")
+        alert.closed_at = timezone.now()
+        alert.save(update_fields=["status", "closed_at"])
+        _alert_log(alert, AlertEvent.Action.CLOSED, user, note)
+        events.publish_alert(alert, "psych.alert.closed", alert.result.scale_code)
+    return alert
+
+
+def on_duty_doctor(department: str, at: dt.datetime) -> User | None:
+    shift = (
+        DutyShift.objects.select_related("doctor")
+        .filter(
+            department=department, starts_at__lte=at, ends_at__gt=at, doctor__is_active=True, doctor__role=Role.DOCTOR
+        )
+        .order_by("-starts_at", "-id")
+        .first()
+    )
+    return shift.doctor if shift else None
+
+
+def alerts_escalate_due(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Escalate every open alert past its acknowledgement deadline to the
+    department's on-duty doctor. Safe to re-run and to run in parallel
+    (SKIP LOCKED); an alert without an on-duty doctor is retried next sweep."""
+    now = now or timezone.now()
+    escalated = waiting = 0
+    due_ids = list(
+        Alert.objects.filter(status=Alert.Status.OPEN, ack_deadline__lte=now)
+        .order_by("ack_deadline")
+        .values_list("id", flat=True)[:200]
+    )
+    for alert_id in due_ids:
+        with transaction.atomic():
+            alert = (
+                Alert.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("patient", "result")
+                .filter(pk=alert_id, status=Alert.Status.OPEN)
+                .first()
+            )
+            if alert is None:
+                continue
+            target = on_duty_doctor(alert.department, now)
+            if target is None or target.pk == alert.doctor_id:
+                # Log "no on-duty doctor" once per alert, not on every sweep.
+                if not alert.events.filter(action=AlertEvent.Action.NO_ON_DUTY).exists():
+                    _alert_log(alert, AlertEvent.Action.NO_ON_DUTY, None, department=alert.department)
+                    log.warning("psych alert %s: no on-duty doctor in %r", alert.pk, alert.department)
+                waiting += 1
+                continue
+            _alert_transition(alert, "escalate")
+            alert.escalated_to = target
+            alert.escalated_at = now
+            alert.save(update_fields=["status", "escalated_to", "escalated_at"])
+            _alert_log(alert, AlertEvent.Action.ESCALATED, None, to=target.pk, department=alert.department)
+            events.publish_alert(alert, "psych.alert.escalated", alert.result.scale_code)
+            text = f"{alert.patient.name}的心理测评危急预警超时未处理，已升级给您（值班）"
+            transaction.on_commit(functools.partial(_notify, target.pk, "心理测评预警升级", text))
+            escalated += 1
+    return {"escalated": escalated, "waiting": waiting}
+
+
+# --- review and signature ----------------------------------------------------------------
+
+
+def review_signature(result: Result, note: str, signer_id: int) -> str:
+    """HMAC over what the doctor signs: the frozen scores and answers plus the note."""
+    key = hashlib.sha256(b"psych.review|" + base64.b64decode(settings.AUDIT_HMAC_KEY)).digest()
+    body = json.dumps(
+        {
+            "result": result.pk,
+            "answers": result.answers,
+            "raw": result.raw_score,
+            "standard": result.standard_score,
+            "band": result.band_code,
+            "norm": result.norm,
+            "note": note,
+            "signer": signer_id,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def result_sign(*, doctor: User, result_id: int, note: str) -> ResultReview:
+    note = note.strip()
+    if not note:
+        raise ApiError("validation_error", "请填写医生意见", status=422)
+    result = selectors.result_visible(doctor, result_id)
+    if doctor.role != Role.DOCTOR:
+        raise NotFound("记录")
+    with transaction.atomic():
+        # Serialise signers of the same result; the unique review row settles it.
+        Result.objects.select_for_update().filter(pk=result.pk).first()
+        if ResultReview.objects.filter(result=result).exists():
+            raise errors.already_signed()
+        review = ResultReview.objects.create(
+            result=result,
+            note=note[:2000],
+            signed_by=doctor,
+            signature=review_signature(result, note[:2000], doctor.pk),
+        )
+        audit_record(action="psych.sign", actor=doctor, object_type="psych_result", object_id=result.pk)
+    return review
+
+
+# --- duty roster ---------------------------------------------------------------------------
+
+
+def duty_shift_create(
+    *, actor: User, department: str, doctor_id: int, starts_at: dt.datetime, ends_at: dt.datetime
+) -> DutyShift:
+    doctor = User.objects.filter(pk=doctor_id, role=Role.DOCTOR, is_active=True).first()
+    if doctor is None:
+        raise ApiError("psych.duty_doctor_invalid", "值班医生不存在或不是医生账号", status=422)
+    if ends_at <= starts_at:
+        raise ApiError("psych.duty_window_invalid", "结束时间必须晚于开始时间", status=422)
+    with transaction.atomic():
+        shift = DutyShift.objects.create(
+            department=department.strip(), doctor=doctor, starts_at=starts_at, ends_at=ends_at, created_by=actor
+        )
+        audit_record(
+            action="psych.duty_create",
+            actor=actor,
+            object_type="psych_duty_shift",
+            object_id=shift.pk,
+            detail={"department": shift.department, "doctor": doctor.pk},
+        )
+    return shift
