@@ -169,7 +169,7 @@ class HubNode:
                 for node_id, expires in nodes.items():
                     if float(expires) < now:
                         dead.append(node_id)
-                    elif node_id.decode() != self.node_id:
+                    elif (node_id.decode() if isinstance(node_id, bytes) else node_id) != self.node_id:
                         alive += 1
                 if dead:
                     await client.hdel(NODES_KEY, *dead)
@@ -216,7 +216,7 @@ class HubNode:
                 self._redis = None
                 self.connected.clear()
                 try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
                     await client.aclose()
                 except Exception:  # noqa: S110
                     pass
