@@ -70,6 +70,12 @@ class RealtimeClient {
     this.pingTimer = null
     this.awaitingPong = null
     this.onSessionEnded = null
+    this.resyncListeners = new Set()
+    // The browser may keep a WebSocket open while the network is gone: drop it at once
+    // and reconnect (with resume) when the network returns.
+    this._onOffline = () => {
+      if (this.wanted && this.ws) this._drop(4000, 'offline')
+    }
     this._onOnline = () => {
       if (this.wanted && !this.ws && this.reconnectTimer) {
         clearTimeout(this.reconnectTimer)
@@ -88,6 +94,7 @@ class RealtimeClient {
   connect() {
     this.wanted = true
     window.addEventListener('online', this._onOnline)
+    window.addEventListener('offline', this._onOffline)
     if (this.ws || this.reconnectTimer) return
     this.attempt = 0
     this._open()
@@ -97,6 +104,7 @@ class RealtimeClient {
   disconnect() {
     this.wanted = false
     window.removeEventListener('online', this._onOnline)
+    window.removeEventListener('offline', this._onOffline)
     clearTimeout(this.reconnectTimer)
     this.reconnectTimer = null
     this._teardown(1000, 'client logout')
@@ -166,6 +174,10 @@ class RealtimeClient {
         break
       case 'pong':
         this.awaitingPong = null
+        break
+      case 'resync':
+        // the server lost events (e.g. its Redis link came back): sync from the last seq
+        for (const h of this.resyncListeners) safeCall(h, msg)
         break
       case 'reply': {
         const p = this.pending.get(msg.reply_to)
@@ -278,6 +290,17 @@ class RealtimeClient {
     this.topics.delete(topic)
     if (realtimeState.status !== 'connected') return Promise.resolve({ ok: true })
     return this._request({ type: 'unsubscribe', topic })
+  }
+
+  /** Send any request frame (e.g. im.send, im.sync); resolves with the reply frame (data in .data). */
+  request(frame) {
+    return this._request(frame)
+  }
+
+  /** Called on a {"type":"resync"} frame. Returns an unlisten function. */
+  onResync(handler) {
+    this.resyncListeners.add(handler)
+    return () => this.resyncListeners.delete(handler)
   }
 
   /** Listen to every event frame. Returns an unlisten function. */

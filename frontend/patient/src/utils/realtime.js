@@ -13,6 +13,8 @@
 //   const offStatus = realtime.onStatus((s) => { ... })  // s: 'idle'|'connecting'|'authenticating'|'open'|'closed'
 //   const off = realtime.on('user:12', (evt) => { ... })  // evt: {topic, event, data}
 //   await realtime.subscribe('user:12')
+//   const data = (await realtime.request({ type: 'im.sync', conversation: 3, after_seq: 0 })).data  // 任意请求帧
+//   const offResync = realtime.onResync(() => { ... })  // 服务器发来 {"type":"resync"}：从各自最后的 seq 补齐
 import { getWsUrl, isMiniProgram } from './config.js'
 import { getToken, endSession } from './auth.js'
 import { get, post } from './request.js'
@@ -97,13 +99,16 @@ export class RealtimeClient {
     this._waiting = new Map() // topic -> [{resolve, reject}]，连接就绪前调用 subscribe 的等待者
     this._listeners = new Map() // topic（或 '*'）-> Set<fn>
     this._statusListeners = new Set()
+    this._resyncListeners = new Set()
     this._sessionHooked = false
+    this._networkHooked = false
   }
 
   // ---------- 公共接口 ----------
 
   connect() {
     this._hookSession()
+    this._hookNetwork()
     this._wanted = true
     if (this._task || this._opening || this._reconnectTimer) return
     this._open()
@@ -159,6 +164,17 @@ export class RealtimeClient {
     })
   }
 
+  // 发送任意请求帧（如 im.send / im.sync），resolve 为服务器的 reply 帧（数据在 .data）
+  request(frame) {
+    return this._request(frame)
+  }
+
+  // 服务器要求重新同步（如其 Redis 连接恢复后）
+  onResync(fn) {
+    this._resyncListeners.add(fn)
+    return () => this._resyncListeners.delete(fn)
+  }
+
   unsubscribe(topic) {
     const had = this._topics.delete(topic)
     const waiters = this._waiting.get(topic)
@@ -179,6 +195,31 @@ export class RealtimeClient {
     uni.$on('auth:session-ended', () => {
       if (this._wanted || this._task) this.disconnect()
     })
+  }
+
+  // 网络断开时立即丢弃连接（浏览器不一定会关闭已有的 WebSocket），恢复时立即重连
+  _hookNetwork() {
+    if (this._networkHooked) return
+    this._networkHooked = true
+    const onChange = (connected) => {
+      if (!this._wanted) return
+      if (!connected) {
+        if (this._task || this._opening) this._dropAndRetry()
+      } else if (this._reconnectTimer) {
+        this._clearReconnect()
+        this._attempt = 0
+        this._open()
+      }
+    }
+    // #ifdef H5
+    window.addEventListener('offline', () => onChange(false))
+    window.addEventListener('online', () => onChange(true))
+    // #endif
+    // #ifndef H5
+    if (typeof uni.onNetworkStatusChange === 'function') {
+      uni.onNetworkStatusChange((res) => onChange(!(res && res.isConnected === false)))
+    }
+    // #endif
   }
 
   _setStatus(s) {
@@ -298,6 +339,15 @@ export class RealtimeClient {
         break
       case 'event':
         this._dispatch(msg)
+        break
+      case 'resync':
+        this._resyncListeners.forEach((fn) => {
+          try {
+            fn(msg)
+          } catch (e) {
+            console.error(e)
+          }
+        })
         break
       default:
         break
