@@ -3,6 +3,7 @@
 // those roles; no meta.roles means every signed-in staff member. Later modules append here.
 //   meta: { title, icon, menu: true, roles: [...], group?: '分组名', order?: number }
 import { User, UserFilled, Document } from '@element-plus/icons-vue'
+import { ChatDotRound } from '@element-plus/icons-vue'
 
 export const consoleRoutes = [
   {
@@ -10,6 +11,18 @@ export const consoleRoutes = [
     name: 'home',
     component: () => import('@/views/HomeView.vue'),
     meta: { title: '我的账号', icon: User, menu: true, order: 0 },
+  },
+  {
+    path: 'im',
+    name: 'im',
+    component: () => import('@/views/im/ImView.vue'),
+    meta: {
+      title: '消息',
+      icon: ChatDotRound,
+      menu: true,
+      roles: ['doctor', 'pharmacist', 'nurse', 'therapist', 'dietitian', 'cs_agent'],
+      order: 10,
+    },
   },
   {
     path: 'admin/users',
