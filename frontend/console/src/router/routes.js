@@ -3,6 +3,9 @@
 // those roles; no meta.roles means every signed-in staff member. Later modules append here.
 //   meta: { title, icon, menu: true, roles: [...], group?: '分组名', order?: number }
 import { User, UserFilled, Document } from '@element-plus/icons-vue'
+import { DataAnalysis, Bell } from '@element-plus/icons-vue'
+// Side effect: psych alerts pop up on every console page for doctors.
+import '@/views/psych/alertWatcher'
 import { ChatDotRound } from '@element-plus/icons-vue'
 
 export const consoleRoutes = [
@@ -35,6 +38,24 @@ export const consoleRoutes = [
     name: 'audit',
     component: () => import('@/views/AuditView.vue'),
     meta: { title: '审计日志', icon: Document, menu: true, roles: ['auditor'], order: 110 },
+  },
+  {
+    path: 'psych',
+    name: 'psych',
+    component: () => import('@/views/psych/PsychPatientsView.vue'),
+    meta: { title: '心理测评', icon: DataAnalysis, menu: true, roles: ['doctor'], group: '心理测评', order: 40 },
+  },
+  {
+    path: 'psych/alerts',
+    name: 'psych-alerts',
+    component: () => import('@/views/psych/PsychAlertsView.vue'),
+    meta: { title: '心理预警', icon: Bell, menu: true, roles: ['doctor'], group: '心理测评', order: 41 },
+  },
+  {
+    path: 'psych/results/:id',
+    name: 'psych-report',
+    component: () => import('@/views/psych/PsychReportView.vue'),
+    meta: { title: '测评报告', roles: ['doctor'] },
   },
   {
     path: 'forbidden',
