@@ -81,11 +81,14 @@ def make_patient(phone: str = "13900000001", name: str = "测试患者") -> Pers
 @pytest.fixture(autouse=True)
 def _fresh_hub_node() -> Iterator[None]:
     """Each test runs its own event loop; the process's hub node belongs to one."""
+    from apps.im import realtime as im_realtime
     from hub.realtime import node as node_module
 
     node_module._node = None
+    im_realtime._sends = None
     yield
     node_module._node = None
+    im_realtime._sends = None
 
 
 @pytest.fixture(scope="session", autouse=True)

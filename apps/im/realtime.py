@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from hub.errors import ApiError
+from hub.realtime.batching import GroupCommit
 from hub.realtime.db import run_db
 from hub.realtime.handlers import register_handler, register_lifecycle_hook
 from hub.realtime.node import node
@@ -41,17 +42,29 @@ async def _member_check(socket: Any, cid: int) -> None:
     known.add(cid)
 
 
+_sends: GroupCommit[services.SendRequest, services.SendResult | ApiError] | None = None
+
+
+def sends() -> GroupCommit[services.SendRequest, services.SendResult | ApiError]:
+    global _sends
+    if _sends is None:
+        _sends = GroupCommit(services.message_send_batch, max_batch=64, max_inflight=4)
+    return _sends
+
+
 async def on_send(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
     cid = _conversation_id(frame)
-    result = await run_db(
-        services.message_send,
-        conversation_id=cid,
-        sender=socket.user,
-        kind=frame.get("kind", "text"),
-        body=frame.get("body"),
-        client_msg_id=frame.get("client_msg_id"),
-        publish=False,
+    result = await sends().submit(
+        services.SendRequest(
+            conversation_id=cid,
+            sender=socket.user,
+            kind=frame.get("kind", "text"),
+            body=frame.get("body"),
+            client_msg_id=frame.get("client_msg_id"),
+        )
     )
+    if isinstance(result, ApiError):
+        raise result
     message = result.message
     if not result.duplicate:
         topic = services.topic_for(cid)

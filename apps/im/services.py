@@ -252,6 +252,38 @@ def message_send(
     return SendResult(view, duplicate=False)
 
 
+@dataclass(frozen=True)
+class SendRequest:
+    conversation_id: int
+    sender: User
+    kind: str
+    body: Any
+    client_msg_id: Any
+
+
+def message_send_batch(requests: list[SendRequest]) -> list[SendResult | ApiError]:
+    """Group commit: several sends in one transaction, so one WAL flush serves
+    them all. Each send runs in its own savepoint, so a duplicate or a refused
+    send does not affect the others; results come back in order."""
+    results: list[SendResult | ApiError] = []
+    with transaction.atomic():
+        for r in requests:
+            try:
+                results.append(
+                    message_send(
+                        conversation_id=r.conversation_id,
+                        sender=r.sender,
+                        kind=r.kind,
+                        body=r.body,
+                        client_msg_id=r.client_msg_id,
+                        publish=False,
+                    )  # fmt: skip
+                )
+            except ApiError as exc:
+                results.append(exc)
+    return results
+
+
 def card_post(
     *, conversation: Conversation, sender: User, card_type: str, data: dict[str, Any], client_msg_id: str
 ) -> dict[str, Any]:

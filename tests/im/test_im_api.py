@@ -197,3 +197,31 @@ def test_offline_members_are_notified_once_per_window(pair) -> None:
     Member.objects.filter(user=patient.user).update(last_notified_at=timezone.now() - dt.timedelta(minutes=6))
     Member.objects.filter(user=patient.user).update(read_seq=2)
     assert notify_offline_members.call_local(conv.pk) == []  # read everything: nothing to tell
+
+
+def test_group_commit_gives_each_send_its_own_outcome(pair) -> None:
+    doctor, patient, conv = pair
+    stranger = make_patient("13900000014", "路人")
+    requests = [
+        services.SendRequest(conv.pk, doctor.user, "text", {"text": "一"}, "g-1"),
+        services.SendRequest(conv.pk, stranger.user, "text", {"text": "闯入"}, "g-x"),  # not a member
+        services.SendRequest(conv.pk, patient.user, "text", {"text": "二"}, "g-2"),
+        services.SendRequest(conv.pk, doctor.user, "text", {"text": "一"}, "g-1"),  # retry in the same batch
+        services.SendRequest(conv.pk, doctor.user, "text", {"text": ""}, "g-3"),  # invalid
+        services.SendRequest(conv.pk, doctor.user, "text", {"text": "三"}, "g-4"),
+    ]
+    results = services.message_send_batch(requests)
+    assert [r.message["seq"] if isinstance(r, services.SendResult) else r.code for r in results] == [
+        1,
+        "not_found",
+        2,
+        1,
+        "validation_error",
+        3,
+    ]
+    assert [r.duplicate for r in results if isinstance(r, services.SendResult)] == [False, False, True, False]
+    assert list(Message.objects.filter(conversation=conv).order_by("seq").values_list("client_msg_id", flat=True)) == [
+        "g-1",
+        "g-2",
+        "g-4",
+    ]
