@@ -1,0 +1,116 @@
+"""A WebRTC publisher (aiortc, synthetic H.264 + Opus) pulled by the ffmpeg CLI as HTTP-FLV and HLS."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import av
+import pytest
+
+from media_engine import MediaEngine, MediaError
+from media_engine.client import publish_clips
+from media_engine.grants import sign_grant, verify_grant
+from media_engine.httpout import LiveHttpServer
+from media_engine.live import LiveOutputs
+from media_engine.synthetic import Clip
+
+pytestmark = pytest.mark.asyncio
+
+KEY = b"p" * 32
+
+
+def authorize(room_id: str, token: str) -> str:
+    grant = verify_grant(token, key=KEY, purpose="room")
+    if grant.get("room") != room_id or not grant.get("subscribe"):
+        raise MediaError("grant.invalid", "授权凭证与房间或操作不符")
+    return str(grant["peer"])
+
+
+def grant(room_id: str) -> str:
+    payload = {"purpose": "room", "room": room_id, "peer": "viewer", "publish": False, "subscribe": True}
+    return sign_grant(payload, key=KEY, ttl_seconds=60)
+
+
+async def ffmpeg_pull(url: str, out: Path, seconds: float) -> tuple[int, str]:
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg, "ffmpeg CLI missing"
+    proc = await asyncio.create_subprocess_exec(
+        ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-rw_timeout", "10000000",
+        "-i", url, "-t", str(seconds), "-c", "copy", str(out),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    except TimeoutError:
+        proc.kill()
+        _, err = await proc.communicate()
+    return proc.returncode or 0, err.decode(errors="replace")
+
+
+def decodes_as_h264_and_aac(path: Path) -> dict[str, float]:
+    """Decode the whole file with PyAV; returns seconds of video and audio decoded."""
+    with av.open(str(path)) as container:
+        codecs = sorted(s.codec_context.name for s in container.streams if s.type in ("video", "audio"))
+        assert codecs == ["aac", "h264"], codecs
+        video = audio = 0
+        first_video: av.VideoFrame | None = None
+        for frame in container.decode(*container.streams):
+            if isinstance(frame, av.VideoFrame):
+                video += 1
+                first_video = first_video or frame
+            elif isinstance(frame, av.AudioFrame):
+                audio += frame.samples
+                assert frame.sample_rate == 48000
+        assert first_video is not None and (first_video.width, first_video.height) == (320, 240)
+        return {"video_seconds": video / 30, "audio_seconds": audio / 48000}
+
+
+@pytest.fixture
+async def live(engine: MediaEngine, tmp_path: Path):  # type: ignore[no-untyped-def]
+    server = LiveHttpServer(engine, authorize, LiveOutputs(tmp_path / "hls"))
+    port = await server.start("127.0.0.1", 0)
+    try:
+        yield server, f"http://127.0.0.1:{port}"
+    finally:
+        await server.close()
+
+
+async def test_webrtc_publisher_pulled_as_http_flv_and_hls(
+    engine: MediaEngine, live: tuple[LiveHttpServer, str], video_clip: Clip, audio_clip: Clip, tmp_path: Path
+) -> None:
+    server, base = live
+    room = engine.room("live-1")
+    pub = await publish_clips(lambda sdp: room.publish("doctor", sdp), video_clip, audio_clip)
+    try:
+        await room.wait_publisher("doctor")
+        token = grant("live-1")
+        flv_out, hls_out = tmp_path / "pulled.flv", tmp_path / "pulled.ts"
+        (flv_code, flv_err), (hls_code, hls_err) = await asyncio.gather(
+            ffmpeg_pull(f"{base}/live/live-1.flv?grant={token}", flv_out, 3),
+            ffmpeg_pull(f"{base}/hls/live-1/index.m3u8?grant={token}", hls_out, 2),
+        )
+        assert flv_code == 0, flv_err
+        assert hls_code == 0, hls_err
+        flv = decodes_as_h264_and_aac(flv_out)
+        assert flv["video_seconds"] >= 2.5 and flv["audio_seconds"] >= 2.0, flv
+        hls = decodes_as_h264_and_aac(hls_out)
+        assert hls["video_seconds"] >= 1.5 and hls["audio_seconds"] >= 1.0, hls
+        # Opus -> AAC ran once for the track, shared by the FLV viewer and the HLS remux.
+        assert len(server.outputs.flv) == 1
+        # A second FLV viewer joining late starts at once from the GOP cache.
+        late_out = tmp_path / "late.flv"
+        code, err = await ffmpeg_pull(f"{base}/live/live-1.flv?grant={token}", late_out, 1)
+        assert code == 0, err
+        with av.open(str(late_out)) as container:
+            first = next(container.demux(video=0))
+            assert first.is_keyframe
+    finally:
+        await pub.close()
+
+
+async def test_pull_without_grant_is_refused(live: tuple[LiveHttpServer, str], tmp_path: Path) -> None:
+    _, base = live
+    code, err = await ffmpeg_pull(f"{base}/live/live-2.flv?grant=forged", tmp_path / "x.flv", 1)
+    assert code != 0 and "403" in err
