@@ -277,7 +277,7 @@ def message_send_batch(requests: list[SendRequest]) -> list[SendResult | ApiErro
                         body=r.body,
                         client_msg_id=r.client_msg_id,
                         publish=False,
-                    )  # fmt: skip
+                    )
                 )
             except ApiError as exc:
                 results.append(exc)
