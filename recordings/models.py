@@ -19,6 +19,8 @@ class Recording(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECORDING)
     # Relative to settings.RECORDINGS_ROOT; never taken from a request.
     storage_path = models.CharField(max_length=255, unique=True)
+    # The media node writing it (empty: embedded); sealed from the cut file if that node is lost.
+    node = models.CharField(max_length=64, blank=True, default="")
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
     duration_seconds = models.FloatField(default=0)

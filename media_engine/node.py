@@ -1,0 +1,119 @@
+"""A media node: rooms, RTMP ingest, HTTP-FLV/HLS and recorders, driven by commands.
+
+Commands are dicts from the hub (over the channel layer in ``run_media_node``,
+or in-process in the embedded mode). Each carries a hub-signed ``node`` grant
+naming the command and the room; nothing else is trusted. Events
+(``record.started``, ``record.stopped``, ``room.closed``...) go back through
+``emit`` so the hub keeps ``recordings.Recording`` rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .grants import GrantError, verify_grant
+from .recording import Recorder
+from .room import MediaEngine, MediaError
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[dict[str, Any]], None]
+COMMANDS = ("room.open", "room.close", "record.start", "record.stop", "node.ping")
+
+
+class MediaNode:
+    def __init__(
+        self,
+        engine: MediaEngine,
+        *,
+        name: str,
+        grant_key: bytes,
+        manifest_key: bytes,
+        recordings_root: Path,
+        emit: Emit,
+    ) -> None:
+        self.engine = engine
+        self.name = name
+        self._grant_key = grant_key
+        self._manifest_key = manifest_key
+        self.recordings_root = recordings_root
+        self._emit = emit
+        self.recorders: dict[str, tuple[str, Recorder]] = {}  # room -> (recording id, recorder)
+
+    def emit(self, kind: str, **data: Any) -> None:
+        self._emit({"type": kind, "node": self.name, **data})
+
+    async def handle(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Run one command; returns ``{"ok": True, ...}`` or ``{"ok": False, "code", "message"}``."""
+        cmd = str(command.get("cmd", ""))
+        room_id = str(command.get("room", ""))
+        try:
+            grant = verify_grant(str(command.get("grant", "")), key=self._grant_key, purpose="node")
+            if cmd not in COMMANDS or grant.get("cmd") != cmd or grant.get("room") != room_id:
+                raise GrantError("grant.invalid", "授权凭证与命令不符")
+            return {"ok": True, **await getattr(self, "_" + cmd.replace(".", "_"))(room_id, command)}
+        except (GrantError, MediaError) as exc:
+            log.info("node %s refused %s %s: %s", self.name, cmd, room_id, exc.code)
+            return {"ok": False, "code": exc.code, "message": exc.message}
+
+    async def _node_ping(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        return {"rooms": sorted(self.engine.rooms), "recording": sorted(self.recorders)}
+
+    async def _room_open(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        self.engine.room(room_id)
+        self.emit("room.opened", room=room_id)
+        return {}
+
+    async def _room_close(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        if room_id in self.recorders:
+            await self._record_stop(room_id, command)
+        await self.engine.close_room(room_id)
+        self.emit("room.closed", room=room_id)
+        return {}
+
+    async def _record_start(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        if room_id in self.recorders:
+            raise MediaError("media.already_recording", "该房间已在录制")
+        recording_id = str(command["recording"])
+        storage_path = f"{room_id}/{recording_id}.mp4"
+        room = self.engine.room(room_id)
+        publisher = await room.wait_publisher(timeout=float(command.get("wait_seconds", 10)))
+        recorder = Recorder(
+            path=self.recordings_root / storage_path,
+            key=self._manifest_key,
+            room_id=room_id,
+            sources=publisher.sources,
+            meta={"room": room_id, "recording": recording_id, "publisher": publisher.peer_id},
+        )
+        recorder.start()
+        self.recorders[room_id] = (recording_id, recorder)
+        started = recorder.started_at or datetime.datetime.now(datetime.UTC)
+        self.emit(
+            "record.started",
+            room=room_id,
+            recording=recording_id,
+            storage_path=storage_path,
+            started_at=started.isoformat(),
+        )
+        return {"storage_path": storage_path}
+
+    async def _record_stop(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        entry = self.recorders.pop(room_id, None)
+        if entry is None:
+            raise MediaError("media.not_recording", "该房间未在录制")
+        recording_id, recorder = entry
+        manifest = await asyncio.to_thread(recorder.stop_blocking)
+        self.emit("record.stopped", room=room_id, recording=recording_id, manifest=manifest)
+        return {"duration_seconds": manifest["duration_seconds"]}
+
+    async def close(self) -> None:
+        for room_id in list(self.recorders):
+            recording_id, recorder = self.recorders.pop(room_id)
+            manifest = await asyncio.to_thread(recorder.stop_blocking)
+            self.emit("record.stopped", room=room_id, recording=recording_id, manifest=manifest)
+        await self.engine.close()

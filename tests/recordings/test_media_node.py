@@ -1,0 +1,116 @@
+"""The real media node process: commanded over the channel layer, SIGKILLed mid-recording."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+import av
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.test import override_settings
+
+from hub.media.control import listen_events, node_channel, node_lost, send_command, start_recording
+from hub.media.grants import room_grant
+from recordings.models import Recording
+from recordings.services import recording_file
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def start_node(name: str, events: str, root: Path) -> tuple[asyncio.subprocess.Process, int]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "RECORDINGS_ROOT": str(root)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "manage.py", "run_media_node", "--name", name, "--rtmp-port", "0", "--http-port", "0",
+        "--events-channel", events,
+        cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    match = re.search(r"READY .*rtmp=(\d+)", line)
+    assert match, f"node did not start: {line!r}"
+    return proc, int(match.group(1))
+
+
+async def test_sigkill_of_media_node_mid_recording_leaves_playable_file_with_gap(tmp_path: Path) -> None:
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg
+    name = f"t{os.getpid()}{uuid.uuid4().hex[:6]}"
+    events = f"media.events.{name}"
+    room = f"crash-{name}"
+    with override_settings(RECORDINGS_ROOT=tmp_path):
+        node, rtmp_port = await start_node(name, events, tmp_path)
+        stop = asyncio.Event()
+        listener = asyncio.ensure_future(listen_events(events, until=stop))
+        grant = room_grant(room_id=room, peer_id="pusher", role="patient", publish=True, subscribe=False)
+        push = await asyncio.create_subprocess_exec(
+            ffmpeg, "-hide_banner", "-loglevel", "error", "-re",
+            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=440",
+            "-t", "30", "-c:v", "libx264", "-profile:v", "baseline", "-preset", "veryfast", "-g", "15",
+            "-c:a", "aac", "-f", "flv", f"rtmp://127.0.0.1:{rtmp_port}/live/{room}?grant={grant}",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            assert (await send_command(name, "node.ping", room))["ok"] is True
+            # A command without a valid hub-signed grant is refused by the node.
+            layer = get_channel_layer()
+            reply = await layer.new_channel("media.reply.")
+            forged = {
+                "type": "media.command",
+                "cmd": "room.close",
+                "room": room,
+                "grant": "e30.AAAA",
+                "reply_to": reply,
+            }
+            await layer.send(node_channel(name), forged)
+            refused = await asyncio.wait_for(layer.receive(reply), 10)
+            assert refused["ok"] is False and refused["code"] == "grant.invalid"
+            recording = await start_recording(node=name, room_id=room, participants=[])
+            assert recording.node == name and recording.status == Recording.Status.RECORDING
+            # The node's record.started event reaches the hub-side handler.
+            for _ in range(100):
+                refreshed = await Recording.objects.aget(pk=recording.pk)
+                if refreshed.started_at != recording.started_at:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("record.started event not applied")
+            await asyncio.sleep(3.0)
+            killed_at = asyncio.get_running_loop().time()
+            node.send_signal(signal.SIGKILL)
+            assert await asyncio.wait_for(node.wait(), 10) == -signal.SIGKILL
+            await asyncio.sleep(1.0)  # the gap: wall time with nothing written
+            assert asyncio.get_running_loop().time() - killed_at >= 1.0
+        finally:
+            if node.returncode is None:
+                node.kill()
+                await node.wait()
+            if push.returncode is None:
+                push.kill()
+            await push.wait()
+            stop.set()
+            await listener
+        sealed = await sync_to_async(node_lost)(name)
+        assert [r.pk for r in sealed] == [recording.pk]
+        rec = sealed[0]
+        assert rec.status == Recording.Status.RECOVERED
+        assert rec.manifest["recovered"] is True and rec.manifest["node"] == name
+        assert rec.duration_seconds >= 2.0, rec.manifest
+        assert rec.manifest["gap_seconds"] >= 1.0, rec.manifest
+        path = recording_file(rec)
+        with av.open(str(path)) as container:
+            kinds = sorted(s.type for s in container.streams)
+            assert kinds == ["audio", "video"]
+            frames = sum(1 for _ in container.decode(video=0))
+        assert frames >= 45, f"only {frames} video frames decode from the cut file"
+        # Idempotent: the node is already accounted for.
+        assert await sync_to_async(node_lost)(name) == []
