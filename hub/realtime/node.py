@@ -22,6 +22,7 @@ reconnects every local socket is told to ``resync``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -93,10 +94,29 @@ class HubNode:
             for socket in list(sockets):
                 socket.on_control(text)
             return
-        message = {"type": "websocket.send", "text": text}
-        targets = [s for s in sockets if s is not exclude] if exclude is not None else list(sockets)
-        # One task per event, not per delivery; the message dict is shared.
-        self.spawn(_fanout(targets, message))
+        slow_path: list[Socket] = []
+        frame: bytes | None = None
+        for socket in sockets:
+            if socket is exclude:
+                continue
+            wire = _wire(socket)
+            if wire is None:
+                slow_path.append(socket)
+                continue
+            if wire.state != wire.STATE_OPEN:
+                continue
+            if _pending_bytes(wire) > MAX_PENDING_BYTES:
+                # A reader this far behind is disconnected, not buffered without
+                # bound; it reconnects and resumes from the log.
+                log.info("closing a slow socket (%d bytes pending)", _pending_bytes(wire))
+                wire.sendClose(code=SLOW_CONSUMER)
+                continue
+            if frame is None:
+                frame = text_frame(text)
+            wire.sendData(frame)
+        if slow_path:
+            # One task per event, not per delivery; the message dict is shared.
+            self.spawn(_fanout(slow_path, {"type": "websocket.send", "text": text}))
 
     async def publish(self, topic: str, text: str, exclude: Socket | None = None) -> None:
         """From the event loop: deliver here (except to ``exclude``, the sending
@@ -232,6 +252,52 @@ class HubNode:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+MAX_PENDING_BYTES = 1 << 20
+SLOW_CONSUMER = 4012
+
+
+def text_frame(text: str) -> bytes:
+    """A complete unmasked WebSocket text frame (server to client frames are
+    never masked), so one encoding serves every recipient."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x81, n))
+    elif n < 65536:
+        header = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return header + payload
+
+
+def _wire(socket: Any) -> Any:
+    """The daphne (autobahn) protocol behind a consumer, if there is one.
+
+    Under daphne ``base_send`` is ``partial(server.handle_reply, protocol)``.
+    Writing the pre-built frame through ``protocol.sendData`` skips the
+    per-recipient ASGI hop and frame building (see docs/adr/0005). Any other
+    server, or the test communicator, takes the ASGI path."""
+    cached = socket.__dict__.get("_hub_wire", _UNSET)
+    if cached is not _UNSET:
+        return cached
+    send = getattr(socket, "base_send", None)
+    proto = None
+    if isinstance(send, functools.partial) and send.args:
+        candidate = send.args[0]
+        if hasattr(candidate, "sendData") and hasattr(candidate, "STATE_OPEN") and hasattr(candidate, "transport"):
+            proto = candidate
+    socket.__dict__["_hub_wire"] = proto
+    return proto
+
+
+_UNSET = object()
+
+
+def _pending_bytes(proto: Any) -> int:
+    transport = proto.transport
+    return int(getattr(transport, "_tempDataLen", 0)) + len(getattr(transport, "dataBuffer", b""))
 
 
 async def _fanout(sockets: list[Socket], message: dict[str, Any]) -> None:
