@@ -9,7 +9,6 @@ naming the command and the room; nothing else is trusted. Events
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
 from collections.abc import Callable
@@ -107,13 +106,13 @@ class MediaNode:
         if entry is None:
             raise MediaError("media.not_recording", "该房间未在录制")
         recording_id, recorder = entry
-        manifest = await asyncio.to_thread(recorder.stop_blocking)
+        manifest = await recorder.stop()
         self.emit("record.stopped", room=room_id, recording=recording_id, manifest=manifest)
         return {"duration_seconds": manifest["duration_seconds"]}
 
     async def close(self) -> None:
         for room_id in list(self.recorders):
             recording_id, recorder = self.recorders.pop(room_id)
-            manifest = await asyncio.to_thread(recorder.stop_blocking)
+            manifest = await recorder.stop()
             self.emit("record.stopped", room=room_id, recording=recording_id, manifest=manifest)
         await self.engine.close()

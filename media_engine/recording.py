@@ -16,6 +16,7 @@ the file, sealed with an HMAC-SHA256 over its canonical form.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import fractions
@@ -181,11 +182,28 @@ class Recorder:
                 source.attach(sink)
         log.info("recording room %s to %s", self.room_id, self.path)
 
-    def stop_blocking(self) -> dict[str, Any]:
-        """Detach, finish the file and write the sealed manifest (blocking: use a thread)."""
+    async def stop(self) -> dict[str, Any]:
+        """Detach from every source at once, then finish the file in a thread.
+
+        Detaching happens here, on the event loop that feeds the sinks, in one
+        step: done from a worker thread, a thread preempted between the video
+        and the audio detach let one track run on past the other (the tails
+        drifted apart under CPU load), and the sources' sink lists were
+        mutated while the loop iterated them.
+        """
+        self.detach()
+        return await asyncio.to_thread(self.finish_blocking)
+
+    def detach(self) -> None:
+        """Stop taking packets from the sources (call on the sources' event loop)."""
         for kind, sink in self._sinks.items():
             self.sources[kind].detach(sink)
         self._sinks.clear()
+
+    def finish_blocking(self) -> dict[str, Any]:
+        """Finish the file and write the sealed manifest (blocking: run in a thread, after ``detach``)."""
+        if self._sinks:
+            raise RuntimeError("detach() the recorder on the event loop before finishing it")
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(30)
@@ -243,7 +261,7 @@ class Recorder:
                             self._write(container, t0, *p)
                 assert t0 is not None
                 self._write(container, t0, kind, data, pts, tb, arrival, key)
-        except BaseException as exc:  # reported by stop_blocking
+        except BaseException as exc:  # reported by finish_blocking
             self._error = exc
             log.exception("recorder %s failed", self.room_id)
         finally:

@@ -40,7 +40,7 @@ async def run(seconds: float, recorders: int, video: object, audio: object, root
         r.start()
     await asyncio.sleep(seconds)
     for r in recs:
-        await asyncio.to_thread(r.stop_blocking)
+        await r.stop()
     cpu = time.process_time() - cpu0
     for s in sources.values():
         await s.stop()

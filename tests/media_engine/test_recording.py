@@ -9,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -22,6 +24,13 @@ from .conftest import avcc_units, nal_units
 
 KEY = b"r" * 32
 ROOT = Path(__file__).resolve().parents[2]
+
+
+async def wait_until(condition: Callable[[], bool], *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
 
 
 def read_timeline(path: Path) -> dict[str, list[float]]:
@@ -42,8 +51,10 @@ async def test_recording_has_both_tracks_in_sync_and_a_sealed_manifest(
         publisher = await room.wait_publisher("doctor")
         recorder = Recorder(path=tmp_path / "r.mp4", key=KEY, room_id="r-rec", sources=publisher.sources)
         recorder.start()
-        await asyncio.sleep(3.0)
-        manifest = await asyncio.to_thread(recorder.stop_blocking)
+        # Time the recording from the first keyframe, not from the offer.
+        await wait_until(lambda: publisher.sources["video"].keyframes_in > 0, timeout=10)
+        await asyncio.sleep(3.0)  # the recording's length, not a wait for something
+        manifest = await recorder.stop()
     finally:
         await pub.close()
 
