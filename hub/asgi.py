@@ -2,6 +2,7 @@
 
 import gc
 import os
+import sys
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
 
@@ -22,6 +23,9 @@ tune_daphne()
 gc.collect()
 gc.freeze()
 gc.set_threshold(*(int(x) for x in os.environ.get("HUB_GC_THRESHOLD", "50000,50,100").split(",")))
+# Database threads wake from I/O needing the GIL while the event loop holds it;
+# with the default 5 ms switch interval every round trip could wait that long.
+sys.setswitchinterval(float(os.environ.get("HUB_SWITCH_INTERVAL", "0.0005")))
 
 application = ProtocolTypeRouter(
     {

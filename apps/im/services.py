@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -207,6 +207,7 @@ def message_send(
     client_msg_id: str,
     publish: bool = True,
     _system: bool = False,
+    _savepoint: bool = True,
 ) -> SendResult:
     """Store a message and return its ack. Idempotent per (sender, client_msg_id).
 
@@ -225,7 +226,7 @@ def message_send(
         )  # fmt: skip
 
     try:
-        if connection.in_atomic_block:
+        if _savepoint and connection.in_atomic_block:
             # Inside a caller's transaction a duplicate must not abort it: savepoint.
             with transaction.atomic():
                 message = insert()
@@ -263,24 +264,57 @@ class SendRequest:
 
 def message_send_batch(requests: list[SendRequest]) -> list[SendResult | ApiError]:
     """Group commit: several sends in one transaction, so one WAL flush serves
-    them all. Each send runs in its own savepoint, so a duplicate or a refused
-    send does not affect the others; results come back in order."""
-    results: list[SendResult | ApiError] = []
-    with transaction.atomic():
+    them all, with one statement per new message. Retries are answered from
+    the stored rows (one query for the whole batch); if a duplicate races in
+    from another process the batch is redone one send at a time."""
+    try:
+        with transaction.atomic():
+            return _send_batch(requests)
+    except IntegrityError:
+        results: list[SendResult | ApiError] = []
         for r in requests:
             try:
-                results.append(
-                    message_send(
-                        conversation_id=r.conversation_id,
-                        sender=r.sender,
-                        kind=r.kind,
-                        body=r.body,
-                        client_msg_id=r.client_msg_id,
-                        publish=False,
-                    )
-                )
+                results.append(_send_one(r))
             except ApiError as exc:
                 results.append(exc)
+        return results
+
+
+def _send_one(r: SendRequest, *, savepoint: bool = True) -> SendResult:
+    return message_send(
+        conversation_id=r.conversation_id, sender=r.sender, kind=r.kind, body=r.body,
+        client_msg_id=r.client_msg_id, publish=False, _savepoint=savepoint,
+    )  # fmt: skip
+
+
+def _send_batch(requests: list[SendRequest]) -> list[SendResult | ApiError]:
+    keys = {(r.sender.pk, r.client_msg_id) for r in requests if isinstance(r.client_msg_id, str)}
+    stored: dict[tuple[int, Any], Message] = {}
+    if keys:
+        q = Q()
+        for sender_id, cmid in keys:
+            q |= Q(sender_id=sender_id, client_msg_id=cmid)
+        stored = {(m.sender_id, m.client_msg_id): m for m in Message.objects.filter(q)}  # type: ignore[misc]
+    acked: dict[tuple[int, Any], dict[str, Any]] = {key: message_view(m) for key, m in stored.items()}
+    results: list[SendResult | ApiError] = []
+    for r in requests:
+        key = (r.sender.pk, r.client_msg_id)
+        previous = acked.get(key)
+        if previous is not None:
+            if previous["conversation"] != r.conversation_id:
+                results.append(ApiError("im.client_msg_id_reused", "消息编号重复", status=409))
+            else:
+                results.append(SendResult(previous, duplicate=True))
+            continue
+        try:
+            # No savepoint per send: duplicates were answered above, and a
+            # duplicate racing in from elsewhere redoes the batch one by one.
+            result = _send_one(r, savepoint=False)
+        except ApiError as exc:
+            results.append(exc)
+            continue
+        acked[key] = result.message
+        results.append(result)
     return results
 
 
