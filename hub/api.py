@@ -15,6 +15,7 @@ from apps.accounts.api import router as accounts_router
 from apps.audit.api import router as audit_router
 from apps.im.api import router as im_router
 from apps.psych.api import router as psych_router
+from hub.media.api import router as media_router
 from recordings.api import router as recordings_router
 
 from .auth import BearerAuth
@@ -87,3 +88,4 @@ api.add_router("/realtime/", realtime_router, tags=["实时连接"])
 api.add_router("/im/", im_router, tags=["即时通讯"])
 api.add_router("/psych/", psych_router, tags=["心理测评"])
 api.add_router("/recordings/", recordings_router, tags=["录像"])
+api.add_router("/media/", media_router, tags=["音视频"])

@@ -310,6 +310,13 @@ RECORDINGS_ROOT = Path(os.environ.get("RECORDINGS_ROOT", VAR_DIR / "recordings")
 RECORDING_RETENTION_DAYS = max(env_int("RECORDING_RETENTION_DAYS", 1096), 1096)
 RECORDING_REPLAY_URL_TTL_SECONDS = env_int("RECORDING_REPLAY_URL_TTL_SECONDS", 300)
 MEDIA_GRANT_TTL_SECONDS = env_int("MEDIA_GRANT_TTL_SECONDS", 120)
+# Embedded default: the media node runs in the web process (single process, no Redis).
+MEDIA_EMBEDDED = env_bool("MEDIA_EMBEDDED", not REDIS_URL)
+# The node the hub commands (the embedded one's name when MEDIA_EMBEDDED).
+MEDIA_NODE = os.environ.get("MEDIA_NODE", "embedded")
+# Heartbeat of remote nodes (run_media_control): ping interval and misses before node_lost.
+MEDIA_HEARTBEAT_SECONDS = env_int("MEDIA_HEARTBEAT_SECONDS", 5)
+MEDIA_HEARTBEAT_MISSES = env_int("MEDIA_HEARTBEAT_MISSES", 3)
 
 # --- Psychological scales (apps.psych) ----------------------------------------
 # SDS/SAS norm: "china" (SDS 53 / SAS 50 cut-offs) or "zung" (50 / 45). Reports name the norm used.

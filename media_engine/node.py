@@ -108,7 +108,7 @@ class MediaNode:
         recording_id, recorder = entry
         manifest = await recorder.stop()
         self.emit("record.stopped", room=room_id, recording=recording_id, manifest=manifest)
-        return {"duration_seconds": manifest["duration_seconds"]}
+        return {"duration_seconds": manifest["duration_seconds"], "manifest": manifest}
 
     async def close(self) -> None:
         for room_id in list(self.recorders):

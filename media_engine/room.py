@@ -125,8 +125,8 @@ class Room:
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             log.info("publisher %s/%s connection %s", self.room_id, peer_id, pc.connectionState)
-            if pc.connectionState in ("failed", "closed"):
-                await self.leave(peer_id)
+            if pc.connectionState in ("failed", "closed") and self.publishers.get(peer_id) is publisher:
+                await self.unpublish(peer_id)
 
         await self.add_publisher(publisher)
         return str(pc.localDescription.sdp)
@@ -143,13 +143,15 @@ class Room:
         async with self._changed:
             self._changed.notify_all()
 
-    async def wait_publisher(self, peer_id: str | None = None, *, timeout: float = 10.0) -> Publisher:
-        """The named publisher (or any other than none) once it is in the room."""
+    async def wait_publisher(
+        self, peer_id: str | None = None, *, timeout: float = 10.0, exclude: str | None = None
+    ) -> Publisher:
+        """The named publisher (or any, other than ``exclude``) once it is in the room."""
 
         def find() -> Publisher | None:
             if peer_id is not None:
                 return self.publishers.get(peer_id)
-            return next(iter(self.publishers.values()), None)
+            return next((p for p in self.publishers.values() if p.peer_id != exclude), None)
 
         async def wait() -> Publisher:
             async with self._changed:
@@ -230,6 +232,10 @@ class Room:
         self._emit("subscriber.joined", peer=peer_id, publisher=publisher_id)
         return str(pc.localDescription.sdp)
 
+    async def unsubscribe(self, peer_id: str) -> None:
+        """End a peer's subscription only (its publication, if any, stays)."""
+        await self._close_subscriber(peer_id)
+
     async def _stop_tracks(self, subscriber: Subscriber) -> None:
         for track in subscriber.tracks.values():
             track.stop()
@@ -248,6 +254,10 @@ class Room:
     async def leave(self, peer_id: str) -> None:
         """Remove a peer's subscription and publication, if any (idempotent)."""
         await self._close_subscriber(peer_id)
+        await self.unpublish(peer_id)
+
+    async def unpublish(self, peer_id: str) -> None:
+        """End a peer's publication only (idempotent)."""
         publisher = self.publishers.pop(peer_id, None)
         if publisher is not None:
             for source in publisher.sources.values():

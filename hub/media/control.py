@@ -27,6 +27,7 @@ from media_engine.recording import recover_manifest
 from recordings.models import Recording
 from recordings.services import recording_file, recording_finish, recording_start
 
+from . import embedded
 from .grants import grant_key, manifest_key
 
 log = logging.getLogger(__name__)
@@ -45,24 +46,44 @@ def node_grant(cmd: str, room_id: str) -> str:
 
 
 async def send_command(node: str, cmd: str, room_id: str, *, timeout: float = 15.0, **data: Any) -> dict[str, Any]:
-    """Send one command to a media node and wait for its reply."""
+    """Send one command to a media node and wait for its reply.
+
+    The embedded node (``MEDIA_EMBEDDED``, this process) gets it by a direct
+    call; a remote node over the channel layer. Either way the node checks the
+    hub-signed grant.
+    """
+    message = {"type": "media.command", "cmd": cmd, "room": room_id, "grant": node_grant(cmd, room_id)}
+    if embedded.is_embedded(node):
+        return await asyncio.wait_for(embedded.node().handle({**message, **data}), timeout)
     layer = get_channel_layer()
     assert layer is not None
     reply = await layer.new_channel("media.reply.")
-    message = {"type": "media.command", "cmd": cmd, "room": room_id, "grant": node_grant(cmd, room_id)}
     await layer.send(node_channel(node), {**message, **data, "reply_to": reply})
     result: dict[str, Any] = await asyncio.wait_for(layer.receive(reply), timeout)
     return result
 
 
-async def start_recording(*, node: str, room_id: str, participants: Iterable[User]) -> Recording:
-    """Register the recording, then have the node start writing it."""
+async def start_recording(*, room_id: str, participants: Iterable[User], node: str = "") -> Recording:
+    """Register the recording, then have the node (default ``MEDIA_NODE``) start writing it."""
+    node = node or settings.MEDIA_NODE
     recording = await sync_to_async(_create)(room_id, node, list(participants))
     result = await send_command(node, "record.start", room_id, recording=str(recording.public_id))
     if not result.get("ok"):
         await Recording.objects.filter(pk=recording.pk).adelete()
         raise RuntimeError(f"media node refused record.start: {result.get('code')}")
     return recording
+
+
+async def stop_recording(recording: Recording, *, timeout: float = 30.0) -> Recording:
+    """Have the node finish the file; the row is sealed with the node's manifest on return."""
+    result = await send_command(recording.node, "record.stop", recording.room_id, timeout=timeout)
+    if not result.get("ok"):
+        raise RuntimeError(f"media node refused record.stop: {result.get('code')}")
+    # The record.stopped event carries the same manifest; applying it twice is a no-op.
+    event = {"type": "record.stopped", "recording": str(recording.public_id), "manifest": result["manifest"]}
+    applied = await sync_to_async(handle_event)(event)
+    assert applied is not None
+    return applied
 
 
 def _create(room_id: str, node: str, participants: list[User]) -> Recording:
@@ -127,3 +148,41 @@ def node_lost(node: str) -> list[Recording]:
             detail={"node": node, "gap_seconds": gap},
         )
     return sealed
+
+
+async def watch_node(
+    node: str,
+    *,
+    interval: float | None = None,
+    misses: int | None = None,
+    until: asyncio.Event | None = None,
+) -> None:
+    """Heartbeat: ping ``node`` every ``interval`` s; after ``misses`` unanswered
+    pings in a row it is lost and :func:`node_lost` seals its open recordings.
+    Keeps watching (a node that comes back is alive again)."""
+    interval = float(interval or settings.MEDIA_HEARTBEAT_SECONDS)
+    misses = int(misses or settings.MEDIA_HEARTBEAT_MISSES)
+    missed = 0
+    while until is None or not until.is_set():
+        started = asyncio.get_running_loop().time()
+        try:
+            alive = bool((await send_command(node, "node.ping", "", timeout=interval)).get("ok"))
+        except TimeoutError:
+            alive = False
+        if alive:
+            missed = 0
+        else:
+            missed += 1
+            log.warning("media node %s missed heartbeat %d of %d", node, missed, misses)
+            if missed == misses:
+                sealed = await sync_to_async(node_lost)(node)
+                log.error("media node %s lost; %d recording(s) sealed from cut files", node, len(sealed))
+        rest = interval - (asyncio.get_running_loop().time() - started)
+        if rest > 0:
+            if until is None:
+                await asyncio.sleep(rest)
+            else:
+                try:
+                    await asyncio.wait_for(until.wait(), rest)
+                except TimeoutError:
+                    pass

@@ -12,20 +12,11 @@ import uuid
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from media_engine import MediaEngine, MediaError
+from media_engine import MediaError
 from media_engine.grants import GrantError
 
+from .embedded import engine
 from .grants import verify
-
-_engine: MediaEngine | None = None
-
-
-def engine() -> MediaEngine:
-    """The embedded media node of this process (one event loop: daphne's)."""
-    global _engine
-    if _engine is None:
-        _engine = MediaEngine()
-    return _engine
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -64,7 +55,8 @@ async def _handle(request: HttpRequest, room_id: str, action: str) -> HttpRespon
         if action == "publish":
             answer = await room.publish(peer, request.body.decode())
         else:
-            publisher = await room.wait_publisher(timeout=5)
+            # The other side: never the player's own publication.
+            publisher = await room.wait_publisher(timeout=5, exclude=peer)
             answer = await room.subscribe(peer, request.body.decode(), publisher_id=publisher.peer_id)
     except MediaError as exc:
         return _error(409 if exc.code != "media.bad_offer" else 400, exc.code, exc.message)
@@ -85,18 +77,26 @@ async def whep(request: HttpRequest, room_id: str) -> HttpResponse:
 
 
 @csrf_exempt
-async def session(request: HttpRequest, room_id: str, peer: str) -> HttpResponse:
-    """DELETE ends the session; PATCH (trickle ICE) is not supported by aiortc."""
+async def whip_session(request: HttpRequest, room_id: str, peer: str) -> HttpResponse:
+    return await _session(request, room_id, peer, "publish")
+
+
+@csrf_exempt
+async def whep_session(request: HttpRequest, room_id: str, peer: str) -> HttpResponse:
+    return await _session(request, room_id, peer, "subscribe")
+
+
+async def _session(request: HttpRequest, room_id: str, peer: str, action: str) -> HttpResponse:
+    """DELETE ends the publication (WHIP) or the playback (WHEP); PATCH (trickle ICE) is not supported by aiortc."""
     if request.method == "PATCH":
         return _error(405, "media.no_trickle", "不支持增量 ICE")
     if request.method != "DELETE":
         return _error(405, "method_not_allowed", "不支持的请求方法")
-    grant = _grant(request, room_id, "publish")
+    grant = _grant(request, room_id, action)
     if isinstance(grant, JsonResponse):
-        grant = _grant(request, room_id, "subscribe")
-        if isinstance(grant, JsonResponse):
-            return grant
+        return grant
     if grant.get("peer") != peer:
         return _error(403, "grant.invalid", "授权凭证与会话不符")
-    await engine().room(room_id).leave(peer)
+    room = engine().room(room_id)
+    await (room.unpublish(peer) if action == "publish" else room.unsubscribe(peer))
     return HttpResponse(status=200)

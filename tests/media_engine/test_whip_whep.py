@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from django.test import AsyncClient
 
-from hub.media import whip as whip_module
+from hub.media import embedded
 from hub.media.grants import room_grant
 from media_engine.client import publish_clips, subscribe
 from media_engine.synthetic import Clip
@@ -29,7 +29,6 @@ def signal(client: AsyncClient, url: str, token: str) -> Callable[[str], Awaitab
 
 
 async def test_whip_publisher_is_played_over_whep(video_clip: Clip, audio_clip: Clip) -> None:
-    whip_module._engine = None
     client = AsyncClient()
     pub_grant = room_grant(room_id="c1", peer_id="doctor", role="doctor", publish=True, subscribe=False)
     sub_grant = room_grant(room_id="c1", peer_id="patient", role="patient", publish=False, subscribe=True)
@@ -50,8 +49,7 @@ async def test_whip_publisher_is_played_over_whep(video_clip: Clip, audio_clip: 
         assert (await client.post("/media/whep/c1", "v=0", content_type="application/sdp")).status_code == 401
         ended = await client.delete("/media/whip/c1/doctor", headers={"Authorization": f"Bearer {pub_grant}"})
         assert ended.status_code == 200
-        assert "doctor" not in whip_module.engine().room("c1").publishers
+        assert "doctor" not in embedded.engine().room("c1").publishers
     finally:
         await asyncio.gather(pub.close(), sub.close())
-        await whip_module.engine().close()
-        whip_module._engine = None
+        await embedded.shutdown()

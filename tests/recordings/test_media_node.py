@@ -17,7 +17,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.test import override_settings
 
-from hub.media.control import listen_events, node_channel, node_lost, send_command, start_recording
+from hub.media.control import listen_events, node_channel, node_lost, send_command, start_recording, watch_node
 from hub.media.grants import room_grant
 from recordings.models import Recording
 from recordings.services import recording_file
@@ -51,6 +51,7 @@ async def test_sigkill_of_media_node_mid_recording_leaves_playable_file_with_gap
         node, rtmp_port = await start_node(name, events, tmp_path)
         stop = asyncio.Event()
         listener = asyncio.ensure_future(listen_events(events, until=stop))
+        heartbeat: asyncio.Task[None] | None = None
         grant = room_grant(room_id=room, peer_id="pusher", role="patient", publish=True, subscribe=False)
         push = await asyncio.create_subprocess_exec(
             ffmpeg, "-hide_banner", "-loglevel", "error", "-re",
@@ -84,12 +85,22 @@ async def test_sigkill_of_media_node_mid_recording_leaves_playable_file_with_gap
                 await asyncio.sleep(0.05)
             else:
                 pytest.fail("record.started event not applied")
+            # The hub's heartbeat: pings every 0.5 s, lost after 2 missed pings.
+            heartbeat = asyncio.ensure_future(watch_node(name, interval=0.5, misses=2, until=stop))
             await asyncio.sleep(3.0)
+            assert recording.status == Recording.Status.RECORDING
             killed_at = asyncio.get_running_loop().time()
             node.send_signal(signal.SIGKILL)
             assert await asyncio.wait_for(node.wait(), 10) == -signal.SIGKILL
-            await asyncio.sleep(1.0)  # the gap: wall time with nothing written
-            assert asyncio.get_running_loop().time() - killed_at >= 1.0
+            # Nobody calls node_lost by hand: the heartbeat notices and seals the recording.
+            for _ in range(300):
+                rec = await Recording.objects.aget(pk=recording.pk)
+                if rec.status != Recording.Status.RECORDING:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the heartbeat did not declare the node lost")
+            assert asyncio.get_running_loop().time() - killed_at >= 1.0  # 2 pings of 0.5 s unanswered
         finally:
             if node.returncode is None:
                 node.kill()
@@ -99,9 +110,8 @@ async def test_sigkill_of_media_node_mid_recording_leaves_playable_file_with_gap
             await push.wait()
             stop.set()
             await listener
-        sealed = await sync_to_async(node_lost)(name)
-        assert [r.pk for r in sealed] == [recording.pk]
-        rec = sealed[0]
+            if heartbeat is not None:
+                await heartbeat
         assert rec.status == Recording.Status.RECOVERED
         assert rec.manifest["recovered"] is True and rec.manifest["node"] == name
         assert rec.duration_seconds >= 2.0, rec.manifest

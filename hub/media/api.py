@@ -1,0 +1,118 @@
+"""Room grants and recording control for consultation rooms (``/api/v1/media/``).
+
+A room is an IM conversation's video room: ``conv-<conversation id>``. Only
+active members of the conversation get a grant for it; observers only play.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Router, Schema
+
+from apps.accounts.roles import CLINICAL_ROLES
+from apps.audit.services import audit_record
+from apps.im.models import Member
+from apps.im.services import require_member
+from hub.errors import ApiError, Forbidden, NotFound
+from recordings.models import Recording
+
+from .control import start_recording, stop_recording
+from .grants import room_grant
+
+router = Router()
+
+_ROOM = re.compile(r"^conv-(\d{1,18})$")
+
+
+class GrantOut(Schema):
+    room_id: str
+    peer_id: str
+    token: str
+    publish: bool
+    subscribe: bool
+    expires_in: int
+    whip_url: str
+    whep_url: str
+
+
+class RecordingStateOut(Schema):
+    public_id: str
+    room_id: str
+    status: str
+    duration_seconds: float
+
+
+def _member(request: HttpRequest, room_id: str) -> Member:
+    match = _ROOM.match(room_id)
+    if match is None:
+        raise NotFound("视频房间")
+    return require_member(user=request.auth, conversation_id=int(match.group(1)))  # type: ignore[attr-defined]
+
+
+@router.post("/rooms/{room_id}/grant", response=GrantOut, summary="获取视频房间授权")
+def media_room_grant(request: HttpRequest, room_id: str) -> dict[str, Any]:
+    member = _member(request, room_id)
+    user = member.user
+    publish = member.role != Member.Role.OBSERVER
+    peer_id = f"u{user.pk}"
+    token = room_grant(room_id=room_id, peer_id=peer_id, role=user.role, publish=publish, subscribe=True)
+    audit_record(action="media.room_grant", actor=user, object_type="room", object_id=room_id)
+    return {
+        "room_id": room_id,
+        "peer_id": peer_id,
+        "token": token,
+        "publish": publish,
+        "subscribe": True,
+        "expires_in": settings.MEDIA_GRANT_TTL_SECONDS,
+        "whip_url": f"/media/whip/{room_id}",
+        "whep_url": f"/media/whep/{room_id}",
+    }
+
+
+def _staff_member(request: HttpRequest, room_id: str) -> Member:
+    member = _member(request, room_id)
+    if member.role != Member.Role.STAFF or member.user.role not in CLINICAL_ROLES:
+        raise Forbidden("仅参与问诊的医护人员可以控制录制")
+    return member
+
+
+def _state(recording: Recording) -> dict[str, Any]:
+    return {
+        "public_id": str(recording.public_id),
+        "room_id": recording.room_id,
+        "status": recording.status,
+        "duration_seconds": recording.duration_seconds,
+    }
+
+
+@router.post("/rooms/{room_id}/recording/start", response=RecordingStateOut, summary="开始录制")
+def media_recording_start(request: HttpRequest, room_id: str) -> dict[str, Any]:
+    member = _staff_member(request, room_id)
+    if Recording.objects.filter(room_id=room_id, status=Recording.Status.RECORDING).exists():
+        raise ApiError("media.already_recording", "该房间已在录制", status=409)
+    staff = [
+        m.user
+        for m in Member.objects.filter(conversation_id=member.conversation_id, left_at__isnull=True).select_related(
+            "user"
+        )
+        if m.user.role in CLINICAL_ROLES
+    ]
+    recording = async_to_sync(start_recording)(room_id=room_id, participants=staff)
+    audit_record(action="recording.start", actor=member.user, object_type="recording", object_id=recording.public_id)
+    return _state(recording)
+
+
+@router.post("/rooms/{room_id}/recording/stop", response=RecordingStateOut, summary="停止录制")
+def media_recording_stop(request: HttpRequest, room_id: str) -> dict[str, Any]:
+    member = _staff_member(request, room_id)
+    recording = Recording.objects.filter(room_id=room_id, status=Recording.Status.RECORDING).first()
+    if recording is None:
+        raise NotFound("进行中的录制")
+    recording = async_to_sync(stop_recording)(recording)
+    audit_record(action="recording.stop", actor=member.user, object_type="recording", object_id=recording.public_id)
+    return _state(recording)
