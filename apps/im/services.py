@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -233,6 +233,8 @@ def message_send(
         else:
             message = insert()
     except IntegrityError:
+        if not _savepoint and connection.in_atomic_block:
+            raise  # the caller's transaction is aborted: let it redo the work
         # A retry of a send that was stored: answer with the first ack.
         existing = Message.objects.filter(sender=sender, client_msg_id=client_msg_id).first()
         if existing is None:
@@ -264,58 +266,24 @@ class SendRequest:
 
 def message_send_batch(requests: list[SendRequest]) -> list[SendResult | ApiError]:
     """Group commit: several sends in one transaction, so one WAL flush serves
-    them all, with one statement per new message. Retries are answered from
-    the stored rows (one query for the whole batch); if a duplicate races in
-    from another process the batch is redone one send at a time."""
+    them all, with one statement per message and no savepoints. A retried send
+    (rare) violates the unique key and aborts the batch; the batch is then redone
+    one send at a time, where each retry gets its first ack back."""
     try:
         with transaction.atomic():
-            return _send_batch(requests)
+            return [_send_or_error(r, savepoint=False) for r in requests]
     except IntegrityError:
-        results: list[SendResult | ApiError] = []
-        for r in requests:
-            try:
-                results.append(_send_one(r))
-            except ApiError as exc:
-                results.append(exc)
-        return results
+        return [_send_or_error(r, savepoint=True) for r in requests]
 
 
-def _send_one(r: SendRequest, *, savepoint: bool = True) -> SendResult:
-    return message_send(
-        conversation_id=r.conversation_id, sender=r.sender, kind=r.kind, body=r.body,
-        client_msg_id=r.client_msg_id, publish=False, _savepoint=savepoint,
-    )  # fmt: skip
-
-
-def _send_batch(requests: list[SendRequest]) -> list[SendResult | ApiError]:
-    keys = {(r.sender.pk, r.client_msg_id) for r in requests if isinstance(r.client_msg_id, str)}
-    stored: dict[tuple[int, Any], Message] = {}
-    if keys:
-        q = Q()
-        for sender_id, cmid in keys:
-            q |= Q(sender_id=sender_id, client_msg_id=cmid)
-        stored = {(m.sender_id, m.client_msg_id): m for m in Message.objects.filter(q)}  # type: ignore[misc]
-    acked: dict[tuple[int, Any], dict[str, Any]] = {key: message_view(m) for key, m in stored.items()}
-    results: list[SendResult | ApiError] = []
-    for r in requests:
-        key = (r.sender.pk, r.client_msg_id)
-        previous = acked.get(key)
-        if previous is not None:
-            if previous["conversation"] != r.conversation_id:
-                results.append(ApiError("im.client_msg_id_reused", "消息编号重复", status=409))
-            else:
-                results.append(SendResult(previous, duplicate=True))
-            continue
-        try:
-            # No savepoint per send: duplicates were answered above, and a
-            # duplicate racing in from elsewhere redoes the batch one by one.
-            result = _send_one(r, savepoint=False)
-        except ApiError as exc:
-            results.append(exc)
-            continue
-        acked[key] = result.message
-        results.append(result)
-    return results
+def _send_or_error(r: SendRequest, *, savepoint: bool) -> SendResult | ApiError:
+    try:
+        return message_send(
+            conversation_id=r.conversation_id, sender=r.sender, kind=r.kind, body=r.body,
+            client_msg_id=r.client_msg_id, publish=False, _savepoint=savepoint,
+        )  # fmt: skip
+    except ApiError as exc:
+        return exc
 
 
 def card_post(
