@@ -1,0 +1,141 @@
+"""Video room: the patient joins through the H5 page in Chromium (fake camera and
+microphone) and plays the doctor, an aiortc publisher in this process; the doctor
+receives the patient's camera back over WHEP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.accounts.models import SandboxOutbox
+from apps.accounts.roles import Role
+from apps.accounts.services import token_issue
+from apps.im.services import conversation_for_pair
+from hub import crypto
+from media_engine.client import PublisherClient, SubscriberClient, publish_clips, subscribe
+from media_engine.synthetic import encode_h264, encode_opus
+from tests.conftest import make_patient, make_staff
+
+pytestmark = pytest.mark.e2e
+
+T = TypeVar("T")
+REMOTE = "document.querySelector('[data-testid=remote-video]')"
+LOCAL = "document.querySelector('[data-testid=local-video]')"
+
+
+class Loop:
+    """An asyncio loop in a thread for the aiortc side (Playwright's sync API owns this one)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def http(url: str, *, token: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Authorization": f"Bearer {token}", "Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=15) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def sdp_signal(base: str, path: str, token: str) -> Any:
+    async def post(sdp: str) -> str:
+        status, body = await asyncio.to_thread(
+            http, base + path, token=token, body=sdp.encode(), content_type="application/sdp"
+        )
+        assert status == 201, (status, body)
+        return body.decode()
+
+    return post
+
+
+def patient_login(page: Any, url: str, phone: str) -> None:
+    page.goto(f"{url}/h5/")
+    page.locator("[data-testid=phone-input] input").fill(phone)
+    page.click("[data-testid=send-code]")
+    phone_hash = crypto.lookup_hash(phone, context="phone")
+    sms = None
+    for _ in range(150):
+        sms = SandboxOutbox.objects.filter(recipient_hash=phone_hash, body__contains="验证码").order_by("-id").first()
+        if sms:
+            break
+        page.wait_for_timeout(100)
+    assert sms is not None, "no SMS was sent"
+    code = re.search(r"验证码为(\d{6})", sms.body).group(1)  # type: ignore[union-attr]
+    page.locator("[data-testid=code-input] input").fill(code)
+    page.click("[data-testid=agree-checkbox]")
+    page.click("[data-testid=login-button]")
+    expect(page.locator("[data-testid=ws-status]")).to_contain_text("已连接")
+
+
+def test_patient_h5_video_room_plays_the_doctor_and_publishes_the_camera(live_server_url: str, page: Any) -> None:
+    doctor = make_staff(Role.DOCTOR, "videodoc")
+    phone = f"135{random.randint(0, 99_999_999):08d}"
+    patient = make_patient(phone, "李四")
+    room = f"conv-{conversation_for_pair(staff=doctor.user, patient=patient.user).pk}"
+    # The doctor's side asks the hub for a room grant like any client.
+    status, body = http(
+        f"{live_server_url}/api/v1/media/rooms/{room}/grant",
+        token=token_issue(user=doctor.user).raw,
+        body=b"{}",
+        content_type="application/json",
+    )
+    assert status == 200, body
+    grant = json.loads(body)
+    video, audio = encode_h264(width=320, height=240, seconds=2.0, gop_frames=30), encode_opus(seconds=2.0)
+    loop = Loop()
+    pub: PublisherClient | None = None
+    sub: SubscriberClient | None = None
+    try:
+        pub = loop.run(publish_clips(sdp_signal(live_server_url, grant["whip_url"], grant["token"]), video, audio))
+
+        patient_login(page, live_server_url, phone)
+        page.goto(f"{live_server_url}/h5/#/pages/video/room?room={room}")
+        expect(page.locator("[data-testid=video-status]")).to_have_text("通话中", timeout=20_000)
+        # The doctor's picture really plays: decoded size known and the clock advancing.
+        page.wait_for_function(f"() => {REMOTE}.videoWidth > 0 && {REMOTE}.currentTime > 0", timeout=15_000)
+        assert page.evaluate(f"[{REMOTE}.videoWidth, {REMOTE}.videoHeight]") == [320, 240]
+        t0 = page.evaluate(f"{REMOTE}.currentTime")
+        page.wait_for_function(f"() => {REMOTE}.currentTime > {t0} + 1.0", timeout=10_000)
+        assert page.evaluate(f"{REMOTE}.paused") is False
+        # The patient's own camera preview plays too.
+        page.wait_for_function(f"() => {LOCAL} && {LOCAL}.videoWidth > 0", timeout=10_000)
+
+        # The doctor receives the patient's camera over WHEP (never their own publication).
+        sub = loop.run(subscribe(sdp_signal(live_server_url, grant["whep_url"], grant["token"])))
+        got = loop.run(sub.wait_count("video", 30, timeout=20), timeout=30)
+        assert got.first_is_keyframe is True
+        loop.run(sub.wait_count("audio", 20, timeout=10), timeout=20)
+        assert page.errors == []
+
+        # Someone else's room: refused, with the reason shown.
+        page.goto(f"{live_server_url}/h5/#/pages/video/room?room=conv-999999999")
+        page.reload()  # a fresh page: the hash change alone keeps the mounted room page
+        expect(page.locator("[data-testid=video-error]")).to_contain_text("不是该会话成员")
+    finally:
+        for client in (sub, pub):
+            if client is not None:
+                loop.run(client.close())
+        loop.close()
