@@ -7,6 +7,7 @@ import { DataAnalysis, Bell } from '@element-plus/icons-vue'
 // Side effect: psych alerts pop up on every console page for doctors.
 import '@/views/psych/alertWatcher'
 import { ChatDotRound } from '@element-plus/icons-vue'
+import { VideoCamera } from '@element-plus/icons-vue'
 
 export const consoleRoutes = [
   {
@@ -56,6 +57,19 @@ export const consoleRoutes = [
     name: 'psych-report',
     component: () => import('@/views/psych/PsychReportView.vue'),
     meta: { title: '测评报告', roles: ['doctor'] },
+  },
+  {
+    path: 'recordings',
+    name: 'recordings',
+    component: () => import('@/views/recordings/RecordingsView.vue'),
+    meta: {
+      title: '问诊录像',
+      icon: VideoCamera,
+      menu: true,
+      // Replay is for clinical staff who took part in the session (recordings.services.may_replay).
+      roles: ['doctor', 'pharmacist', 'nurse', 'therapist', 'dietitian'],
+      order: 50,
+    },
   },
   {
     path: 'forbidden',
