@@ -8,11 +8,11 @@ from typing import Any
 from hub.errors import ApiError
 from hub.realtime.batching import GroupCommit
 from hub.realtime.db import run_db
-from hub.realtime.handlers import register_handler, register_lifecycle_hook
+from hub.realtime.handlers import register_handler
 from hub.realtime.node import node
 from hub.realtime.sessions import event_frame
 
-from . import presence, selectors, services
+from . import selectors, services
 
 TYPING_INTERVAL = 2.0
 
@@ -142,13 +142,6 @@ async def on_recall(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
     return await run_db(services.message_recall, user=socket.user, conversation_id=cid, seq=_int(frame, "seq"))
 
 
-def _presence(event: str, user_id: int) -> None:
-    if event == "offline":
-        presence.presence_clear(user_id)
-    else:
-        presence.presence_touch(user_id)
-
-
 register_handler("im.send", on_send)
 register_handler("im.sync", on_sync)
 register_handler("im.read", on_read)
@@ -156,4 +149,3 @@ register_handler("im.delivered", on_delivered)
 register_handler("im.typing", on_typing)
 register_handler("im.recall", on_recall)
 register_handler("im.signal", on_signal)
-register_lifecycle_hook(_presence)

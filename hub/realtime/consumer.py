@@ -18,7 +18,7 @@ from django.conf import settings
 from hub.context import RequestMeta, set_request_meta
 from hub.errors import ApiError
 
-from . import protocol, topics
+from . import presence, protocol, topics
 from .db import run_db
 from .handlers import handler_for, run_lifecycle
 from .node import node
@@ -109,9 +109,10 @@ class HubConsumer(AsyncWebsocketConsumer):
             hub.detach(self, topic)
         if self.user is not None:
             try:
+                await presence.clear(self.user.pk)
                 await run_db(run_lifecycle, "offline", self.user.pk)
             except Exception:  # presence is best effort
-                log.debug("offline hook failed", exc_info=True)
+                log.debug("offline hooks failed", exc_info=True)
 
     def _attached(self) -> list[str]:
         if self.user is None:
@@ -198,7 +199,7 @@ class HubConsumer(AsyncWebsocketConsumer):
             except TimeoutError:
                 log.warning("hub pub/sub not connected; socket continues on the local node")
         self.last_check = self.last_beat = time.monotonic()
-        await run_db(run_lifecycle, "online", self.user.pk)
+        await self._presence()
         await self.send_frame(
             {
                 "type": "auth.ok",
@@ -207,6 +208,12 @@ class HubConsumer(AsyncWebsocketConsumer):
                 "heartbeat": settings.WS_HEARTBEAT_SECONDS,
             }
         )
+
+    async def _presence(self) -> None:
+        try:
+            await presence.touch(self.user.pk)
+        except Exception as exc:  # Redis away: presence is best effort
+            log.debug("presence touch failed: %s", exc)
 
     async def _ping(self, frame: dict[str, Any]) -> None:
         now = time.monotonic()
@@ -217,7 +224,7 @@ class HubConsumer(AsyncWebsocketConsumer):
                 return
         if now - self.last_beat > HEARTBEAT_HOOK_SECONDS:
             self.last_beat = now
-            await run_db(run_lifecycle, "heartbeat", self.user.pk)
+            await self._presence()
         await self.send_frame({"type": "pong", "reply_to": frame.get("id")})
 
     async def _subscribe(self, frame: dict[str, Any]) -> None:

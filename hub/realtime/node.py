@@ -63,6 +63,7 @@ class HubNode:
         self._flushing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sync_redis: Any = None
+        self._kv: Any = None
         self._sync_lock = threading.Lock()
 
     # --- membership ------------------------------------------------------
@@ -153,6 +154,14 @@ class HubNode:
             return
         if self.loop is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.deliver_local, topic, text)
+
+    def kv(self) -> Any:
+        """An async Redis client for small key/value work on this loop (presence)."""
+        if self._kv is None:
+            import redis.asyncio as aioredis
+
+            self._kv = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        return self._kv
 
     def _sync_client(self) -> Any:
         with self._sync_lock:

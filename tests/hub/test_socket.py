@@ -190,3 +190,14 @@ async def test_ending_a_session_closes_the_socket_within_5s(how: str) -> None:
     await send(comm, {"type": "auth", "token": token})
     assert await closed_with(comm) == 4001
     await asyncio.sleep(0)
+
+
+async def test_presence_follows_the_socket() -> None:
+    from hub.realtime import presence
+
+    user, token, _ = await staff_token()
+    assert user.pk not in await sync_to_async(presence.online)([user.pk])
+    comm = await authed(token)
+    assert user.pk in await sync_to_async(presence.online)([user.pk])
+    await comm.disconnect()
+    assert user.pk not in await sync_to_async(presence.online)([user.pk])
