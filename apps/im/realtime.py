@@ -69,7 +69,12 @@ async def on_send(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
     if not result.duplicate:
         topic = services.topic_for(cid)
         # The sending socket has its ack; its user's other sockets get the event.
-        await node().publish(topic, event_frame(topic, "im.message", message), exclude=socket)
+        hub = node()
+        await hub.publish(topic, event_frame(topic, "im.message", message), exclude=socket)
+        # Members' own topics, so conversation lists update without watching every conversation.
+        for user_id in result.notify:
+            user_topic = f"user:{user_id}"
+            await hub.publish(user_topic, event_frame(user_topic, "im.notify", message))
     return {
         "conversation": cid,
         "seq": message["seq"],

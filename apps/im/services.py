@@ -106,6 +106,8 @@ def member_add(*, conversation: Conversation, user: User, role: str) -> Member:
 class SendResult:
     message: dict[str, Any]
     duplicate: bool
+    # Members to tell on their own user topic (``im.notify``), sender excluded.
+    notify: tuple[int, ...] = ()
 
 
 def _validate_body(*, conversation_id: int, sender: User, kind: str, body: Any) -> dict[str, Any]:
@@ -149,7 +151,8 @@ WITH c AS (
 )
 INSERT INTO im_message (conversation_id, seq, sender_id, kind, body, client_msg_id, created_at)
 SELECT %(cid)s, c.last_seq, %(uid)s, %(kind)s, %(body)s::jsonb, %(cmid)s, %(now)s FROM c
-RETURNING id, seq
+RETURNING id, seq, (
+    SELECT array_agg(user_id) FROM im_member WHERE conversation_id = %(cid)s AND left_at IS NULL)
 """
 
 
@@ -176,10 +179,12 @@ def _insert(
             row = cursor.fetchone()
         if row is None:
             return None
-        return Message(
+        message = Message(
             id=row[0], conversation_id=conversation_id, seq=row[1], sender_id=sender_id, kind=kind,
             body=body, client_msg_id=client_msg_id, created_at=now,
         )  # fmt: skip
+        message.member_ids = list(row[2] or [])  # type: ignore[attr-defined]
+        return message
     with transaction.atomic():
         allowed = (
             system
@@ -192,10 +197,16 @@ def _insert(
             transaction.set_rollback(True)
             return None
         seq = Conversation.objects.values_list("last_seq", flat=True).get(pk=conversation_id)
-        return Message.objects.create(
+        message = Message.objects.create(
             conversation_id=conversation_id, seq=seq, sender_id=sender_id, kind=kind, body=body,
             client_msg_id=client_msg_id, created_at=now,
         )  # fmt: skip
+        message.member_ids = list(  # type: ignore[attr-defined]
+            Member.objects.filter(conversation_id=conversation_id, left_at__isnull=True).values_list(
+                "user_id", flat=True
+            )
+        )
+        return message
 
 
 def message_send(
@@ -249,10 +260,13 @@ def message_send(
             raise ApiError("im.conversation_closed", "会话已结束", status=409)
         raise NotFound("会话")
     view = message_view(message)
+    notify = tuple(u for u in getattr(message, "member_ids", ()) if u != sender.pk)
     if publish:
         publish_on_commit(topic_for(conversation_id), "im.message", view)
+        for user_id in notify:
+            publish_on_commit(f"user:{user_id}", "im.notify", view)
     schedule_offline_notice(conversation_id)
-    return SendResult(view, duplicate=False)
+    return SendResult(view, duplicate=False, notify=notify)
 
 
 @dataclass(frozen=True)

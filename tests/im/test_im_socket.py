@@ -111,3 +111,20 @@ async def test_typing_is_ephemeral() -> None:
     assert not await sync_to_async(Message.objects.exists)()
     await d.disconnect()
     await p.disconnect()
+
+
+async def test_members_hear_of_new_messages_on_their_own_topic() -> None:
+    doctor, patient, conv, _ = await setup_pair()
+    d, p = await client_for(doctor.user), await client_for(patient.user)
+    # The patient watches only their own topic, not the conversation.
+    assert (await request(p, {"type": "subscribe", "id": "u", "topic": f"user:{patient.user.pk}"}))["ok"]
+    assert (await request(d, {"type": "subscribe", "id": "u", "topic": f"user:{doctor.user.pk}"}))["ok"]
+    await request(
+        d, {"type": "im.send", "id": "1", "conversation": conv.pk, "client_msg_id": "n1", "body": {"text": "新消息"}}
+    )
+    event = await p.receive_json_from(timeout=3)
+    assert event["topic"] == f"user:{patient.user.pk}" and event["event"] == "im.notify"
+    assert event["data"]["conversation"] == conv.pk and event["data"]["seq"] == 1
+    assert await d.receive_nothing(timeout=0.3)  # the sender is not notified of its own message
+    await d.disconnect()
+    await p.disconnect()

@@ -601,6 +601,8 @@ export class ChatClient {
     this.outbox.load(userId)
     this.offs.push(this.adapter.onOpen(() => this.resume()))
     this.offs.push(this.adapter.onResync(() => this.resume()))
+    // 用户级通知：未打开的会话也能实时更新列表（新会话则重新加载列表）
+    this.offs.push(this.adapter.subscribe(`user:${userId}`, (evt) => this.onUserEvent(evt)))
     this.started = true
     if (this.adapter.isOpen()) this.resume()
     else this.outbox.schedule()
@@ -682,6 +684,13 @@ export class ChatClient {
     if (store) store.onEvent(evt)
     if (evt.event === 'im.message') this.list.onMessage(evt.data || {})
     else if (evt.event === 'im.receipt' && evt.data && evt.data.user === this.userId) this.list.markRead(id, evt.data.read_seq || 0)
+  }
+
+  onUserEvent(evt) {
+    if (!evt || evt.event !== 'im.notify' || !evt.data) return
+    const m = evt.data
+    if (this.list.find(m.conversation)) this.list.onMessage(m)
+    else if (this.list.state.loaded) this.list.load()
   }
 
   onAck(message) {
