@@ -97,7 +97,9 @@ def token_authenticate(raw: str, *, kind: str = AuthToken.Kind.SESSION, touch: b
         if now - token.last_seen_at > idle:
             token_revoke(token=token, reason="idle_timeout")
             return None
-    if touch and now - token.last_seen_at > dt.timedelta(seconds=60):
+    # Only staff sessions have an idle timeout: patients' tokens are not written
+    # on use (a reconnect storm of patients then costs no writes).
+    if touch and token.user.is_staff_role and now - token.last_seen_at > dt.timedelta(seconds=60):
         AuthToken.objects.filter(pk=token.pk).update(last_seen_at=now)
         token.last_seen_at = now
     return token
