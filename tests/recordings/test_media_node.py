@@ -15,9 +15,10 @@ import av
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.db import connection
 from django.test import override_settings
 
-from hub.media.control import listen_events, node_channel, node_lost, send_command, start_recording, watch_node
+from hub.media.control import node_channel, node_lost, send_command, start_recording
 from hub.media.grants import room_grant
 from recordings.models import Recording
 from recordings.services import recording_file
@@ -41,6 +42,26 @@ async def start_node(name: str, events: str, root: Path) -> tuple[asyncio.subpro
     return proc, int(match.group(1))
 
 
+async def start_control(name: str, events: str, root: Path) -> asyncio.subprocess.Process:
+    """``run_media_control`` on the test database: pings every 0.5 s, node lost after 2 misses."""
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
+        "RECORDINGS_ROOT": str(root),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "manage.py", "run_media_control", "--node", name, "--events-channel", events,
+        "--interval", "0.5", "--misses", "2",
+        cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    assert line.startswith("READY"), f"control did not start: {line!r}"
+    return proc
+
+
 async def test_sigkill_of_media_node_mid_recording_leaves_playable_file_with_gap(tmp_path: Path) -> None:
     ffmpeg = shutil.which("ffmpeg")
     assert ffmpeg
@@ -49,9 +70,8 @@ async def test_sigkill_of_media_node_mid_recording_leaves_playable_file_with_gap
     room = f"crash-{name}"
     with override_settings(RECORDINGS_ROOT=tmp_path):
         node, rtmp_port = await start_node(name, events, tmp_path)
-        stop = asyncio.Event()
-        listener = asyncio.ensure_future(listen_events(events, until=stop))
-        heartbeat: asyncio.Task[None] | None = None
+        # The hub side runs as its own process too: events -> rows, heartbeat -> node_lost.
+        control = await start_control(name, events, tmp_path)
         grant = room_grant(room_id=room, peer_id="pusher", role="patient", publish=True, subscribe=False)
         push = await asyncio.create_subprocess_exec(
             ffmpeg, "-hide_banner", "-loglevel", "error", "-re",
@@ -85,8 +105,6 @@ async def test_sigkill_of_media_node_mid_recording_leaves_playable_file_with_gap
                 await asyncio.sleep(0.05)
             else:
                 pytest.fail("record.started event not applied")
-            # The hub's heartbeat: pings every 0.5 s, lost after 2 missed pings.
-            heartbeat = asyncio.ensure_future(watch_node(name, interval=0.5, misses=2, until=stop))
             await asyncio.sleep(3.0)
             assert recording.status == Recording.Status.RECORDING
             killed_at = asyncio.get_running_loop().time()
@@ -108,10 +126,9 @@ async def test_sigkill_of_media_node_mid_recording_leaves_playable_file_with_gap
             if push.returncode is None:
                 push.kill()
             await push.wait()
-            stop.set()
-            await listener
-            if heartbeat is not None:
-                await heartbeat
+            if control.returncode is None:
+                control.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(control.wait(), 15) == 0
         assert rec.status == Recording.Status.RECOVERED
         assert rec.manifest["recovered"] is True and rec.manifest["node"] == name
         assert rec.duration_seconds >= 2.0, rec.manifest
