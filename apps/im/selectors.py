@@ -3,9 +3,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.db import connection
 from django.db.models import F
 
 from apps.accounts.models import User
+from hub.sqlutil import as_datetime, as_json
 
 from .models import Conversation, Member, Message
 from .services import message_view
@@ -13,11 +15,37 @@ from .services import message_view
 PAGE_MAX = 200
 
 
+_AFTER_SQL = (
+    "SELECT seq, sender_id, kind, body, client_msg_id, created_at, recalled_at FROM im_message"
+    " WHERE conversation_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+)
+
+
 def messages_after(*, conversation_id: int, after_seq: int, limit: int = 100) -> dict[str, Any]:
-    """Exactly the messages with seq > after_seq, in order, one page at a time."""
+    """Exactly the messages with seq > after_seq, in order, one page at a time.
+
+    Written in SQL: every reconnecting client calls it (resume)."""
     limit = max(1, min(limit, PAGE_MAX))
-    rows = list(Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq).order_by("seq")[: limit + 1])
-    return {"items": [message_view(m) for m in rows[:limit]], "has_more": len(rows) > limit}
+    with connection.cursor() as cursor:
+        cursor.execute(_AFTER_SQL, [conversation_id, after_seq, limit + 1])
+        rows = cursor.fetchall()
+    items = []
+    for seq, sender_id, kind, body, cmid, created_at, recalled_at in rows[:limit]:
+        recalled = recalled_at is not None
+        created = as_datetime(created_at)
+        items.append(
+            {
+                "conversation": conversation_id,
+                "seq": seq,
+                "sender": sender_id,
+                "kind": kind,
+                "body": {} if recalled else as_json(body),
+                "client_msg_id": cmid,
+                "created_at": created.isoformat() if created else None,
+                "recalled": recalled,
+            }
+        )
+    return {"items": items, "has_more": len(rows) > limit}
 
 
 def messages_before(*, conversation_id: int, before_seq: int | None, limit: int = 50) -> dict[str, Any]:
@@ -81,4 +109,9 @@ def members_of(conversation_id: int) -> list[dict[str, Any]]:
 
 
 def is_member(user: Any, conversation_id: int) -> bool:
-    return Member.objects.filter(conversation_id=conversation_id, user_id=user.pk, left_at__isnull=True).exists()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM im_member WHERE conversation_id = %s AND user_id = %s AND left_at IS NULL",
+            [conversation_id, user.pk],
+        )
+        return cursor.fetchone() is not None

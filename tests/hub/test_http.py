@@ -92,3 +92,16 @@ def test_production_settings_pass_the_deploy_check(tmp_path: Path) -> None:
     del env["FIELD_ENCRYPTION_KEY"]
     run = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert run.returncode != 0 and "FIELD_ENCRYPTION_KEY must be set" in run.stderr
+
+
+def test_sql_values_are_normalised_for_sqlite_and_postgres() -> None:
+    import datetime as dt
+
+    from hub.sqlutil import as_datetime, as_json
+
+    utc = dt.UTC
+    assert as_datetime("2026-11-26 15:17:40.322900") == dt.datetime(2026, 11, 26, 15, 17, 40, 322900, tzinfo=utc)
+    assert as_datetime(dt.datetime(2026, 1, 1)) == dt.datetime(2026, 1, 1, tzinfo=utc)
+    aware = dt.datetime(2026, 1, 1, tzinfo=utc)
+    assert as_datetime(aware) is aware and as_datetime(None) is None
+    assert as_json('{"text": "你好"}') == {"text": "你好"} and as_json({"a": 1}) == {"a": 1}
