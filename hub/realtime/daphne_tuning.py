@@ -15,6 +15,14 @@ def tune_daphne() -> None:
         from daphne.ws_protocol import WebSocketProtocol
     except ImportError:  # another ASGI server
         return
+    try:
+        import autobahn.websocket.protocol as autobahn_protocol
+
+        # autobahn pretty-prints its whole configuration for a debug log line on
+        # every connection, logged or not: a few % of a reconnect storm.
+        autobahn_protocol.pformat = lambda *args, **kwargs: ""
+    except ImportError:
+        pass
     original = WebSocketProtocol.onConnect
     if getattr(original, "_hub_nodelay", False):
         return

@@ -40,9 +40,11 @@ CONTROL_PREFIX = "ctl."  # topics for control messages to sockets (session end)
 SEP = "|"
 REGISTRY_INTERVAL = 1.0  # seconds between registry refreshes
 REGISTRY_TTL = 5.0  # a node missing this long is gone
-# A new node waits this long before it reports itself connected, so every peer
-# has seen it in the registry and publishes to Redis for it.
-JOIN_GRACE_DEFAULT = REGISTRY_INTERVAL * 1.5
+# A new node announces itself on JOIN_CHANNEL and waits this long before it
+# reports itself connected, so every running node publishes to Redis for it.
+JOIN_GRACE_DEFAULT = 0.2
+JOIN_CHANNEL = CHANNEL_PREFIX + "node.join"
+JOIN_CHANNEL_BYTES = JOIN_CHANNEL.encode()
 
 
 class Socket(Protocol):
@@ -223,6 +225,10 @@ class HubNode:
                 await pubsub.psubscribe(CHANNEL_PREFIX + "*")
                 self._redis = client
                 if first:
+                    # Announce the join so running nodes start publishing to
+                    # Redis for this one at once, then give them a moment.
+                    await client.hset(NODES_KEY, self.node_id, str(time.time() + REGISTRY_TTL))
+                    await client.publish(JOIN_CHANNEL, self.node_id + SEP + "join")
                     await asyncio.sleep(float(getattr(settings, "HUB_JOIN_GRACE", JOIN_GRACE_DEFAULT)))
                 self.connected.set()
                 if not first:
@@ -236,6 +242,9 @@ class HubNode:
                     origin, _, text = message["data"].decode().partition(SEP)
                     if origin == self.node_id:
                         continue  # our own echo: already delivered locally
+                    if message["channel"] == JOIN_CHANNEL_BYTES:
+                        self.peers = max(self.peers, 1)
+                        continue
                     self.deliver_local(message["channel"].decode()[len(CHANNEL_PREFIX) :], text)
             except asyncio.CancelledError:
                 raise
