@@ -225,3 +225,23 @@ def test_group_commit_gives_each_send_its_own_outcome(pair) -> None:
         "g-2",
         "g-4",
     ]
+
+
+def test_group_commit_answers_stored_retries_and_closed_conversations(pair) -> None:
+    doctor, patient, conv = pair
+    other = services.conversation_for_pair(staff=doctor.user, patient=make_patient("13900000015", "另一位").user)
+    first = services.message_send_batch([services.SendRequest(conv.pk, doctor.user, "text", {"text": "一"}, "s-1")])
+    assert first[0].message["seq"] == 1
+    Conversation.objects.filter(pk=other.pk).update(closed_at=timezone.now())
+    results = services.message_send_batch(
+        [
+            services.SendRequest(conv.pk, doctor.user, "text", {"text": "一"}, "s-1"),  # stored in an earlier batch
+            services.SendRequest(conv.pk, patient.user, "text", {"text": "二"}, "s-2"),
+            services.SendRequest(other.pk, doctor.user, "text", {"text": "已结束"}, "s-3"),
+        ]
+    )
+    assert results[0].duplicate and results[0].message["seq"] == 1
+    assert results[1].message["seq"] == 2 and results[1].notify == (doctor.user.pk,)
+    assert results[2].code == "im.conversation_closed"
+    assert Conversation.objects.get(pk=conv.pk).last_seq == 2 and Conversation.objects.get(pk=other.pk).last_seq == 0
+    assert list(Message.objects.order_by("seq").values_list("client_msg_id", flat=True)) == ["s-1", "s-2"]
