@@ -44,7 +44,8 @@ build_frontend() {  # dir, build command
   local dir=$1 cmd=$2
   local h
   # Everything the build reads, except node_modules and its output.
-  h=$(cd "$dir" && git ls-files -co --exclude-standard -- . | sort | xargs cat 2>/dev/null | sha256sum | cut -c1-16) || true
+  # (and frontend/shared, which both apps import).
+  h=$(git ls-files -co --exclude-standard -- "$dir" frontend/shared | sort | xargs cat 2>/dev/null | sha256sum | cut -c1-16) || true
   if stamp_ok "var/.build-$(basename "$dir")" "$h"; then return; fi
   command -v npm >/dev/null || { echo "npm (Node.js 20) is required to build $dir" >&2; exit 1; }
   log "building $dir"
