@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import base64
 import random
-import re
 from typing import Any
 
-import pyotp
 import pytest
 from playwright.sync_api import expect
 
-from apps.accounts.models import SandboxOutbox
 from apps.accounts.roles import Role
 from apps.im.models import Member, Message
 from apps.im.services import conversation_for_pair
-from hub import crypto
-from tests.conftest import STRONG, Persona, make_patient, make_staff
+from tests.conftest import make_patient, make_staff
+from tests.e2e.helpers import console_login, patient_login
 
 pytestmark = pytest.mark.e2e
 
@@ -35,38 +32,6 @@ def _context(browser: Any, width: int) -> tuple[Any, Any]:
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
     pg.errors = errors
     return context, pg
-
-
-def _console_login(page: Any, url: str, username: str, persona: Persona) -> None:
-    page.goto(f"{url}/console/")
-    page.fill("[data-testid=login-username]", username)
-    page.fill("[data-testid=login-password]", STRONG)
-    page.click("[data-testid=login-submit]")
-    otp = page.locator("[data-testid=login-otp]")
-    expect(otp).to_be_visible()
-    otp.fill(pyotp.TOTP(persona.totp_secret).now())
-    page.click("[data-testid=login-submit]")
-    expect(page.locator("[data-testid=ws-status]")).to_contain_text("已连接")
-
-
-def _patient_login(page: Any, url: str, phone: str) -> None:
-    page.goto(f"{url}/h5/")
-    page.locator("[data-testid=phone-input] input").fill(phone)
-    page.click("[data-testid=send-code]")
-    phone_hash = crypto.lookup_hash(phone, context="phone")
-    sms = None
-    for _ in range(150):
-        # (the offline-message notice may land in the same sandbox outbox)
-        sms = SandboxOutbox.objects.filter(recipient_hash=phone_hash, body__contains="验证码").order_by("-id").first()
-        if sms:
-            break
-        page.wait_for_timeout(100)
-    assert sms is not None, "no SMS was sent"
-    code = re.search(r"验证码为(\d{6})", sms.body).group(1)  # type: ignore[union-attr]
-    page.locator("[data-testid=code-input] input").fill(code)
-    page.click("[data-testid=agree-checkbox]")
-    page.click("[data-testid=login-button]")
-    expect(page.locator("[data-testid=ws-status]")).to_contain_text("已连接")
 
 
 def _texts(page: Any) -> list[str]:
@@ -98,7 +63,7 @@ def test_doctor_and_patient_chat_live_and_resume_after_offline(live_server_url: 
 
     try:
         # The doctor opens the conversation from the console's 消息 page and writes first.
-        _console_login(doc, live_server_url, "chatdoc", doctor)
+        console_login(doc, live_server_url, "chatdoc", doctor)
         doc.click("[data-testid=menu-im]")
         item = doc.locator(f"[data-testid=conversation-item][data-conversation-id='{conv.pk}']")
         expect(item).to_be_visible()
@@ -110,7 +75,7 @@ def test_doctor_and_patient_chat_live_and_resume_after_offline(live_server_url: 
         expect(first.locator("[data-testid=read-receipt]")).to_have_text("未读")
 
         # The patient sees the unread conversation in 我的消息 and opens it.
-        _patient_login(pat, live_server_url, phone)
+        patient_login(pat, live_server_url, phone)
         pat.click("[data-testid=messages-entry]")
         conv_item = pat.locator(f"[data-testid=conversation-item][data-conversation-id='{conv.pk}']")
         expect(conv_item.locator("[data-testid=unread-badge]")).to_have_text("1")
