@@ -22,7 +22,18 @@ from .room import MediaEngine, MediaError
 log = logging.getLogger(__name__)
 
 Emit = Callable[[dict[str, Any]], None]
-COMMANDS = ("room.open", "room.close", "record.start", "record.stop", "node.ping")
+COMMANDS = (
+    "room.open",
+    "room.close",
+    "record.start",
+    "record.stop",
+    "node.ping",
+    "peer.publish",
+    "peer.play",
+    "peer.leave",
+)
+PEER_COMMANDS = ("peer.publish", "peer.play", "peer.leave")
+PLAY_WAIT_MAX = 5.0
 
 
 class MediaNode:
@@ -55,6 +66,8 @@ class MediaNode:
             grant = verify_grant(str(command.get("grant", "")), key=self._grant_key, purpose="node")
             if cmd not in COMMANDS or grant.get("cmd") != cmd or grant.get("room") != room_id:
                 raise GrantError("grant.invalid", "授权凭证与命令不符")
+            if cmd in PEER_COMMANDS and (not command.get("peer") or grant.get("peer") != command.get("peer")):
+                raise GrantError("grant.invalid", "授权凭证与成员不符")
             return {"ok": True, **await getattr(self, "_" + cmd.replace(".", "_"))(room_id, command)}
         except (GrantError, MediaError) as exc:
             log.info("node %s refused %s %s: %s", self.name, cmd, room_id, exc.code)
@@ -73,6 +86,37 @@ class MediaNode:
             await self._record_stop(room_id, command)
         await self.engine.close_room(room_id)
         self.emit("room.closed", room=room_id)
+        return {}
+
+    # --- WebRTC offer/answer relayed by the hub (its socket's media.* frames) ---
+
+    async def _peer_publish(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        """Answer a publisher's offer; a new offer from the same peer replaces its publication
+        (a client that reconnects its socket publishes again)."""
+        peer = str(command["peer"])
+        room = self.engine.room(room_id)
+        await room.unpublish(peer)
+        return {"sdp": await room.publish(peer, str(command.get("sdp", "")))}
+
+    async def _peer_play(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        """Answer a player's offer with the other side's tracks (never the peer's own)."""
+        peer = str(command["peer"])
+        room = self.engine.room(room_id)
+        wait = min(max(float(command.get("wait_seconds") or 0), 0.0), PLAY_WAIT_MAX)
+        if wait > 0:
+            publisher = await room.wait_publisher(timeout=wait, exclude=peer)
+        else:
+            found = next((p for p in room.publishers.values() if p.peer_id != peer), None)
+            if found is None:
+                raise MediaError("media.no_publisher", "对方尚未开始推流")
+            publisher = found
+        answer = await room.subscribe(peer, str(command.get("sdp", "")), publisher_id=publisher.peer_id)
+        return {"sdp": answer, "publisher": publisher.peer_id}
+
+    async def _peer_leave(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        room = self.engine.rooms.get(room_id)
+        if room is not None:
+            await room.leave(str(command["peer"]))
         return {}
 
     async def _record_start(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,6 @@ active members of the conversation get a grant for it; observers only play.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -17,16 +16,14 @@ from ninja import Router, Schema
 from apps.accounts.roles import CLINICAL_ROLES
 from apps.audit.services import audit_record
 from apps.im.models import Member
-from apps.im.services import require_member
 from hub.errors import ApiError, Forbidden, NotFound
 from recordings.models import Recording
 
+from .access import room_access, room_member
 from .control import start_recording, stop_recording
 from .grants import room_grant
 
 router = Router()
-
-_ROOM = re.compile(r"^conv-(\d{1,18})$")
 
 
 class GrantOut(Schema):
@@ -48,26 +45,21 @@ class RecordingStateOut(Schema):
 
 
 def _member(request: HttpRequest, room_id: str) -> Member:
-    match = _ROOM.match(room_id)
-    if match is None:
-        raise NotFound("视频房间")
-    return require_member(user=request.auth, conversation_id=int(match.group(1)))  # type: ignore[attr-defined]
+    return room_member(request.auth, room_id)  # type: ignore[attr-defined]
 
 
 @router.post("/rooms/{room_id}/grant", response=GrantOut, summary="获取视频房间授权")
 def media_room_grant(request: HttpRequest, room_id: str) -> dict[str, Any]:
-    member = _member(request, room_id)
-    user = member.user
-    publish = member.role != Member.Role.OBSERVER
-    peer_id = f"u{user.pk}"
-    token = room_grant(room_id=room_id, peer_id=peer_id, role=user.role, publish=publish, subscribe=True)
-    audit_record(action="media.room_grant", actor=user, object_type="room", object_id=room_id)
+    access = room_access(request.auth, room_id)  # type: ignore[attr-defined]
+    token = room_grant(
+        room_id=room_id, peer_id=access.peer_id, role=access.role, publish=access.publish, subscribe=access.subscribe
+    )
     return {
         "room_id": room_id,
-        "peer_id": peer_id,
+        "peer_id": access.peer_id,
         "token": token,
-        "publish": publish,
-        "subscribe": True,
+        "publish": access.publish,
+        "subscribe": access.subscribe,
         "expires_in": settings.MEDIA_GRANT_TTL_SECONDS,
         "whip_url": f"/media/whip/{room_id}",
         "whep_url": f"/media/whep/{room_id}",

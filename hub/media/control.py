@@ -39,9 +39,11 @@ def node_channel(name: str) -> str:
     return f"media.node.{name}"
 
 
-def node_grant(cmd: str, room_id: str) -> str:
+def node_grant(cmd: str, room_id: str, **claims: Any) -> str:
     return sign_grant(
-        {"purpose": "node", "cmd": cmd, "room": room_id}, key=grant_key(), ttl_seconds=settings.MEDIA_GRANT_TTL_SECONDS
+        {"purpose": "node", "cmd": cmd, "room": room_id, **claims},
+        key=grant_key(),
+        ttl_seconds=settings.MEDIA_GRANT_TTL_SECONDS,
     )
 
 
@@ -52,7 +54,8 @@ async def send_command(node: str, cmd: str, room_id: str, *, timeout: float = 15
     call; a remote node over the channel layer. Either way the node checks the
     hub-signed grant.
     """
-    message = {"type": "media.command", "cmd": cmd, "room": room_id, "grant": node_grant(cmd, room_id)}
+    claims = {"peer": data["peer"]} if "peer" in data else {}
+    message = {"type": "media.command", "cmd": cmd, "room": room_id, "grant": node_grant(cmd, room_id, **claims)}
     if embedded.is_embedded(node):
         return await asyncio.wait_for(embedded.node().handle({**message, **data}), timeout)
     layer = get_channel_layer()

@@ -1,0 +1,84 @@
+"""WebRTC offer/answer over the hub socket: ``media.publish``, ``media.play``, ``media.leave``.
+
+The same rooms and the same authorisation as WHIP/WHEP: :func:`access.room_access`
+decides (active members of the conversation behind ``conv-<id>``; observers
+only play) and audits, then the offer goes to the media node through the node
+command API (:func:`control.send_command`: a direct call to the embedded node,
+the channel layer to a remote one) with a hub-signed grant naming the command,
+the room and the peer. The peer is always the socket's own user (``u<id>``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from hub.errors import ApiError, Forbidden
+from hub.realtime.db import run_db
+from hub.realtime.handlers import register_handler
+
+from .access import RoomAccess, room_access
+from .control import send_command
+
+SDP_MAX_CHARS = 32 * 1024
+
+
+def _room(frame: dict[str, Any]) -> str:
+    room = frame.get("room")
+    if not isinstance(room, str) or not room or len(room) > 64:
+        raise ApiError("validation_error", "缺少视频房间", status=422)
+    return room
+
+
+def _sdp(frame: dict[str, Any]) -> str:
+    sdp = frame.get("sdp")
+    if not isinstance(sdp, str) or not sdp.startswith("v=0") or len(sdp) > SDP_MAX_CHARS:
+        raise ApiError("validation_error", "SDP 格式错误", status=422)
+    return sdp
+
+
+async def _access(socket: Any, room_id: str, action: str) -> RoomAccess:
+    return await run_db(room_access, socket.user, room_id, via=f"socket.{action}")
+
+
+async def _command(cmd: str, room_id: str, **data: Any) -> dict[str, Any]:
+    try:
+        result = await send_command(settings.MEDIA_NODE, cmd, room_id, **data)
+    except TimeoutError as exc:
+        raise ApiError("media.node_unavailable", "媒体服务暂不可用，请稍后重试", status=503) from exc
+    if not result.get("ok"):
+        raise ApiError(str(result.get("code")), str(result.get("message")), status=409)
+    return result
+
+
+async def on_publish(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
+    room_id, sdp = _room(frame), _sdp(frame)
+    access = await _access(socket, room_id, "publish")
+    if not access.publish:
+        raise Forbidden("旁听成员只能观看，不能推流", code="media.publish_forbidden")
+    result = await _command("peer.publish", room_id, peer=access.peer_id, sdp=sdp)
+    return {"room": room_id, "peer": access.peer_id, "sdp": result["sdp"]}
+
+
+async def on_play(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
+    room_id, sdp = _room(frame), _sdp(frame)
+    wait = frame.get("wait", 0)
+    if not isinstance(wait, int | float) or isinstance(wait, bool) or not 0 <= wait <= 5:
+        raise ApiError("validation_error", "wait 须为 0 到 5 秒", status=422)
+    access = await _access(socket, room_id, "play")
+    result = await _command("peer.play", room_id, peer=access.peer_id, sdp=sdp, wait_seconds=float(wait))
+    return {"room": room_id, "peer": access.peer_id, "publisher": result["publisher"], "sdp": result["sdp"]}
+
+
+async def on_leave(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
+    room_id = _room(frame)
+    # Only ever the socket's own peer; membership is not needed to stop one's own media.
+    peer = f"u{socket.user.pk}"
+    await _command("peer.leave", room_id, peer=peer)
+    return {"room": room_id, "peer": peer}
+
+
+register_handler("media.publish", on_publish)
+register_handler("media.play", on_play)
+register_handler("media.leave", on_leave)

@@ -1,0 +1,118 @@
+"""WebRTC offer/answer over the hub socket (media.publish / media.play / media.leave) with real aiortc peers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import override_settings
+
+from apps.accounts.roles import Role
+from apps.accounts.services import token_issue
+from apps.audit.models import AuditEvent
+from apps.im.services import conversation_for_pair
+from hub.asgi import application
+from hub.media import embedded
+from media_engine.client import publish_clips, subscribe
+from media_engine.synthetic import encode_h264, encode_opus
+from tests.conftest import make_patient, make_staff
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+@sync_to_async
+def setup_room() -> tuple[str, Any, Any, Any]:
+    doctor = make_staff(Role.DOCTOR, "sockmediadoc")
+    patient = make_patient("13911114444")
+    outsider = make_patient("13911115555", name="旁人")
+    conv = conversation_for_pair(staff=doctor.user, patient=patient.user)
+    return f"conv-{conv.pk}", doctor.user, patient.user, outsider.user
+
+
+async def connect(user: Any) -> WebsocketCommunicator:
+    token = await sync_to_async(lambda: token_issue(user=user).raw)()
+    comm = WebsocketCommunicator(application, "/ws/", headers=[(b"origin", b"http://127.0.0.1:8000")])
+    assert (await comm.connect())[0]
+    await comm.send_to(text_data=json.dumps({"type": "auth", "id": "a", "token": token}))
+    assert (await comm.receive_json_from(timeout=5))["type"] == "auth.ok"
+    return comm
+
+
+_ids = iter(range(1, 1_000_000))
+
+
+async def request(comm: WebsocketCommunicator, frame: dict[str, Any]) -> dict[str, Any]:
+    frame = {**frame, "id": f"r{next(_ids)}"}
+    await comm.send_to(text_data=json.dumps(frame))
+    while True:
+        reply = await comm.receive_json_from(timeout=20)
+        if reply.get("reply_to") == frame["id"]:
+            return reply
+
+
+def socket_signal(comm: WebsocketCommunicator, frame: dict[str, Any]) -> Callable[[str], Awaitable[str]]:
+    async def signal(sdp: str) -> str:
+        reply = await request(comm, {**frame, "sdp": sdp})
+        assert reply["type"] == "reply" and reply["ok"], reply
+        return str(reply["data"]["sdp"])
+
+    return signal
+
+
+OFFER = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+
+async def test_publish_and_play_over_the_socket(tmp_path: Path) -> None:
+    video, audio = encode_h264(width=320, height=240, seconds=2.0, gop_frames=30), encode_opus(seconds=2.0)
+    with override_settings(MEDIA_EMBEDDED=True, MEDIA_NODE="embedded", RECORDINGS_ROOT=tmp_path):
+        room, doctor, patient, outsider = await setup_room()
+        d, p, o = await connect(doctor), await connect(patient), await connect(outsider)
+        pub = sub = None
+        try:
+            # A non-member is refused, with the same code as the grant endpoint's.
+            for kind in ("media.publish", "media.play"):
+                refused = await request(o, {"type": kind, "room": room, "sdp": OFFER})
+                assert refused["type"] == "error" and refused["code"] == "im.not_member", refused
+            not_room = await request(o, {"type": "media.play", "room": "conv-x", "sdp": OFFER})
+            assert not_room["code"] == "not_found"
+            bad = await request(p, {"type": "media.publish", "room": room, "sdp": "hello"})
+            assert bad["code"] == "validation_error"
+            # Nobody publishes yet: the player is told so at once (and retries).
+            early = await request(d, {"type": "media.play", "room": room, "sdp": OFFER})
+            assert early["code"] == "media.no_publisher", early
+
+            pub = await publish_clips(socket_signal(p, {"type": "media.publish", "room": room}), video, audio)
+            sub = await subscribe(socket_signal(d, {"type": "media.play", "room": room, "wait": 2}), encoded=False)
+            got = await sub.wait_count("video", 30, timeout=20)
+            first = got.first_frame
+            assert (first.width, first.height) == (320, 240)
+            assert (await sub.wait_count("audio", 10, timeout=10)).count >= 10
+            publishers = embedded.engine().room(room).publishers
+            assert list(publishers) == [f"u{patient.pk}"]
+            assert f"u{doctor.pk}" in embedded.engine().room(room).subscribers
+
+            # The decision is audited like a grant, with the way in.
+            vias = await sync_to_async(
+                lambda: sorted(
+                    e.detail.get("via", "")
+                    for e in AuditEvent.objects.filter(action="media.room_grant", object_id=room)
+                    if e.result == AuditEvent.Result.OK
+                )
+            )()
+            assert "socket.play" in vias and "socket.publish" in vias
+
+            left = await request(p, {"type": "media.leave", "room": room})
+            assert left["ok"] and left["data"]["peer"] == f"u{patient.pk}"
+            assert embedded.engine().room(room).publishers == {}
+        finally:
+            for client in (sub, pub):
+                if client is not None:
+                    await client.close()
+            for comm in (d, p, o):
+                await comm.disconnect()
+            await embedded.shutdown()
