@@ -16,7 +16,7 @@ import av
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from .codecs import h264_only_preferences
+from .codecs import h264_only_preferences, video_codec_preferences
 from .receiver import use_encoded
 from .synthetic import Clip, ClipTrack
 
@@ -35,13 +35,17 @@ class PublisherClient:
 async def publish_clips(
     signal: Signal, *clips: Clip, stamp: Callable[[bytes, int], bytes] | None = None
 ) -> PublisherClient:
-    """Publish pre-encoded clips (H.264 video, Opus audio) through ``signal``."""
+    """Publish pre-encoded clips (H.264 or VP8 video, Opus audio) through ``signal``."""
     pc = RTCPeerConnection()
     tracks: dict[str, ClipTrack] = {}
     for clip in clips:
         track = ClipTrack(clip, stamp=stamp if clip.kind == "video" else None)
         transceiver = pc.addTransceiver(track, direction="sendonly")
-        if clip.kind == "video":
+        if clip.kind == "video" and clip.codec.upper() == "VP8":
+            transceiver.setCodecPreferences(
+                [c for c in video_codec_preferences() if c.mimeType.lower() in ("video/vp8", "video/rtx")]
+            )
+        elif clip.kind == "video":
             transceiver.setCodecPreferences(h264_only_preferences())
         track.bind_sender(transceiver.sender)
         tracks[clip.kind] = track

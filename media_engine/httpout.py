@@ -136,6 +136,8 @@ class LiveHttpServer:
             await writer.drain()
         finally:
             stream.remove_viewer(viewer)
+            if stream.viewer_count == 0 and self.outputs.flv.get((room_id, stream.publisher.peer_id)) is stream:
+                self.outputs.release_if_idle(room_id, stream.publisher)
 
     async def _serve_hls(
         self, writer: asyncio.StreamWriter, room_id: str, publisher: object, name: str, grant: str

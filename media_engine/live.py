@@ -44,6 +44,7 @@ from .flv import (
     video_tag_body,
 )
 from .room import Publisher
+from .video import VideoTranscoder
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ class FlvStream:
         self._anchors: dict[str, tuple[int, float, Any]] = {}
         self._last_ms: dict[str, int] = {}
         self._aac: AudioTranscoder | None = None
+        self.transcoder: VideoTranscoder | None = None  # VP8 publishers only
         self._sinks: list[tuple[str, Any]] = []
         self._live_kinds: set[str] = set()
         self.ended = asyncio.Event()
@@ -132,6 +134,11 @@ class FlvStream:
             self._live_kinds.add("audio")
             audio.attach(sink)
         video = self.publisher.sources.get("video")
+        if video is not None and video.codec_name.lower() == "vp8":
+            # FLV carries H.264 only: transcode once, shared by every viewer and the HLS remux.
+            self.transcoder = VideoTranscoder(video, label=f"{self.room_id}/{self.publisher.peer_id}")
+            self.transcoder.start()
+            video = self.transcoder.source
         if video is not None and video.codec_name.lower() == "h264":
             sink = _VideoSink(self)
             self._sinks.append(("video", sink))
@@ -143,12 +150,17 @@ class FlvStream:
     def close(self) -> None:
         for kind, sink in self._sinks:
             source = self.publisher.sources.get(kind)
+            if kind == "video" and self.transcoder is not None:
+                source = self.transcoder.source
             if source is not None:
                 source.detach(sink)
         self._sinks.clear()
         self._finish()
 
     def _finish(self) -> None:
+        if self.transcoder is not None:
+            self.transcoder.close()
+            self.transcoder = None
         if self._aac is not None:
             self._aac.close()
             self._aac = None
@@ -391,6 +403,20 @@ class LiveOutputs:
             writer = self.hls[key] = HlsWriter(stream, directory)
             writer.start()
         return writer
+
+    @property
+    def transcoders(self) -> int:
+        """VP8 -> H.264 transcoders running for these outputs (one per VP8 track with viewers)."""
+        return sum(1 for s in self.flv.values() if s.transcoder is not None)
+
+    def release_if_idle(self, room_id: str, publisher: Publisher) -> None:
+        """The last FLV viewer left and no HLS writer uses the stream: stop it (and its transcoders)."""
+        key = (room_id, publisher.peer_id)
+        stream = self.flv.get(key)
+        if stream is None or stream.viewer_count or key in self.hls:
+            return
+        del self.flv[key]
+        stream.close()
 
     def close(self) -> None:
         for stream in self.flv.values():

@@ -94,6 +94,45 @@ def encode_h264(
     return Clip("video", "H264", tuple(samples), VIDEO_CLOCK, VIDEO_CLOCK // fps)
 
 
+def encode_vp8(
+    *,
+    width: int = 320,
+    height: int = 240,
+    fps: int = 30,
+    seconds: float = 2.0,
+    bitrate: int = 500_000,
+    gop_frames: int = 30,
+) -> Clip:
+    """VP8 (libvpx, realtime), a keyframe every ``gop_frames``: what a browser may publish."""
+    source = av.open(f"testsrc2=size={width}x{height}:rate={fps}", format="lavfi")
+    ctx = av.CodecContext.create("libvpx", "w")
+    ctx.width = width
+    ctx.height = height
+    ctx.pix_fmt = "yuv420p"
+    ctx.time_base = fractions.Fraction(1, fps)
+    ctx.framerate = fractions.Fraction(fps, 1)
+    ctx.bit_rate = bitrate
+    ctx.gop_size = gop_frames
+    ctx.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "keyint_min": str(gop_frames)}
+    total = int(seconds * fps)
+    samples: list[Sample] = []
+    try:
+        for index, frame in enumerate(source.decode(video=0)):
+            if index >= total:
+                break
+            yuv = frame.reformat(format="yuv420p")
+            yuv.pts = index
+            yuv.time_base = ctx.time_base
+            yuv.pict_type = av.video.frame.PictureType.I if index % gop_frames == 0 else av.video.frame.PictureType.NONE
+            for packet in ctx.encode(yuv):
+                samples.append(Sample(bytes(packet), bool(packet.is_keyframe)))
+        for packet in ctx.encode(None):
+            samples.append(Sample(bytes(packet), bool(packet.is_keyframe)))
+    finally:
+        source.close()
+    return Clip("video", "VP8", tuple(samples), VIDEO_CLOCK, VIDEO_CLOCK // fps)
+
+
 def encode_opus(*, seconds: float = 2.0, frequency: int = 440) -> Clip:
     """Opus 48 kHz stereo, 20 ms frames, of a sine tone."""
     source = av.open(f"sine=frequency={frequency}:sample_rate=48000", format="lavfi")

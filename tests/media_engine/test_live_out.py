@@ -14,7 +14,8 @@ from media_engine.client import publish_clips
 from media_engine.grants import sign_grant, verify_grant
 from media_engine.httpout import LiveHttpServer
 from media_engine.live import LiveOutputs
-from media_engine.synthetic import Clip
+from media_engine.synthetic import Clip, encode_vp8
+from media_engine.video import VideoTranscoder
 
 pytestmark = pytest.mark.asyncio
 
@@ -106,6 +107,55 @@ async def test_webrtc_publisher_pulled_as_http_flv_and_hls(
         with av.open(str(late_out)) as container:
             first = next(container.demux(video=0))
             assert first.is_keyframe
+    finally:
+        await pub.close()
+
+
+async def test_vp8_publisher_is_transcoded_once_for_flv_viewers(
+    engine: MediaEngine, live: tuple[LiveHttpServer, str], audio_clip: Clip, tmp_path: Path
+) -> None:
+    server, base = live
+    room = engine.room("live-vp8")
+    vp8 = encode_vp8(width=320, height=240, fps=30, seconds=2.0, gop_frames=30)
+    pub = await publish_clips(lambda sdp: room.publish("browser", sdp), vp8, audio_clip)
+    started = VideoTranscoder.started_total
+    try:
+        publisher = await room.wait_publisher("browser")
+        assert publisher.sources["video"].codec_name.lower() == "vp8"
+        # Nobody watches as FLV yet: nothing is transcoded.
+        await asyncio.sleep(0.5)
+        assert server.outputs.transcoders == 0 and VideoTranscoder.started_total == started
+        token = grant("live-vp8")
+        seen: list[int] = []
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            while not done.is_set():
+                seen.append(server.outputs.transcoders)
+                await asyncio.sleep(0.05)
+
+        watcher = asyncio.ensure_future(watch())
+        url = f"{base}/live/live-vp8.flv?grant={token}"
+        outs = [tmp_path / "vp8-a.flv", tmp_path / "vp8-b.flv"]
+        try:
+            results = await asyncio.gather(*(ffmpeg_pull(url, out, 3) for out in outs))
+        finally:
+            done.set()
+            await watcher
+        for code, err in results:
+            assert code == 0, err
+        for out in outs:
+            got = decodes_as_h264_and_aac(out)
+            assert got["video_seconds"] >= 2.0 and got["audio_seconds"] >= 1.5, got
+        # Two viewers, one encoder: the transcode runs once per track.
+        assert max(seen) == 1, seen
+        assert VideoTranscoder.started_total == started + 1
+        # The last viewer left: the transcoder stopped with the stream.
+        for _ in range(100):
+            if server.outputs.transcoders == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert server.outputs.transcoders == 0
     finally:
         await pub.close()
 
