@@ -9,7 +9,12 @@ One run measures both, the SFU in its own process (so its CPU is its own):
     a send time rides in an SEI NAL unit of every frame, which re-encoding drops,
     so latency is measured for encoded forwarding only.
 
-    .venv/bin/python bench/media/sfu_bench.py [--forward 1,10,25,50] [--relay 1,2,4] [--seconds 8]
+    .venv/bin/python bench/media/sfu_bench.py [--forward 1,10,25,50] [--relay 1,2,4] [--seconds 8] [--client-procs 2]
+
+Load subscribers are light counting peers in ``--client-procs`` worker processes
+(``light_clients.py``): real ICE/DTLS/SRTP, but no jitter buffer or frame
+assembly, so the load client is not what saturates first. The late joiners are
+full aiortc subscribers.
 """
 
 from __future__ import annotations
@@ -33,12 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 
+from bench.media.light_clients import SEI_UUID, ClientWorkers, read_stamp
 from media_engine import MediaEngine
 from media_engine.client import publish_clips, subscribe
 from media_engine.codecs import h264_only_preferences
 from media_engine.synthetic import Clip, encode_h264
 
-SEI_UUID = bytes(range(0x41, 0x51))  # 16 bytes, no zeros: no emulation prevention needed
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -46,14 +51,6 @@ def stamp(data: bytes, _count: int) -> bytes:
     digits = str(time.time_ns()).encode()
     payload = SEI_UUID + digits
     return data + b"\x00\x00\x00\x01\x06\x05" + bytes([len(payload)]) + payload + b"\x80"
-
-
-def read_stamp(data: bytes) -> float | None:
-    i = data.rfind(SEI_UUID)
-    if i < 0:
-        return None
-    digits = data[i + 16 : i + 16 + 19]
-    return int(digits) / 1e9 if digits.isdigit() else None
 
 
 def cpu_seconds(pid: int) -> float:
@@ -144,17 +141,14 @@ class SfuProcess:
                 self.proc.kill()
 
 
-async def run_mode(mode: str, counts: list[int], clip: Clip, seconds: float) -> list[dict[str, Any]]:
+async def run_mode(mode: str, counts: list[int], clip: Clip, seconds: float, client_procs: int) -> list[dict[str, Any]]:
     sfu = SfuProcess(mode)
     results = []
     pub = await publish_clips(lambda sdp: sfu.call("publish", sdp), clip, stamp=stamp if mode == "forward" else None)
-    subs = []
-    latencies: list[float] = []
+    workers = ClientWorkers(client_procs)
 
-    def on_item(item: Any, now: float) -> None:
-        sent = read_stamp(bytes(item))
-        if sent is not None:
-            latencies.append(time.time() - sent)
+    async def answer(name: str, sdp: str) -> str:
+        return str(await sfu.call("subscribe", name, sdp))
 
     try:
         await asyncio.sleep(1.0)
@@ -162,32 +156,38 @@ async def run_mode(mode: str, counts: list[int], clip: Clip, seconds: float) -> 
         await asyncio.sleep(2.0)
         idle_cpu = (sfu.cpu() - idle_cpu0) / (time.monotonic() - idle_t0)
         for n in counts:
-            while len(subs) < n:
-                name = f"s{len(subs)}"
-                subs.append(
-                    await subscribe(
-                        lambda sdp, name=name: sfu.call("subscribe", name, sdp),
-                        kinds=("video",),
-                        on_item=on_item if len(subs) < 4 else None,
-                    )
-                )
-            await asyncio.sleep(3.0)  # warm up: ICE, DTLS, first keyframe
-            latencies.clear()
-            counts0 = [s.received["video"].count for s in subs]
-            sent0 = pub.tracks["video"]._count
-            cpu0, t0 = sfu.cpu(), time.monotonic()
+            await workers.grow(n, answer)
+            await asyncio.sleep(3.0)  # warm up: ICE, DTLS, first frames
+            await workers.latencies()
+            snap0, sent0 = await workers.counts(), pub.tracks["video"]._count
+            cpu0, wcpu0, bcpu0, t0 = sfu.cpu(), await workers.cpu(), cpu_seconds(os.getpid()), time.monotonic()
             await asyncio.sleep(seconds)
-            cpu = (sfu.cpu() - cpu0) / (time.monotonic() - t0)
-            sent = pub.tracks["video"]._count - sent0
-            delivered = [s.received["video"].count - c for s, c in zip(subs, counts0, strict=True)]
-            ratio = sum(delivered) / (sent * n) if sent else 0.0
+            snap1, sent1 = await workers.counts(), pub.tracks["video"]._count
+            elapsed = time.monotonic() - t0
+            cpu = (sfu.cpu() - cpu0) / elapsed
+            wcpu = (await workers.cpu() - wcpu0) / elapsed
+            bcpu = (cpu_seconds(os.getpid()) - bcpu0) / elapsed
+            latencies = await workers.latencies()
+            sent = sent1 - sent0
+            # Exact per subscriber, free of snapshot skew: the frames it completed between its
+            # two snapshots against the frames the publisher sent in that RTP time span.
+            delivered = [b[0] - a[0] for a, b in zip(snap0, snap1, strict=True)]
+            expected = [((b[2] - a[2]) % 2**32) // clip.ticks_per_sample for a, b in zip(snap0, snap1, strict=True)]
+            incomplete = sum(b[1] - a[1] for a, b in zip(snap0, snap1, strict=True))
+            ratio = sum(delivered) / sum(expected) if sum(expected) else 0.0
+            worst = min((d / e for d, e in zip(delivered, expected, strict=True) if e), default=0.0)
             row = {
                 "mode": mode,
                 "subscribers": n,
                 "sfu_cpu_pct": round(cpu * 100, 1),
                 "sfu_cpu_pct_per_sub": round((cpu - idle_cpu) * 100 / n, 2),
                 "delivered_pct": round(ratio * 100, 2),
-                "min_sub_delivered_pct": round(min(delivered) * 100 / sent, 2) if sent else 0,
+                "min_sub_delivered_pct": round(worst * 100, 2),
+                "frames_sent": sent,
+                "incomplete_frames": incomplete,
+                "clients_cpu_pct": round(wcpu * 100, 1),
+                "publisher_cpu_pct": round(bcpu * 100, 1),
+                "load_avg_1m": os.getloadavg()[0],
             }
             if latencies:
                 q = statistics.quantiles(latencies, n=20)
@@ -195,20 +195,26 @@ async def run_mode(mode: str, counts: list[int], clip: Clip, seconds: float) -> 
                 row["latency_ms_p95"] = round(q[18] * 1000, 1)
             results.append(row)
             print(json.dumps(row), flush=True)
-        # Late joiner, with the room at its largest size.
-        firsts = []
+        # Late joiner (a full aiortc subscriber in this process), with the room at its largest size.
+        firsts, from_offer = [], []
         for i in range(3):
+            asked = time.monotonic()
             late = await subscribe(lambda sdp, i=i: sfu.call("subscribe", f"late{i}", sdp), kinds=("video",))
             got = await late.wait_first("video", timeout=15)
             assert late.connected_at is not None and got.first_at is not None
             firsts.append((got.first_at - late.connected_at) * 1000)
+            from_offer.append((got.first_at - asked) * 1000)
             await late.close()
             await asyncio.sleep(0.7)
-        row = {"mode": mode, "late_joiner_first_frame_ms": [round(x) for x in firsts]}
+        row = {
+            "mode": mode,
+            "late_joiner_first_frame_ms": [round(x) for x in firsts],
+            "late_joiner_offer_to_first_frame_ms": [round(x) for x in from_offer],
+        }
         results.append(row)
         print(json.dumps(row), flush=True)
     finally:
-        await asyncio.gather(*(s.close() for s in subs), return_exceptions=True)
+        await workers.stop()
         await pub.close()
         await sfu.stop()
     return results
@@ -250,6 +256,7 @@ async def main() -> None:
     parser.add_argument("--forward", default="1,10,25,50")
     parser.add_argument("--relay", default="1,2,3")
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--client-procs", type=int, default=2, help="worker processes holding the load subscribers")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -274,7 +281,7 @@ async def main() -> None:
     print(json.dumps(rows[-1]), flush=True)
     for mode, spec in (("forward", args.forward), ("relay", args.relay)):
         if spec:
-            rows += await run_mode(mode, [int(x) for x in spec.split(",")], clip, args.seconds)
+            rows += await run_mode(mode, [int(x) for x in spec.split(",")], clip, args.seconds, args.client_procs)
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))
 
