@@ -102,9 +102,13 @@ def encode_vp8(
     seconds: float = 2.0,
     bitrate: int = 500_000,
     gop_frames: int = 30,
+    noise: int = 0,
 ) -> Clip:
     """VP8 (libvpx, realtime), a keyframe every ``gop_frames``: what a browser may publish."""
-    source = av.open(f"testsrc2=size={width}x{height}:rate={fps}", format="lavfi")
+    graph = f"testsrc2=size={width}x{height}:rate={fps}"
+    if noise:
+        graph += f",noise=alls={noise}:allf=t"
+    source = av.open(graph, format="lavfi")
     ctx = av.CodecContext.create("libvpx", "w")
     ctx.width = width
     ctx.height = height

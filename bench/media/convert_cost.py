@@ -12,6 +12,7 @@ publishers (720p 1.5 Mbps H.264 + Opus, no network) each get an FLV stream with
 one viewer draining its bytes; CPU with the FLV streams minus CPU of the same
 publishers without them is the cost of FLV out (H.264 repackaged,
 Opus -> AAC once per track); the video-only variant isolates the audio part.
+A VP8 720p publisher (video only) gives the cost of VP8 -> H.264 for FLV.
 
     .venv/bin/python -m bench.media.convert_cost --seconds 10 --streams 2
 """
@@ -33,7 +34,7 @@ from media_engine.forwarding import TrackSource
 from media_engine.live import FlvStream
 from media_engine.room import Publisher
 from media_engine.rtmp import RtmpServer
-from media_engine.synthetic import ClipTrack, encode_h264, encode_opus
+from media_engine.synthetic import ClipTrack, encode_h264, encode_opus, encode_vp8
 
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 
@@ -124,7 +125,7 @@ async def flv_out(
             tracks.append(track)
             publisher.sources[clip.kind] = TrackSource(
                 kind=clip.kind,
-                codec_name="H264" if clip.kind == "video" else "opus",
+                codec_name=clip.codec if clip.kind == "video" else "opus",
                 track=track,
                 request_keyframe=lambda: True,
             )
@@ -188,6 +189,15 @@ async def main() -> None:
         "core_percent_per_stream": av_cost,
         "video_only_core_percent_per_stream": v_cost,
         "opus_to_aac_core_percent_per_stream": round(av_cost - v_cost, 2),
+    }
+    # A browser publishing VP8: FLV out adds VP8 -> H.264 once per track (video only here).
+    vp8 = encode_vp8(width=1280, height=720, fps=30, seconds=4.0, bitrate=1_500_000, gop_frames=60, noise=10)
+    base_vp8 = await flv_out(vp8, audio, n, s, flv=False, with_audio=False)
+    flv_vp8 = await flv_out(vp8, audio, n, s, flv=True, with_audio=False)
+    result["flv_out_vp8"] = {
+        "publishers_only": base_vp8,
+        "with_flv": flv_vp8,
+        "vp8_to_h264_core_percent_per_stream": per_stream(flv_vp8["cpu_s"], base_vp8["cpu_s"], n, s),
     }
     print(json.dumps(result, indent=1))
 
