@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from hub.media import embedded
 from media_engine.client import publish_clips, subscribe
 from media_engine.synthetic import encode_h264, encode_opus
 from tests.conftest import make_patient, make_staff
+from tests.recordings.test_media_node import start_node
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -64,6 +68,17 @@ def socket_signal(comm: WebsocketCommunicator, frame: dict[str, Any]) -> Callabl
     return signal
 
 
+@sync_to_async
+def add_observer(room: str) -> Any:
+    from apps.im.models import Conversation, Member
+    from apps.im.services import member_add
+
+    observer = make_staff(Role.DOCTOR, "sockobserver")
+    conversation = Conversation.objects.get(pk=int(room.removeprefix("conv-")))
+    member_add(conversation=conversation, user=observer.user, role=Member.Role.OBSERVER)
+    return observer.user
+
+
 OFFER = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 
 
@@ -80,6 +95,11 @@ async def test_publish_and_play_over_the_socket(tmp_path: Path) -> None:
                 assert refused["type"] == "error" and refused["code"] == "im.not_member", refused
             not_room = await request(o, {"type": "media.play", "room": "conv-x", "sdp": OFFER})
             assert not_room["code"] == "not_found"
+            # An observer of the conversation may play but not publish.
+            w = await connect(await add_observer(room))
+            watcher = await request(w, {"type": "media.publish", "room": room, "sdp": OFFER})
+            assert watcher["code"] == "media.publish_forbidden", watcher
+            await w.disconnect()
             bad = await request(p, {"type": "media.publish", "room": room, "sdp": "hello"})
             assert bad["code"] == "validation_error"
             # Nobody publishes yet: the player is told so at once (and retries).
@@ -116,3 +136,41 @@ async def test_publish_and_play_over_the_socket(tmp_path: Path) -> None:
             for comm in (d, p, o):
                 await comm.disconnect()
             await embedded.shutdown()
+
+
+async def test_socket_signaling_reaches_a_remote_media_node(tmp_path: Path) -> None:
+    """Not embedded: the offers travel as node commands over the channel layer to a run_media_node process."""
+    video, audio = encode_h264(width=320, height=240, seconds=2.0, gop_frames=30), encode_opus(seconds=2.0)
+    name = f"s{os.getpid()}{uuid.uuid4().hex[:6]}"
+    node, _ = await start_node(name, f"media.events.{name}", tmp_path)
+    try:
+        with override_settings(MEDIA_EMBEDDED=False, MEDIA_NODE=name, RECORDINGS_ROOT=tmp_path):
+            room, doctor, patient, outsider = await setup_room()
+            d, p, o = await connect(doctor), await connect(patient), await connect(outsider)
+            pub = sub = None
+            try:
+                refused = await request(o, {"type": "media.publish", "room": room, "sdp": OFFER})
+                assert refused["code"] == "im.not_member", refused
+                pub = await publish_clips(socket_signal(p, {"type": "media.publish", "room": room}), video, audio)
+                sub = await subscribe(socket_signal(d, {"type": "media.play", "room": room, "wait": 3}), encoded=False)
+                got = await sub.wait_count("video", 30, timeout=20)
+                assert (got.first_frame.width, got.first_frame.height) == (320, 240)
+                # Nothing of this room lives in the hub process.
+                assert room not in embedded.engine().rooms
+                left = await request(p, {"type": "media.leave", "room": room})
+                assert left["ok"], left
+                # The publication ended on the node: a new player finds nobody to play.
+                await sub.close()
+                sub = None
+                again = await request(d, {"type": "media.play", "room": room, "sdp": OFFER})
+                assert again["code"] == "media.no_publisher", again
+            finally:
+                for client in (sub, pub):
+                    if client is not None:
+                        await client.close()
+                for comm in (d, p, o):
+                    await comm.disconnect()
+                await embedded.shutdown()
+    finally:
+        node.kill()
+        await asyncio.wait_for(node.wait(), 10)
