@@ -44,7 +44,7 @@ from .flv import (
     video_tag_body,
 )
 from .room import Publisher
-from .video import VideoTranscoder
+from .video import VideoTranscoder, acquire_h264, release_h264
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,7 @@ class FlvStream:
         video = self.publisher.sources.get("video")
         if video is not None and video.codec_name.lower() == "vp8":
             # FLV carries H.264 only: transcode once, shared by every viewer and the HLS remux.
-            self.transcoder = VideoTranscoder(video, label=f"{self.room_id}/{self.publisher.peer_id}")
-            self.transcoder.start()
+            self.transcoder = acquire_h264(video, label=f"{self.room_id}/{self.publisher.peer_id}")
             video = self.transcoder.source
         if video is not None and video.codec_name.lower() == "h264":
             sink = _VideoSink(self)
@@ -159,7 +158,7 @@ class FlvStream:
 
     def _finish(self) -> None:
         if self.transcoder is not None:
-            self.transcoder.close()
+            release_h264(self.transcoder)
             self.transcoder = None
         if self._aac is not None:
             self._aac.close()
@@ -407,7 +406,7 @@ class LiveOutputs:
     @property
     def transcoders(self) -> int:
         """VP8 -> H.264 transcoders running for these outputs (one per VP8 track with viewers)."""
-        return sum(1 for s in self.flv.values() if s.transcoder is not None)
+        return len({id(s.transcoder) for s in self.flv.values() if s.transcoder is not None})
 
     def release_if_idle(self, room_id: str, publisher: Publisher) -> None:
         """The last FLV viewer left and no HLS writer uses the stream: stop it (and its transcoders)."""

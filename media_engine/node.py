@@ -18,6 +18,7 @@ from typing import Any
 from .grants import GrantError, verify_grant
 from .recording import Recorder
 from .room import MediaEngine, MediaError
+from .video import VideoTranscoder, acquire_h264, release_h264
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class MediaNode:
         self.recordings_root = recordings_root
         self._emit = emit
         self.recorders: dict[str, tuple[str, Recorder]] = {}  # room -> (recording id, recorder)
+        self._h264: dict[str, VideoTranscoder] = {}  # room -> VP8 -> H.264 feeding its recorder
 
     def emit(self, kind: str, **data: Any) -> None:
         self._emit({"type": kind, "node": self.name, **data})
@@ -126,11 +128,17 @@ class MediaNode:
         storage_path = f"{room_id}/{recording_id}.mp4"
         room = self.engine.room(room_id)
         publisher = await room.wait_publisher(timeout=float(command.get("wait_seconds", 10)))
+        sources = dict(publisher.sources)
+        video = sources.get("video")
+        if video is not None and video.codec_name.lower() == "vp8":
+            # MP4 takes no VP8: record the track's shared H.264 transcode.
+            transcoder = self._h264[room_id] = acquire_h264(video, label=f"{room_id}/{publisher.peer_id}")
+            sources["video"] = transcoder.source
         recorder = Recorder(
             path=self.recordings_root / storage_path,
             key=self._manifest_key,
             room_id=room_id,
-            sources=publisher.sources,
+            sources=sources,
             meta={"room": room_id, "recording": recording_id, "publisher": publisher.peer_id},
         )
         recorder.start()
@@ -151,12 +159,19 @@ class MediaNode:
             raise MediaError("media.not_recording", "该房间未在录制")
         recording_id, recorder = entry
         manifest = await recorder.stop()
+        self._release_h264(room_id)
         self.emit("record.stopped", room=room_id, recording=recording_id, manifest=manifest)
         return {"duration_seconds": manifest["duration_seconds"], "manifest": manifest}
+
+    def _release_h264(self, room_id: str) -> None:
+        transcoder = self._h264.pop(room_id, None)
+        if transcoder is not None:
+            release_h264(transcoder)
 
     async def close(self) -> None:
         for room_id in list(self.recorders):
             recording_id, recorder = self.recorders.pop(room_id)
             manifest = await recorder.stop()
+            self._release_h264(room_id)
             self.emit("record.stopped", room=room_id, recording=recording_id, manifest=manifest)
         await self.engine.close()

@@ -81,6 +81,10 @@ class VideoTranscoder:
         self.source.start()
         self.vp8.attach(self)  # the cached GOP first: decoding starts on a keyframe
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         if self._closed:
             return
@@ -193,3 +197,30 @@ class VideoTranscoder:
                 loop.call_soon_threadsafe(self._out.push, packet)
             except RuntimeError:  # loop closed meanwhile
                 pass
+
+
+# One transcoder per VP8 track, shared by its consumers (FLV/HLS, recorders).
+_shared: dict[int, tuple[TrackSource, VideoTranscoder, list[int]]] = {}
+
+
+def acquire_h264(vp8: TrackSource, *, label: str = "") -> VideoTranscoder:
+    """The VP8 track's H.264 transcoder, started on first use; pair with :func:`release_h264`."""
+    entry = _shared.get(id(vp8))
+    if entry is None or entry[0] is not vp8 or entry[1].closed:
+        transcoder = VideoTranscoder(vp8, label=label)
+        transcoder.start()
+        entry = _shared[id(vp8)] = (vp8, transcoder, [0])
+    entry[2][0] += 1
+    return entry[1]
+
+
+def release_h264(transcoder: VideoTranscoder) -> None:
+    """One consumer less; the last one stops the transcoder."""
+    entry = _shared.get(id(transcoder.vp8))
+    if entry is None or entry[1] is not transcoder:
+        transcoder.close()
+        return
+    entry[2][0] -= 1
+    if entry[2][0] <= 0:
+        del _shared[id(transcoder.vp8)]
+        transcoder.close()

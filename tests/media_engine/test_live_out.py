@@ -164,3 +164,48 @@ async def test_pull_without_grant_is_refused(live: tuple[LiveHttpServer, str], t
     _, base = live
     code, err = await ffmpeg_pull(f"{base}/live/live-2.flv?grant=forged", tmp_path / "x.flv", 1)
     assert code != 0 and "403" in err
+
+
+async def test_vp8_publisher_is_recorded_as_h264_sharing_the_flv_transcode(
+    engine: MediaEngine, audio_clip: Clip, tmp_path: Path
+) -> None:
+    from media_engine.node import MediaNode
+
+    node_key, manifest = b"n" * 32, b"m" * 32
+    events: list[dict[str, object]] = []
+    node = MediaNode(
+        engine, name="t", grant_key=node_key, manifest_key=manifest, recordings_root=tmp_path, emit=events.append
+    )
+
+    def command(cmd: str, **data: object) -> dict[str, object]:
+        token = sign_grant({"purpose": "node", "cmd": cmd, "room": "rec-vp8"}, key=node_key, ttl_seconds=60)
+        return {"cmd": cmd, "room": "rec-vp8", "grant": token, **data}
+
+    room = engine.room("rec-vp8")
+    vp8 = encode_vp8(width=320, height=240, fps=30, seconds=2.0, gop_frames=30)
+    pub = await publish_clips(lambda sdp: room.publish("browser", sdp), vp8, audio_clip)
+    outputs = LiveOutputs(tmp_path / "hls")
+    started = VideoTranscoder.started_total
+    try:
+        publisher = await room.wait_publisher("browser")
+        result = await node.handle(command("record.start", recording="r1"))
+        assert result["ok"], result
+        # An FLV viewer of the same track shares the recorder's transcode.
+        stream = outputs.flv_stream("rec-vp8", publisher)
+        viewer = stream.add_viewer()
+        assert VideoTranscoder.started_total == started + 1
+        await asyncio.sleep(2.0)
+        stopped = await node.handle(command("record.stop"))
+        assert stopped["ok"], stopped
+        assert viewer.pending > 0  # the FLV viewer got bytes from the same transcoder
+        outputs.close()
+        assert VideoTranscoder.running == 0
+    finally:
+        outputs.close()
+        await node.close()
+        await pub.close()
+    path = tmp_path / "rec-vp8" / "r1.mp4"
+    with av.open(str(path)) as container:
+        assert sorted(s.codec_context.name for s in container.streams) == ["h264", "opus"]
+        frames = list(container.decode(video=0))
+        assert len(frames) >= 40 and (frames[0].width, frames[0].height) == (320, 240)
