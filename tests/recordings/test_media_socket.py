@@ -21,6 +21,7 @@ from apps.audit.models import AuditEvent
 from apps.im.services import conversation_for_pair
 from hub.asgi import application
 from hub.media import embedded
+from hub.media.control import send_command
 from media_engine.client import publish_clips, subscribe
 from media_engine.synthetic import encode_h264, encode_opus
 from tests.conftest import make_patient, make_staff
@@ -145,6 +146,8 @@ async def test_socket_signaling_reaches_a_remote_media_node(tmp_path: Path) -> N
     node, _ = await start_node(name, f"media.events.{name}", tmp_path)
     try:
         with override_settings(MEDIA_EMBEDDED=False, MEDIA_NODE=name, RECORDINGS_ROOT=tmp_path):
+            # The node answers its command channel before any socket frame relies on it.
+            assert (await send_command(name, "node.ping", "", timeout=30)).get("ok")
             room, doctor, patient, outsider = await setup_room()
             d, p, o = await connect(doctor), await connect(patient), await connect(outsider)
             pub = sub = None
