@@ -14,10 +14,12 @@ import fractions
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import av
 from aiortc import RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.video.codeccontext import VideoCodecContext
 
 from .codecs import EncodedPacket
 
@@ -44,6 +46,57 @@ class Clip:
         return self.ticks_per_sample / self.clock_rate
 
 
+def _encode_video(
+    codec: str,
+    name: str,
+    *,
+    width: int,
+    height: int,
+    fps: int,
+    seconds: float,
+    bitrate: int,
+    gop_frames: int,
+    noise: int,
+    options: dict[str, str],
+    force_keyframes: bool,
+) -> Clip:
+    """Encode ``testsrc2`` (optionally noisy) with ``codec``; shared by the H.264 and VP8 clips."""
+    graph = f"testsrc2=size={width}x{height}:rate={fps}"
+    if noise:
+        graph += f",noise=alls={noise}:allf=t"
+    source = av.open(graph, format="lavfi")
+    ctx = cast(VideoCodecContext, av.CodecContext.create(codec, "w"))
+    ctx.width = width
+    ctx.height = height
+    ctx.pix_fmt = "yuv420p"
+    ctx.time_base = fractions.Fraction(1, fps)
+    ctx.framerate = fractions.Fraction(fps, 1)
+    ctx.bit_rate = bitrate
+    if codec == "libx264":
+        ctx.profile = "Baseline"
+    else:
+        ctx.gop_size = gop_frames
+    ctx.options = options
+    total = int(seconds * fps)
+    samples: list[Sample] = []
+    try:
+        for index, frame in enumerate(source.decode(video=0)):
+            if index >= total:
+                break
+            yuv = frame.reformat(format="yuv420p")
+            yuv.pts = index
+            yuv.time_base = ctx.time_base
+            key = force_keyframes and index % gop_frames == 0
+            yuv.pict_type = av.video.frame.PictureType.I if key else av.video.frame.PictureType.NONE
+            for packet in ctx.encode(yuv):
+                samples.append(Sample(bytes(packet), bool(packet.is_keyframe)))
+        for packet in ctx.encode(None):
+            samples.append(Sample(bytes(packet), bool(packet.is_keyframe)))
+    finally:
+        source.close()
+    return Clip("video", name, tuple(samples), VIDEO_CLOCK, VIDEO_CLOCK // fps)
+
+
 def encode_h264(
     *,
     width: int = 320,
@@ -55,19 +108,7 @@ def encode_h264(
     noise: int = 0,
 ) -> Clip:
     """H.264 constrained baseline, no B-frames, SPS/PPS before every IDR."""
-    graph = f"testsrc2=size={width}x{height}:rate={fps}"
-    if noise:
-        graph += f",noise=alls={noise}:allf=t"
-    source = av.open(graph, format="lavfi")
-    ctx = av.CodecContext.create("libx264", "w")
-    ctx.width = width
-    ctx.height = height
-    ctx.pix_fmt = "yuv420p"
-    ctx.time_base = fractions.Fraction(1, fps)
-    ctx.framerate = fractions.Fraction(fps, 1)
-    ctx.bit_rate = bitrate
-    ctx.profile = "Baseline"
-    ctx.options = {
+    options = {
         "preset": "veryfast",
         "tune": "zerolatency",
         "x264-params": (
@@ -75,23 +116,10 @@ def encode_h264(
             f"vbv-maxrate={bitrate // 1000}:vbv-bufsize={bitrate // 1000}"
         ),
     }
-    total = int(seconds * fps)
-    samples: list[Sample] = []
-    try:
-        for index, frame in enumerate(source.decode(video=0)):
-            if index >= total:
-                break
-            yuv = frame.reformat(format="yuv420p")
-            yuv.pts = index
-            yuv.time_base = ctx.time_base
-            yuv.pict_type = av.video.frame.PictureType.NONE
-            for packet in ctx.encode(yuv):
-                samples.append(Sample(bytes(packet), bool(packet.is_keyframe)))
-        for packet in ctx.encode(None):
-            samples.append(Sample(bytes(packet), bool(packet.is_keyframe)))
-    finally:
-        source.close()
-    return Clip("video", "H264", tuple(samples), VIDEO_CLOCK, VIDEO_CLOCK // fps)
+    return _encode_video(
+        "libx264", "H264", width=width, height=height, fps=fps, seconds=seconds, bitrate=bitrate,
+        gop_frames=gop_frames, noise=noise, options=options, force_keyframes=False,
+    )  # fmt: skip
 
 
 def encode_vp8(
@@ -105,36 +133,11 @@ def encode_vp8(
     noise: int = 0,
 ) -> Clip:
     """VP8 (libvpx, realtime), a keyframe every ``gop_frames``: what a browser may publish."""
-    graph = f"testsrc2=size={width}x{height}:rate={fps}"
-    if noise:
-        graph += f",noise=alls={noise}:allf=t"
-    source = av.open(graph, format="lavfi")
-    ctx = av.CodecContext.create("libvpx", "w")
-    ctx.width = width
-    ctx.height = height
-    ctx.pix_fmt = "yuv420p"
-    ctx.time_base = fractions.Fraction(1, fps)
-    ctx.framerate = fractions.Fraction(fps, 1)
-    ctx.bit_rate = bitrate
-    ctx.gop_size = gop_frames
-    ctx.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "keyint_min": str(gop_frames)}
-    total = int(seconds * fps)
-    samples: list[Sample] = []
-    try:
-        for index, frame in enumerate(source.decode(video=0)):
-            if index >= total:
-                break
-            yuv = frame.reformat(format="yuv420p")
-            yuv.pts = index
-            yuv.time_base = ctx.time_base
-            yuv.pict_type = av.video.frame.PictureType.I if index % gop_frames == 0 else av.video.frame.PictureType.NONE
-            for packet in ctx.encode(yuv):
-                samples.append(Sample(bytes(packet), bool(packet.is_keyframe)))
-        for packet in ctx.encode(None):
-            samples.append(Sample(bytes(packet), bool(packet.is_keyframe)))
-    finally:
-        source.close()
-    return Clip("video", "VP8", tuple(samples), VIDEO_CLOCK, VIDEO_CLOCK // fps)
+    options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "keyint_min": str(gop_frames)}
+    return _encode_video(
+        "libvpx", "VP8", width=width, height=height, fps=fps, seconds=seconds, bitrate=bitrate,
+        gop_frames=gop_frames, noise=noise, options=options, force_keyframes=True,
+    )  # fmt: skip
 
 
 def encode_opus(*, seconds: float = 2.0, frequency: int = 440) -> Clip:
