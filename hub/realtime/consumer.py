@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -66,6 +67,19 @@ class HubConsumer(AsyncWebsocketConsumer):
     user: Any = None
     token_id: int | None = None
     deadline: asyncio.TimerHandle | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Channels' AsyncConsumer.__call__ runs await_many_dispatch, which wraps
+        # every received frame in a new task and an asyncio.wait; with no channel
+        # layer there is one source only, so a plain loop does the same work.
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Stock dispatch awaits aclose_old_connections() before every frame, a
