@@ -21,7 +21,7 @@ from hub.errors import ApiError
 
 from . import presence, protocol, topics
 from .db import run_db
-from .handlers import handler_for, run_lifecycle
+from .handlers import handler_for
 from .node import node
 from .protocol import Close
 from .ratelimit import Limiter
@@ -121,12 +121,13 @@ class HubConsumer(AsyncWebsocketConsumer):
         hub = node()
         for topic in self._attached():
             hub.detach(self, topic)
-        if self.user is not None:
+        # Still online through another socket in this process: keep presence
+        # (sockets in other processes restore it on their next heartbeat).
+        if self.user is not None and protocol.control_topic_user(self.user.pk) not in hub.topics:
             try:
                 await presence.clear(self.user.pk)
-                await run_db(run_lifecycle, "offline", self.user.pk)
             except Exception:  # presence is best effort
-                log.debug("offline hooks failed", exc_info=True)
+                log.debug("presence clear failed", exc_info=True)
 
     def _attached(self) -> list[str]:
         if self.user is None:

@@ -24,19 +24,3 @@ def register_handler(frame_type: str, handler: Handler) -> None:
 
 def handler_for(frame_type: str) -> Handler | None:
     return _handlers.get(frame_type)
-
-
-# Socket lifecycle hooks ``(event, user_id) -> None`` with event in
-# {"online", "heartbeat", "offline"}; run on the hub's database pool.
-LifecycleHook = Callable[[str, int], None]
-_lifecycle: list[LifecycleHook] = []
-
-
-def register_lifecycle_hook(hook: LifecycleHook) -> None:
-    if hook not in _lifecycle:
-        _lifecycle.append(hook)
-
-
-def run_lifecycle(event: str, user_id: int) -> None:
-    for hook in _lifecycle:
-        hook(event, user_id)

@@ -199,5 +199,9 @@ async def test_presence_follows_the_socket() -> None:
     assert user.pk not in await sync_to_async(presence.online)([user.pk])
     comm = await authed(token)
     assert user.pk in await sync_to_async(presence.online)([user.pk])
+    # A second device: closing one socket leaves the user online.
+    other = await authed(token)
     await comm.disconnect()
+    assert user.pk in await sync_to_async(presence.online)([user.pk])
+    await other.disconnect()
     assert user.pk not in await sync_to_async(presence.online)([user.pk])
