@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import av
-import pyotp
 import pytest
 from django.conf import settings
 from playwright.sync_api import expect
@@ -19,7 +18,8 @@ from apps.audit.models import AuditEvent
 from media_engine.recording import MP4_OPTIONS
 from media_engine.synthetic import encode_h264
 from recordings.services import recording_recover, recording_start
-from tests.conftest import STRONG, Persona, make_staff
+from tests.conftest import make_staff
+from tests.e2e.helpers import console_login
 
 pytestmark = pytest.mark.e2e
 
@@ -38,18 +38,6 @@ def write_mp4(path: Path, seconds: float) -> None:
             packet.stream = stream
             packet.is_keyframe = sample.keyframe
             out.mux(packet)
-
-
-def console_login(page: Any, url: str, username: str, persona: Persona) -> None:
-    page.goto(f"{url}/console/")
-    page.fill("[data-testid=login-username]", username)
-    page.fill("[data-testid=login-password]", STRONG)
-    page.click("[data-testid=login-submit]")
-    otp = page.locator("[data-testid=login-otp]")
-    expect(otp).to_be_visible()
-    otp.fill(pyotp.TOTP(persona.totp_secret).now())
-    page.click("[data-testid=login-submit]")
-    expect(page.locator("[data-testid=ws-status]")).to_contain_text("已连接")
 
 
 def test_doctor_replays_a_session_in_the_console(live_server_url: str, page: Any) -> None:

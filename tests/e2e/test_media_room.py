@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import re
 import threading
 import urllib.error
 import urllib.request
@@ -17,14 +16,13 @@ from typing import Any, TypeVar
 import pytest
 from playwright.sync_api import expect
 
-from apps.accounts.models import SandboxOutbox
 from apps.accounts.roles import Role
 from apps.accounts.services import token_issue
 from apps.im.services import conversation_for_pair
-from hub import crypto
 from media_engine.client import PublisherClient, SubscriberClient, publish_clips, subscribe
 from media_engine.synthetic import encode_h264, encode_opus
 from tests.conftest import make_patient, make_staff
+from tests.e2e.helpers import patient_login
 
 pytestmark = pytest.mark.e2e
 
@@ -69,25 +67,6 @@ def sdp_signal(base: str, path: str, token: str) -> Any:
         return body.decode()
 
     return post
-
-
-def patient_login(page: Any, url: str, phone: str) -> None:
-    page.goto(f"{url}/h5/")
-    page.locator("[data-testid=phone-input] input").fill(phone)
-    page.click("[data-testid=send-code]")
-    phone_hash = crypto.lookup_hash(phone, context="phone")
-    sms = None
-    for _ in range(150):
-        sms = SandboxOutbox.objects.filter(recipient_hash=phone_hash, body__contains="验证码").order_by("-id").first()
-        if sms:
-            break
-        page.wait_for_timeout(100)
-    assert sms is not None, "no SMS was sent"
-    code = re.search(r"验证码为(\d{6})", sms.body).group(1)  # type: ignore[union-attr]
-    page.locator("[data-testid=code-input] input").fill(code)
-    page.click("[data-testid=agree-checkbox]")
-    page.click("[data-testid=login-button]")
-    expect(page.locator("[data-testid=ws-status]")).to_contain_text("已连接")
 
 
 def test_patient_h5_video_room_plays_the_doctor_and_publishes_the_camera(live_server_url: str, page: Any) -> None:

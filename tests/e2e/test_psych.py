@@ -5,7 +5,6 @@ acknowledges it, and the clinical report shows the band and the trend."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 import pyotp
@@ -17,24 +16,12 @@ from apps.im import services as im_services
 from apps.psych import services as psych
 from apps.psych.models import Alert, Result
 from tests.conftest import STRONG, make_patient
+from tests.e2e.helpers import sms_code
 from tests.psych.conftest import add_patient, make_doctor
 
 pytestmark = pytest.mark.e2e
 
 PHONE = "13612340077"
-
-
-def _sms_code(page: Any) -> str:
-    from apps.accounts.models import SandboxOutbox
-    from hub import crypto
-
-    phone_hash = crypto.lookup_hash(PHONE, context="phone")
-    for _ in range(50):
-        sms = SandboxOutbox.objects.filter(recipient_hash=phone_hash, body__contains="验证码").order_by("-id").first()
-        if sms:
-            return re.search(r"验证码为(\d{6})", sms.body).group(1)  # type: ignore[union-attr]
-        page.wait_for_timeout(100)
-    raise AssertionError("no SMS code was sent")
 
 
 def test_assign_complete_alert_acknowledge_report(live_server_url: str, browser: Any, page: Any) -> None:
@@ -76,7 +63,7 @@ def test_assign_complete_alert_acknowledge_report(live_server_url: str, browser:
     page.goto(f"{live_server_url}/h5/")
     page.locator("[data-testid=phone-input] input").fill(PHONE)
     page.click("[data-testid=send-code]")
-    page.locator("[data-testid=code-input] input").fill(_sms_code(page))
+    page.locator("[data-testid=code-input] input").fill(sms_code(page, PHONE))
     page.click("[data-testid=agree-checkbox]")
     page.click("[data-testid=login-button]")
     expect(page.locator("[data-testid=me-name]")).to_contain_text("李雷")
