@@ -17,6 +17,17 @@ from hub.realtime.daphne_tuning import tune_daphne  # noqa: E402
 
 tune_daphne()
 
+if "daphne.server" in sys.modules:
+    from django.conf import settings
+
+    if settings.MEDIA_EMBEDDED:
+        # The embedded media node's RTMP and HTTP-FLV/HLS ports open with the server.
+        from daphne.server import twisted_loop
+
+        from hub.media.embedded import start_with_server
+
+        start_with_server(twisted_loop)
+
 # Everything imported so far lives as long as the process: freeze it out of the
 # collector's generations and collect less often. With 5,000 sockets the default
 # thresholds caused 240 ms heartbeat pauses (docs/benchmarks.md).

@@ -176,6 +176,9 @@ if REDIS_URL:
                         "address": REDIS_URL,
                         "max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000),
                         "socket_connect_timeout": 5,
+                        # Above the layer's 5 s blocking receive (BZPOPMIN): redis-py's
+                        # default 5 s socket timeout raced it and failed replies.
+                        "socket_timeout": env_int("REDIS_SOCKET_TIMEOUT", 15),
                     }
                 ],
                 "capacity": 1000,
@@ -317,6 +320,15 @@ MEDIA_NODE = os.environ.get("MEDIA_NODE", "embedded")
 # Heartbeat of remote nodes (run_media_control): ping interval and misses before node_lost.
 MEDIA_HEARTBEAT_SECONDS = env_int("MEDIA_HEARTBEAT_SECONDS", 5)
 MEDIA_HEARTBEAT_MISSES = env_int("MEDIA_HEARTBEAT_MISSES", 3)
+
+# The embedded node's RTMP ingest and HTTP-FLV/HLS ports (0: any free port).
+MEDIA_BIND_HOST = os.environ.get("MEDIA_BIND_HOST", "127.0.0.1")
+MEDIA_RTMP_PORT = env_int("MEDIA_RTMP_PORT", 1935)
+MEDIA_HTTP_PORT = env_int("MEDIA_HTTP_PORT", 8088)
+# Where clients reach the node's RTMP and HTTP-FLV/HLS ports, e.g. "rtmp://media.example.org:1935"
+# and "https://media.example.org"; empty: the host the client used for the API, on the ports above.
+MEDIA_PUBLIC_RTMP_URL = os.environ.get("MEDIA_PUBLIC_RTMP_URL", "")
+MEDIA_PUBLIC_LIVE_URL = os.environ.get("MEDIA_PUBLIC_LIVE_URL", "")
 
 # --- Psychological scales (apps.psych) ----------------------------------------
 # SDS/SAS norm: "china" (SDS 53 / SAS 50 cut-offs) or "zung" (50 / 45). Reports name the norm used.

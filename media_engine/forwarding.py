@@ -59,6 +59,13 @@ class TrackSource:
         self._pli_pending: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self.ended = asyncio.Event()
+        self.started_at = time.monotonic()
+        self.last_packet_at: float | None = None
+        # Timeline continuity when this source replaces another of the same peer:
+        # packets are shifted so they follow ``_continue_at`` (the old source's next pts).
+        self._continue_at: int | None = None
+        self._pts_offset = 0
+        self.last_pts: int | None = None
         self.packets_in = 0
         self.keyframes_in = 0
         self.pli_sent = 0
@@ -97,8 +104,25 @@ class TrackSource:
         finally:
             self._end()
 
+    def continue_after(self, previous: TrackSource) -> None:
+        """Carry on ``previous``'s timeline (a republish of the same peer): subscribers see
+        monotonic timestamps across the switch, no jump back to the new publisher's zero."""
+        if previous.last_pts is not None:
+            step = 3000 if self.kind == "video" else 960  # one frame at 90 kHz / 20 ms at 48 kHz
+            self._continue_at = previous.last_pts + previous._pts_offset + step
+
     def _dispatch(self, packet: EncodedPacket, arrival: float) -> None:
         self.packets_in += 1
+        self.last_packet_at = arrival
+        if packet.pts is not None:
+            if self._continue_at is not None:
+                self._pts_offset = self._continue_at - packet.pts
+                self._continue_at = None
+            self.last_pts = packet.pts
+            if self._pts_offset:
+                packet.pts += self._pts_offset
+                if packet.dts is not None:
+                    packet.dts += self._pts_offset
         if self.kind == "video":
             if packet.is_keyframe:
                 self.keyframes_in += 1
@@ -131,6 +155,10 @@ class TrackSource:
     def detach(self, sink: PacketSink) -> None:
         if sink in self._sinks:
             self._sinks.remove(sink)
+
+    def movable_sinks(self) -> list[ForwardedTrack]:
+        """The subscriber tracks fed by this source (they can follow a republish)."""
+        return [sink for sink in self._sinks if isinstance(sink, ForwardedTrack)]
 
     @property
     def sink_count(self) -> int:
@@ -207,6 +235,21 @@ class ForwardedTrack(MediaStreamTrack):
     def source_ended(self) -> None:
         self._queue.append(None)
         self._wakeup.set()
+
+    def park(self) -> None:
+        """The publisher is gone (or being replaced): stop taking its packets but stay live,
+        so the subscriber's connection waits for the same peer to publish again."""
+        self.source.detach(self)
+        self._queue.clear()
+        self._need_keyframe = self.kind == "video"
+
+    def rebind(self, source: TrackSource) -> None:
+        """Follow a new source of the same kind and codec, starting at its next keyframe
+        (its cached GOP at once); no renegotiation: the RTP sender is unchanged."""
+        self.park()
+        self.source = source
+        self.resyncs += 1
+        source.attach(self)
 
     async def recv(self) -> EncodedPacket:
         while not self._queue:

@@ -32,6 +32,7 @@ COMMANDS = (
     "peer.publish",
     "peer.play",
     "peer.leave",
+    "session.end",
 )
 PEER_COMMANDS = ("peer.publish", "peer.play", "peer.leave")
 PLAY_WAIT_MAX = 5.0
@@ -94,11 +95,11 @@ class MediaNode:
 
     async def _peer_publish(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
         """Answer a publisher's offer; a new offer from the same peer replaces its publication
-        (a client that reconnects its socket publishes again)."""
+        (a client that reconnects publishes again) and its players follow."""
         peer = str(command["peer"])
         room = self.engine.room(room_id)
-        await room.unpublish(peer)
-        return {"sdp": await room.publish(peer, str(command.get("sdp", "")))}
+        sdp = await room.publish(peer, str(command.get("sdp", "")))
+        return {"sdp": sdp, "session": room.publishers[peer].session}
 
     async def _peer_play(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
         """Answer a player's offer with the other side's tracks (never the peer's own)."""
@@ -113,13 +114,20 @@ class MediaNode:
                 raise MediaError("media.no_publisher", "对方尚未开始推流")
             publisher = found
         answer = await room.subscribe(peer, str(command.get("sdp", "")), publisher_id=publisher.peer_id)
-        return {"sdp": answer, "publisher": publisher.peer_id}
+        return {"sdp": answer, "publisher": publisher.peer_id, "session": room.subscribers[peer].session}
 
     async def _peer_leave(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
         room = self.engine.rooms.get(room_id)
         if room is not None:
             await room.leave(str(command["peer"]))
         return {}
+
+    async def _session_end(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        """End one publication or playback by its session id (the WHIP/WHEP resource);
+        a session already gone, or replaced by a newer one of the peer, is left alone."""
+        room = self.engine.rooms.get(room_id)
+        ended = await room.end_session(str(command.get("session", ""))) if room is not None else False
+        return {"ended": ended}
 
     async def _record_start(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
         if room_id in self.recorders:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +20,18 @@ from .receiver import send_pli, use_encoded
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[str, dict[str, Any]], None]
+
+# A publisher none of whose tracks delivered a packet for this long is gone (a killed
+# tab, a lost network): ICE consent alone takes ~30 s to notice.
+PUBLISHER_SILENCE_SECONDS = 3.0
+# ... and one that never delivered anything this long after it joined.
+PUBLISHER_FIRST_PACKET_SECONDS = 10.0
+WATCH_INTERVAL_SECONDS = 0.5
+
+
+def new_session_id() -> str:
+    """An unguessable id for one publication or playback (the WHIP/WHEP resource)."""
+    return secrets.token_urlsafe(16)
 
 
 class MediaError(Exception):
@@ -35,6 +49,12 @@ class Publisher:
     pc: RTCPeerConnection | None
     sources: dict[str, TrackSource] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # The ingest's own AAC audio (RTMP), so FLV/HLS viewers get it without an Opus round trip.
+    aac_audio: TrackSource | None = None
+    # Called when a new session of the same peer replaces this one (close the old transport).
+    on_replaced: Callable[[], Any] | None = None
+    session: str = field(default_factory=new_session_id)
+    watchdog: asyncio.Task[None] | None = None
 
 
 @dataclass
@@ -43,6 +63,7 @@ class Subscriber:
     publisher_id: str
     pc: RTCPeerConnection
     tracks: dict[str, ForwardedTrack] = field(default_factory=dict)
+    session: str = field(default_factory=new_session_id)
 
 
 def offered_kinds(sdp: str) -> set[str]:
@@ -82,10 +103,10 @@ class Room:
         """Accept a publisher's offer; returns the SDP answer.
 
         H.264 constrained baseline is preferred (set before the remote
-        description, where aiortc picks codecs); VP8 is accepted.
+        description, where aiortc picks codecs); VP8 is accepted. A new offer
+        of a peer already publishing replaces that publication (a reloaded
+        page, a reconnect): its players follow the new one.
         """
-        if peer_id in self.publishers:
-            raise MediaError("media.already_publishing", "该成员已在推流")
         pc = self._new_pc()
         kinds = offered_kinds(offer_sdp)
         if "video" in kinds:
@@ -125,23 +146,74 @@ class Room:
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             log.info("publisher %s/%s connection %s", self.room_id, peer_id, pc.connectionState)
-            if pc.connectionState in ("failed", "closed") and self.publishers.get(peer_id) is publisher:
-                await self.unpublish(peer_id)
+            if pc.connectionState in ("failed", "closed"):
+                await self.unpublish(peer_id, expected=publisher)
 
         await self.add_publisher(publisher)
         return str(pc.localDescription.sdp)
 
-    async def add_publisher(self, publisher: Publisher) -> None:
-        """Register a publisher whose sources are built (WebRTC, RTMP ingest, tests)."""
-        if publisher.peer_id in self.publishers:
-            raise MediaError("media.already_publishing", "该成员已在推流")
+    async def add_publisher(self, publisher: Publisher, *, watch: bool = True) -> None:
+        """Register a publisher whose sources are built (WebRTC, RTMP ingest, tests).
+
+        A publisher of the same peer already here is replaced: its subscribers
+        move to the new tracks (same kind and codec) and resume on the next
+        keyframe without renegotiating; players left waiting by a publisher
+        that died are picked up the same way. ``watch`` ends the publication
+        after :data:`PUBLISHER_SILENCE_SECONDS` without a packet.
+        """
+        old = self.publishers.get(publisher.peer_id)
         self.publishers[publisher.peer_id] = publisher
         for source in publisher.sources.values():
             source.start()
+        if old is not None:
+            await self._retire(old, replaced=True)
+            with contextlib.suppress(Exception):
+                if old.on_replaced is not None:
+                    old.on_replaced()
+        self._adopt_waiting(publisher)
         publisher.ready.set()
-        self._emit("publisher.joined", peer=publisher.peer_id, kinds=sorted(publisher.sources))
+        if watch:
+            publisher.watchdog = asyncio.ensure_future(self._watch(publisher))
+        self._emit(
+            "publisher.replaced" if old is not None else "publisher.joined",
+            peer=publisher.peer_id,
+            kinds=sorted(publisher.sources),
+        )
         async with self._changed:
             self._changed.notify_all()
+
+    def _adopt_waiting(self, publisher: Publisher) -> None:
+        """Subscribers of this peer (parked or on a replaced publication) follow ``publisher``."""
+        for subscriber in self.subscribers.values():
+            if subscriber.publisher_id != publisher.peer_id:
+                continue
+            for kind, track in subscriber.tracks.items():
+                source = publisher.sources.get(kind)
+                if source is None or source is track.source:
+                    continue
+                if source.codec_name.lower() != track.source.codec_name.lower():
+                    log.info("subscriber %s/%s keeps waiting: %s codec changed", self.room_id, subscriber.peer_id, kind)
+                    continue
+                source.continue_after(track.source)
+                track.rebind(source)
+
+    async def _watch(self, publisher: Publisher) -> None:
+        """End a publication whose tracks went silent (the publisher died without a goodbye)."""
+        joined = time.monotonic()
+        while self.publishers.get(publisher.peer_id) is publisher:
+            await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+            now = time.monotonic()
+            heard = [s.last_packet_at for s in publisher.sources.values() if s.last_packet_at is not None]
+            if heard:
+                silent = now - max(heard) > PUBLISHER_SILENCE_SECONDS
+            else:
+                silent = now - joined > PUBLISHER_FIRST_PACKET_SECONDS
+            if silent and self.publishers.get(publisher.peer_id) is publisher:
+                log.warning("publisher %s/%s silent: ended", self.room_id, publisher.peer_id)
+                self._emit("publisher.lost", peer=publisher.peer_id)
+                publisher.watchdog = None  # this task is ending it: unpublish must not cancel it
+                await self.unpublish(publisher.peer_id, expected=publisher)
+                return
 
     async def wait_publisher(
         self, peer_id: str | None = None, *, timeout: float = 10.0, exclude: str | None = None
@@ -176,7 +248,11 @@ class Room:
     # --- subscribing -----------------------------------------------------
 
     async def subscribe(self, peer_id: str, offer_sdp: str, *, publisher_id: str) -> str:
-        """Answer a player's offer with the publisher's tracks, forwarded encoded."""
+        """Answer a player's offer with the publisher's tracks, forwarded encoded.
+
+        The subscription outlives the publication: when the publisher leaves or
+        dies the tracks wait, and a republish of the same peer resumes them.
+        """
         publisher = self.publishers.get(publisher_id)
         if publisher is None:
             raise MediaError("media.no_publisher", "对方尚未开始推流")
@@ -256,15 +332,42 @@ class Room:
         await self._close_subscriber(peer_id)
         await self.unpublish(peer_id)
 
-    async def unpublish(self, peer_id: str) -> None:
-        """End a peer's publication only (idempotent)."""
-        publisher = self.publishers.pop(peer_id, None)
-        if publisher is not None:
-            for source in publisher.sources.values():
-                await source.stop()
-            if publisher.pc is not None:
-                await publisher.pc.close()
-            self._emit("publisher.left", peer=peer_id)
+    async def unpublish(self, peer_id: str, *, expected: Publisher | None = None) -> None:
+        """End a peer's publication only (idempotent); with ``expected``, only that one
+        (an old session's cleanup must not end the session that replaced it)."""
+        publisher = self.publishers.get(peer_id)
+        if publisher is None or (expected is not None and publisher is not expected):
+            return
+        del self.publishers[peer_id]
+        await self._retire(publisher, replaced=False)
+        self._emit("publisher.left", peer=peer_id)
+
+    async def _retire(self, publisher: Publisher, *, replaced: bool) -> None:
+        """Stop a publication; its subscriber tracks stay live, parked for a republish."""
+        if publisher.watchdog is not None:
+            publisher.watchdog.cancel()
+            publisher.watchdog = None
+        for source in publisher.sources.values():
+            for track in source.movable_sinks():
+                track.park()
+            await source.stop()
+        if publisher.pc is not None:
+            await publisher.pc.close()
+
+    def session(self, session_id: str) -> Publisher | Subscriber | None:
+        """The publication or playback with this session id, if it is still here."""
+        entries: list[Publisher | Subscriber] = [*self.publishers.values(), *self.subscribers.values()]
+        return next((e for e in entries if secrets.compare_digest(e.session, session_id)), None)
+
+    async def end_session(self, session_id: str) -> bool:
+        """End one publication or playback by its session id; ``False`` if it is gone
+        (ended, or replaced by a newer session of the same peer)."""
+        entry = self.session(session_id)
+        if isinstance(entry, Publisher):
+            await self.unpublish(entry.peer_id, expected=entry)
+        elif isinstance(entry, Subscriber):
+            await self._close_subscriber(entry.peer_id, expected=entry)
+        return entry is not None
 
     async def close(self) -> None:
         for peer_id in list(self.subscribers):

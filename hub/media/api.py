@@ -19,6 +19,7 @@ from apps.im.models import Member
 from hub.errors import ApiError, Forbidden, NotFound
 from recordings.models import Recording
 
+from . import embedded
 from .access import room_access, room_member
 from .control import start_recording, stop_recording
 from .grants import room_grant
@@ -35,6 +36,9 @@ class GrantOut(Schema):
     expires_in: int
     whip_url: str
     whep_url: str
+    rtmp_url: str
+    flv_url: str
+    hls_url: str
 
 
 class RecordingStateOut(Schema):
@@ -48,12 +52,25 @@ def _member(request: HttpRequest, room_id: str) -> Member:
     return room_member(request.auth, room_id)  # type: ignore[attr-defined]
 
 
+def _node_bases(request: HttpRequest) -> tuple[str, str]:
+    """Where clients reach the room node's RTMP and HTTP-FLV/HLS ports ("" when off)."""
+    rtmp, live = settings.MEDIA_PUBLIC_RTMP_URL, settings.MEDIA_PUBLIC_LIVE_URL
+    if settings.MEDIA_EMBEDDED and not (rtmp and live):
+        host = request.get_host()
+        host = host if host.startswith("[") else host.split(":")[0]
+        rtmp_port, http_port = embedded.ports()
+        rtmp = rtmp or (f"rtmp://{host}:{rtmp_port}" if rtmp_port else "")
+        live = live or (f"{request.scheme}://{host}:{http_port}" if http_port else "")
+    return rtmp.rstrip("/"), live.rstrip("/")
+
+
 @router.post("/rooms/{room_id}/grant", response=GrantOut, summary="获取视频房间授权")
 def media_room_grant(request: HttpRequest, room_id: str) -> dict[str, Any]:
     access = room_access(request.auth, room_id)  # type: ignore[attr-defined]
     token = room_grant(
         room_id=room_id, peer_id=access.peer_id, role=access.role, publish=access.publish, subscribe=access.subscribe
     )
+    rtmp, live = _node_bases(request)
     return {
         "room_id": room_id,
         "peer_id": access.peer_id,
@@ -63,6 +80,10 @@ def media_room_grant(request: HttpRequest, room_id: str) -> dict[str, Any]:
         "expires_in": settings.MEDIA_GRANT_TTL_SECONDS,
         "whip_url": f"/media/whip/{room_id}",
         "whep_url": f"/media/whep/{room_id}",
+        # Mini-programs: live-pusher (RTMP) and live-player (HTTP-FLV); HLS for the rest.
+        "rtmp_url": f"{rtmp}/live/{room_id}?grant={token}" if rtmp and access.publish else "",
+        "flv_url": f"{live}/live/{room_id}.flv?grant={token}" if live else "",
+        "hls_url": f"{live}/hls/{room_id}/index.m3u8?grant={token}" if live else "",
     }
 
 

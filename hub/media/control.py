@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.audit.services import audit_record
+from hub.errors import ApiError
 from media_engine.grants import sign_grant
 from media_engine.recording import recover_manifest
 from recordings.models import Recording
@@ -37,6 +38,17 @@ EVENTS_CHANNEL = "media.events"
 
 def node_channel(name: str) -> str:
     return f"media.node.{name}"
+
+
+def room_node(room_id: str) -> str:
+    """The node that holds ``room_id``: every protocol (socket, WHIP/WHEP, RTMP, FLV/HLS,
+    recording) reaches the room there. One node per deployment today."""
+    return str(settings.MEDIA_NODE)
+
+
+class NodeUnavailable(ApiError):
+    def __init__(self) -> None:
+        super().__init__("media.node_unavailable", "媒体服务暂不可用，请稍后重试", status=503)
 
 
 def node_grant(cmd: str, room_id: str, **claims: Any) -> str:
@@ -66,22 +78,63 @@ async def send_command(node: str, cmd: str, room_id: str, *, timeout: float = 15
     return result
 
 
-async def start_recording(*, room_id: str, participants: Iterable[User], node: str = "") -> Recording:
-    """Register the recording, then have the node (default ``MEDIA_NODE``) start writing it."""
-    node = node or settings.MEDIA_NODE
-    recording = await sync_to_async(_create)(room_id, node, list(participants))
-    result = await send_command(node, "record.start", room_id, recording=str(recording.public_id))
+async def node_call(cmd: str, room_id: str, *, timeout: float = 15.0, **data: Any) -> dict[str, Any]:
+    """:func:`send_command` to the room's node for a client: a refusal becomes an
+    :class:`ApiError` with the node's code (409), no answer a 503."""
+    try:
+        result = await send_command(room_node(room_id), cmd, room_id, timeout=timeout, **data)
+    except (TimeoutError, OSError) as exc:
+        log.warning("media node %s did not answer %s: %r", room_node(room_id), cmd, exc)
+        raise NodeUnavailable() from exc
+    except Exception as exc:  # the channel layer's own failures (Redis down, ...)
+        if type(exc).__module__.split(".")[0] != "redis":
+            raise
+        log.warning("media node %s unreachable for %s: %r", room_node(room_id), cmd, exc)
+        raise NodeUnavailable() from exc
     if not result.get("ok"):
+        raise ApiError(str(result.get("code")), str(result.get("message")), status=409)
+    return result
+
+
+async def start_recording(*, room_id: str, participants: Iterable[User], node: str = "") -> Recording:
+    """Register the recording, then have the node holding the room start writing it.
+
+    Nothing is left behind when the node refuses (``media.no_publisher``...: an
+    :class:`ApiError` 409) or does not answer (503): the row is removed, so the
+    room can be recorded again.
+    """
+    node = node or room_node(room_id)
+    recording = await sync_to_async(_create)(room_id, node, list(participants))
+    try:
+        result = await send_command(node, "record.start", room_id, recording=str(recording.public_id))
+        if not result.get("ok"):
+            raise ApiError(str(result.get("code")), str(result.get("message")), status=409)
+    except BaseException as exc:
         await Recording.objects.filter(pk=recording.pk).adelete()
-        raise RuntimeError(f"media node refused record.start: {result.get('code')}")
+        if isinstance(exc, TimeoutError | OSError):
+            log.warning("media node %s did not answer record.start: %r", node, exc)
+            raise NodeUnavailable() from exc
+        raise
     return recording
 
 
 async def stop_recording(recording: Recording, *, timeout: float = 30.0) -> Recording:
-    """Have the node finish the file; the row is sealed with the node's manifest on return."""
-    result = await send_command(recording.node, "record.stop", recording.room_id, timeout=timeout)
+    """Have the node finish the file; the row is sealed with the node's manifest on return.
+
+    A node that no longer records the room (it restarted) cannot seal it: the
+    row is sealed from the cut file, as for a lost node. No answer: 503 and the
+    row stays (the heartbeat seals it if the node is gone).
+    """
+    try:
+        result = await send_command(recording.node, "record.stop", recording.room_id, timeout=timeout)
+    except (TimeoutError, OSError) as exc:
+        raise NodeUnavailable() from exc
     if not result.get("ok"):
-        raise RuntimeError(f"media node refused record.stop: {result.get('code')}")
+        if result.get("code") == "media.not_recording":
+            recovered = await sync_to_async(_recover_or_drop)(recording, reason="not_recording")
+            if recovered is not None:
+                return recovered
+        raise ApiError(str(result.get("code")), str(result.get("message")), status=409)
     # The record.stopped event carries the same manifest; applying it twice is a no-op.
     event = {"type": "record.stopped", "recording": str(recording.public_id), "manifest": result["manifest"]}
     applied = await sync_to_async(handle_event)(event)
@@ -129,28 +182,46 @@ async def listen_events(channel: str = EVENTS_CHANNEL, *, until: asyncio.Event |
             log.exception("media event %s not applied", event.get("type"))
 
 
+def _recover(recording: Recording, *, reason: str) -> Recording:
+    """Seal a recording its node can no longer finish from the cut file, noting the gap."""
+    now = timezone.now()
+    path = recording_file(recording)
+    wall = (now - recording.started_at).total_seconds()
+    claims = {"room": recording.room_id, "node": recording.node, "lost_at": now.isoformat()}
+    manifest = recover_manifest(path, manifest_key(), **claims)
+    gap = max(0.0, round(wall - float(manifest.get("duration_seconds") or 0), 3))
+    manifest = recover_manifest(path, manifest_key(), **claims, gap_seconds=gap)
+    sealed = recording_finish(recording=recording, manifest=manifest)
+    audit_record(
+        action="recording.recovered",
+        object_type="recording",
+        object_id=recording.public_id,
+        detail={"node": recording.node, "gap_seconds": gap, "reason": reason},
+    )
+    return sealed
+
+
+def _recover_or_drop(recording: Recording, *, reason: str) -> Recording | None:
+    """Seal from the cut file; a recording that never wrote a file is removed (audited)."""
+    if recording_file(recording).exists():
+        return _recover(recording, reason=reason)
+    audit_record(
+        action="recording.dropped",
+        object_type="recording",
+        object_id=recording.public_id,
+        detail={"node": recording.node, "reason": reason},
+    )
+    recording.delete()
+    return None
+
+
 def node_lost(node: str) -> list[Recording]:
     """The node is gone: seal each of its open recordings from the cut file, noting the gap."""
-    now = timezone.now()
-    sealed = []
-    for recording in Recording.objects.filter(node=node, status=Recording.Status.RECORDING):
-        path = recording_file(recording)
-        if not path.exists():
-            continue
-        wall = (now - recording.started_at).total_seconds()
-        manifest = recover_manifest(path, manifest_key(), room=recording.room_id, node=node, lost_at=now.isoformat())
-        gap = max(0.0, round(wall - float(manifest.get("duration_seconds") or 0), 3))
-        manifest = recover_manifest(
-            path, manifest_key(), room=recording.room_id, node=node, lost_at=now.isoformat(), gap_seconds=gap
-        )
-        sealed.append(recording_finish(recording=recording, manifest=manifest))
-        audit_record(
-            action="recording.recovered",
-            object_type="recording",
-            object_id=recording.public_id,
-            detail={"node": node, "gap_seconds": gap},
-        )
-    return sealed
+    return [
+        _recover(recording, reason="node_lost")
+        for recording in Recording.objects.filter(node=node, status=Recording.Status.RECORDING)
+        if recording_file(recording).exists()
+    ]
 
 
 async def watch_node(

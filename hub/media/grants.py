@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import hmac
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -58,3 +59,17 @@ def replay_grant(*, recording_public_id: str, user_id: int) -> tuple[str, int]:
 
 def verify(token: str, *, purpose: str) -> dict[str, Any]:
     return verify_grant(token, key=grant_key(), purpose=purpose)
+
+
+def room_authorizer(action: str) -> Callable[[str, str], str]:
+    """``authorize(room, grant) -> peer`` for the node's RTMP (``publish``) and
+    HTTP-FLV/HLS (``subscribe``) ports: a room grant for that room and action."""
+    from media_engine import MediaError
+
+    def check(room_id: str, token: str) -> str:
+        grant = verify(token, purpose="room")
+        if grant.get("room") != room_id or not grant.get(action):
+            raise MediaError("grant.invalid", "授权凭证与房间或操作不符")
+        return str(grant["peer"])
+
+    return check

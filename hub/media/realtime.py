@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-
 from hub.errors import ApiError, Forbidden
 from hub.realtime.db import run_db
 from hub.realtime.handlers import register_handler
 
 from .access import RoomAccess, room_access
-from .control import send_command
+from .control import node_call
 
 SDP_MAX_CHARS = 32 * 1024
 
@@ -42,22 +40,12 @@ async def _access(socket: Any, room_id: str, action: str) -> RoomAccess:
     return await run_db(room_access, socket.user, room_id, via=f"socket.{action}")
 
 
-async def _command(cmd: str, room_id: str, **data: Any) -> dict[str, Any]:
-    try:
-        result = await send_command(settings.MEDIA_NODE, cmd, room_id, **data)
-    except TimeoutError as exc:
-        raise ApiError("media.node_unavailable", "媒体服务暂不可用，请稍后重试", status=503) from exc
-    if not result.get("ok"):
-        raise ApiError(str(result.get("code")), str(result.get("message")), status=409)
-    return result
-
-
 async def on_publish(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
     room_id, sdp = _room(frame), _sdp(frame)
     access = await _access(socket, room_id, "publish")
     if not access.publish:
         raise Forbidden("旁听成员只能观看，不能推流", code="media.publish_forbidden")
-    result = await _command("peer.publish", room_id, peer=access.peer_id, sdp=sdp)
+    result = await node_call("peer.publish", room_id, peer=access.peer_id, sdp=sdp)
     return {"room": room_id, "peer": access.peer_id, "sdp": result["sdp"]}
 
 
@@ -67,7 +55,7 @@ async def on_play(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(wait, int | float) or isinstance(wait, bool) or not 0 <= wait <= 5:
         raise ApiError("validation_error", "wait 须为 0 到 5 秒", status=422)
     access = await _access(socket, room_id, "play")
-    result = await _command("peer.play", room_id, peer=access.peer_id, sdp=sdp, wait_seconds=float(wait))
+    result = await node_call("peer.play", room_id, peer=access.peer_id, sdp=sdp, wait_seconds=float(wait))
     return {"room": room_id, "peer": access.peer_id, "publisher": result["publisher"], "sdp": result["sdp"]}
 
 
@@ -75,7 +63,7 @@ async def on_leave(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
     room_id = _room(frame)
     # Only ever the socket's own peer; membership is not needed to stop one's own media.
     peer = f"u{socket.user.pk}"
-    await _command("peer.leave", room_id, peer=peer)
+    await node_call("peer.leave", room_id, peer=peer)
     return {"room": room_id, "peer": peer}
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
-from django.test import AsyncClient
+from django.test import AsyncClient, override_settings
 
 from hub.media import embedded
 from hub.media.grants import room_grant
@@ -16,13 +16,23 @@ from media_engine.synthetic import Clip
 pytestmark = pytest.mark.asyncio
 
 
-def signal(client: AsyncClient, url: str, token: str) -> Callable[[str], Awaitable[str]]:
+@pytest.fixture(autouse=True)
+def _embedded_node() -> Iterator[None]:
+    with override_settings(MEDIA_EMBEDDED=True, MEDIA_NODE="embedded"):
+        yield
+
+
+def signal(
+    client: AsyncClient, url: str, token: str, locations: list[str] | None = None
+) -> Callable[[str], Awaitable[str]]:
     async def post(sdp: str) -> str:
         response = await client.post(
             url, sdp, content_type="application/sdp", headers={"Authorization": f"Bearer {token}"}
         )
         assert response.status_code == 201, response.content
-        assert response["Location"].startswith(url)
+        assert response["Location"].startswith(url + "/")
+        if locations is not None:
+            locations.append(response["Location"])
         return response.content.decode()
 
     return post
@@ -32,8 +42,9 @@ async def test_whip_publisher_is_played_over_whep(video_clip: Clip, audio_clip: 
     client = AsyncClient()
     pub_grant = room_grant(room_id="c1", peer_id="doctor", role="doctor", publish=True, subscribe=False)
     sub_grant = room_grant(room_id="c1", peer_id="patient", role="patient", publish=False, subscribe=True)
-    pub = await publish_clips(signal(client, "/media/whip/c1", pub_grant), video_clip, audio_clip)
-    sub = await subscribe(signal(client, "/media/whep/c1", sub_grant))
+    locations: list[str] = []
+    pub = await publish_clips(signal(client, "/media/whip/c1", pub_grant, locations), video_clip, audio_clip)
+    sub = await subscribe(signal(client, "/media/whep/c1", sub_grant, locations))
     try:
         await sub.wait_count("video", 10)
         await sub.wait_count("audio", 10)
@@ -47,9 +58,46 @@ async def test_whip_publisher_is_played_over_whep(video_clip: Clip, audio_clip: 
         )
         assert other_room.status_code == 403
         assert (await client.post("/media/whep/c1", "v=0", content_type="application/sdp")).status_code == 401
-        ended = await client.delete("/media/whip/c1/doctor", headers={"Authorization": f"Bearer {pub_grant}"})
-        assert ended.status_code == 200
+        # The session id is not the peer's name: guessing it ends nothing.
+        assert (await client.delete("/media/whip/c1/doctor")).status_code == 404
+        assert (await client.delete("/media/whip/c1/" + "x" * 22)).status_code == 200
+        assert "doctor" in embedded.engine().room("c1").publishers
+        # The session's own Location ends it, with no grant (it may long have expired).
+        whip_location, whep_location = locations
+        assert (await client.delete(whip_location)).status_code == 200
         assert "doctor" not in embedded.engine().room("c1").publishers
+        assert (await client.delete(whep_location)).status_code == 200
+        assert "patient" not in embedded.engine().room("c1").subscribers
     finally:
         await asyncio.gather(pub.close(), sub.close())
+        await embedded.shutdown()
+
+
+async def test_hang_up_after_the_grant_expired_ends_only_its_own_session(video_clip: Clip, audio_clip: Clip) -> None:
+    """A page that reloads publishes again (the new session replaces the old); the old
+    page's late DELETE, after its grant expired, must not end the new publication."""
+    client = AsyncClient()
+    with override_settings(MEDIA_GRANT_TTL_SECONDS=1):
+        first_grant = room_grant(room_id="c3", peer_id="doctor", role="doctor", publish=True, subscribe=False)
+    locations: list[str] = []
+    first = await publish_clips(signal(client, "/media/whip/c3", first_grant, locations), video_clip, audio_clip)
+    try:
+        await asyncio.sleep(2.2)  # the joining grant is now expired
+        expired = await client.post(
+            "/media/whip/c3", "v=0", content_type="application/sdp", headers={"Authorization": f"Bearer {first_grant}"}
+        )
+        assert expired.status_code == 403 and expired.json()["code"] == "grant.expired"
+        fresh = room_grant(room_id="c3", peer_id="doctor", role="doctor", publish=True, subscribe=False)
+        second = await publish_clips(signal(client, "/media/whip/c3", fresh, locations), video_clip, audio_clip)
+        try:
+            room = embedded.engine().room("c3")
+            current = room.publishers["doctor"]
+            assert (await client.delete(locations[0])).status_code == 200
+            assert room.publishers.get("doctor") is current, "the stale hang-up ended the new session"
+            assert (await client.delete(locations[1])).status_code == 200
+            assert "doctor" not in room.publishers
+        finally:
+            await second.close()
+    finally:
+        await first.close()
         await embedded.shutdown()

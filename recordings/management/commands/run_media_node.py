@@ -13,24 +13,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from hub.media.control import EVENTS_CHANNEL, node_channel
-from hub.media.grants import grant_key, manifest_key, verify
-from media_engine import MediaEngine, MediaError
+from hub.media.grants import grant_key, manifest_key, room_authorizer
+from media_engine import MediaEngine
 from media_engine.httpout import LiveHttpServer
 from media_engine.live import LiveOutputs
 from media_engine.node import MediaNode
 from media_engine.rtmp import RtmpServer
 
 log = logging.getLogger(__name__)
-
-
-def _authorize(action: str) -> Any:
-    def check(room_id: str, token: str) -> str:
-        grant = verify(token, purpose="room")
-        if grant.get("room") != room_id or not grant.get(action):
-            raise MediaError("grant.invalid", "授权凭证与房间或操作不符")
-        return str(grant["peer"])
-
-    return check
 
 
 class Command(BaseCommand):
@@ -67,8 +57,8 @@ class Command(BaseCommand):
             recordings_root=Path(settings.RECORDINGS_ROOT),
             emit=emit,
         )
-        rtmp = RtmpServer(engine, _authorize("publish"))
-        http = LiveHttpServer(engine, _authorize("subscribe"), LiveOutputs(Path(settings.VAR_DIR) / "hls"))
+        rtmp = RtmpServer(engine, room_authorizer("publish"))
+        http = LiveHttpServer(engine, room_authorizer("subscribe"), LiveOutputs(Path(settings.VAR_DIR) / "hls"))
         rtmp_port = await rtmp.start(options["host"], options["rtmp_port"])
         http_port = await http.start(options["host"], options["http_port"])
         stop = asyncio.Event()
@@ -76,6 +66,12 @@ class Command(BaseCommand):
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         channel = node_channel(options["name"])
+
+        async def run(command: dict[str, Any]) -> None:
+            reply = await node.handle(command)
+            if command.get("reply_to"):
+                await layer.send(command["reply_to"], {"type": "media.reply", **reply})
+
         self.stdout.write(f"READY name={options['name']} rtmp={rtmp_port} http={http_port}", ending="\n")
         self.stdout.flush()
         try:
@@ -84,9 +80,11 @@ class Command(BaseCommand):
                     command = await asyncio.wait_for(layer.receive(channel), 1.0)
                 except TimeoutError:
                     continue
-                reply = await node.handle(command)
-                if command.get("reply_to"):
-                    await layer.send(command["reply_to"], {"type": "media.reply", **reply})
+                # Each command on its own task: a player waiting for a publisher
+                # must not hold up the heartbeat or the other rooms.
+                task = asyncio.ensure_future(run(command))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
         finally:
             await node.close()
             await rtmp.close()
