@@ -145,8 +145,13 @@ def database_from_url(url: str) -> dict[str, Any]:
             "PASSWORD": unquote(parsed.password or ""),
             "HOST": parsed.hostname or "",
             "PORT": str(parsed.port or ""),
-            # Persistent connections: reconnecting per request costs more than the query.
-            "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
+            # No persistent connections (Django's advice under ASGI): daphne runs each
+            # request's sync code on a new thread, so a kept connection is never reused
+            # and stays open until the garbage collector finds it, one per request, up
+            # to the server's limit. The socket path's pool (hub/realtime/db.py) keeps
+            # its own, HUB_DB_THREADS at most. DB_CONN_MAX_AGE is for processes with
+            # long-lived threads (the huey consumer), never daphne (docs/adr/0007).
+            "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 0),
             "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {"connect_timeout": 5},
         }

@@ -3,6 +3,12 @@
 Channels' ``database_sync_to_async`` runs everything on one shared thread per
 process (50 concurrent 10 ms queries took 513 ms here); the hub instead keeps
 a pool of ``HUB_DB_THREADS`` threads, each with its own persistent connection.
+
+These are the only long-lived connections of a daphne process: HTTP requests
+close theirs when they finish (``CONN_MAX_AGE`` 0, docs/adr/0007). A pool
+thread never exits and nothing here calls ``close_old_connections``, so each
+keeps one connection regardless of ``CONN_MAX_AGE``; the process holds at most
+``HUB_DB_THREADS`` of them, and a socket operation never pays a reconnect.
 """
 
 from __future__ import annotations
