@@ -1,8 +1,10 @@
 """HTTP-FLV and HLS out of a room publisher, for WeChat ``live-player`` and ``<video>``.
 
 :class:`FlvStream` is one more sink on a publisher's sources: H.264 passes
-through (Annex-B -> AVCC, one AVCDecoderConfigurationRecord), Opus is
-transcoded to AAC once per track (in a worker thread), both on one wall-clock
+through (Annex-B -> AVCC, one AVCDecoderConfigurationRecord). An RTMP
+publisher's own AAC (``publisher.aac_audio``) passes through too, placed on
+the video's timeline by the pusher's timestamps; a WebRTC publisher's Opus is
+transcoded to AAC once per track (in a worker thread). Both on one wall-clock
 timeline like the recorder's. Bytes fan out to bounded per-viewer queues; a
 new viewer gets the FLV header, both sequence headers and the tags since the
 last keyframe (the GOP cache), so it starts on a keyframe at once. A viewer
@@ -30,7 +32,7 @@ from typing import Any
 
 import av
 
-from .audio import AudioTranscoder
+from .audio import AacSource, AudioTranscoder
 from .codecs import EncodedPacket
 from .flv import (
     FLV_HEADER,
@@ -100,6 +102,17 @@ class _AudioSink:
         self.stream._ended("audio")
 
 
+class _AacSink:
+    def __init__(self, stream: FlvStream) -> None:
+        self.stream = stream
+
+    def offer(self, packet: EncodedPacket, arrival: float) -> None:
+        self.stream._on_aac_in(packet, arrival)
+
+    def source_ended(self) -> None:
+        self.stream._ended("audio")
+
+
 class FlvStream:
     """One publisher as an FLV byte stream, fanned out to viewers."""
 
@@ -115,7 +128,8 @@ class FlvStream:
         self._t0: float | None = None
         self._anchors: dict[str, tuple[int, float, Any]] = {}
         self._last_ms: dict[str, int] = {}
-        self._aac: AudioTranscoder | None = None
+        self._aac: AudioTranscoder | None = None  # Opus -> AAC (WebRTC publishers only)
+        self._asc: bytes | None = None  # AudioSpecificConfig of the AAC passed through
         self.transcoder: VideoTranscoder | None = None  # VP8 publishers only
         self._sinks: list[tuple[str, Any]] = []
         self._live_kinds: set[str] = set()
@@ -125,11 +139,19 @@ class FlvStream:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         audio = self.publisher.sources.get("audio")
-        if audio is not None and audio.codec_name.lower() == "opus":
+        aac = self.publisher.aac_audio
+        if aac is not None and aac.codec_name.lower() == "aac" and not aac.ended.is_set():
+            # The ingest's own AAC: no transcode (and no Opus consumer for the RTMP publisher).
+            self._set_asc(aac.extradata if isinstance(aac, AacSource) else None)
+            sink: Any = _AacSink(self)
+            self._sinks.append(("aac", sink))
+            self._live_kinds.add("audio")
+            aac.attach(sink)
+        elif audio is not None and audio.codec_name.lower() == "opus":
             self._aac = AudioTranscoder("opus", "aac", self._on_aac, loop=loop, label=self.room_id)
             assert self._aac.extradata, "AAC encoder gave no AudioSpecificConfig"
             self._audio_seq = flv_tag(TAG_AUDIO, 0, aac_tag_body(0, self._aac.extradata))
-            sink: Any = _AudioSink(self)
+            sink = _AudioSink(self)
             self._sinks.append(("audio", sink))
             self._live_kinds.add("audio")
             audio.attach(sink)
@@ -148,7 +170,7 @@ class FlvStream:
 
     def close(self) -> None:
         for kind, sink in self._sinks:
-            source = self.publisher.sources.get(kind)
+            source = self.publisher.aac_audio if kind == "aac" else self.publisher.sources.get(kind)
             if kind == "video" and self.transcoder is not None:
                 source = self.transcoder.source
             if source is not None:
@@ -292,8 +314,43 @@ class FlvStream:
         ms = self._ms("audio", packet.pts or 0, _TB48, anchor[1])
         self._emit(flv_tag(TAG_AUDIO, ms, aac_tag_body(1, bytes(packet))))
 
+    def _set_asc(self, asc: bytes | None) -> bool:
+        """Take a (new) AudioSpecificConfig of the AAC passed through; True if it changed."""
+        if not asc or asc == self._asc:
+            return False
+        self._asc = asc
+        self._audio_seq = flv_tag(TAG_AUDIO, 0, aac_tag_body(0, asc))
+        return True
+
+    def _on_aac_in(self, packet: EncodedPacket, arrival: float) -> None:
+        """One raw AAC frame of an RTMP publisher: an FLV tag as it is."""
+        if self._avc is None or self.ended.is_set():
+            return  # audio starts with the video's first keyframe
+        source = self.publisher.aac_audio
+        if self._set_asc(source.extradata if isinstance(source, AacSource) else None):
+            self._emit(self._audio_seq or b"")
+        if self._asc is None:
+            return
+        pts, tb = packet.pts or 0, packet.time_base
+        video = self._anchors.get("video")
+        if "audio" not in self._anchors and video is not None:
+            # Audio and video carry the pusher's timestamps (one clock): place the audio
+            # at the video's ms for the same timestamp, not by its own arrival, unless
+            # the two disagree by more than _CLOCK_TOLERANCE_S (timelines shifted apart).
+            video_pts, video_arrival, video_tb = video
+            offset = float(pts * tb - video_pts * video_tb)
+            if abs(offset - (arrival - video_arrival)) > _CLOCK_TOLERANCE_S:
+                offset = arrival - video_arrival
+            if offset < 0:
+                return  # before the first video picture of this stream
+            self._anchors["audio"] = (pts, video_arrival + offset, tb)
+        ms = self._ms("audio", pts, tb, arrival)
+        self._emit(flv_tag(TAG_AUDIO, ms, aac_tag_body(1, bytes(packet))))
+
 
 _TB48 = fractions.Fraction(1, 48000)
+# Pusher timestamps of audio vs video further apart than this from their arrival: not one clock.
+_CLOCK_TOLERANCE_S = 1.0
 
 
 class _ByteReader:

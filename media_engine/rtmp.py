@@ -7,8 +7,10 @@ header formats, extended timestamps, Set Chunk Size), AMF0 commands
 here (players use HTTP-FLV).
 
 Each publish joins a room as a publisher without a peer connection: H.264
-passes through (AVCC -> Annex-B, SPS/PPS in front of every keyframe), AAC is
-transcoded to Opus once per track. The stream name is ``<room>?grant=...``;
+passes through (AVCC -> Annex-B, SPS/PPS in front of every keyframe). AAC is
+passed through too, as ``publisher.aac_audio`` (FLV/HLS take it as it is), and
+transcoded to Opus once per track for ``sources["audio"]`` only while an Opus
+consumer (WebRTC subscriber, recorder) is attached. The stream name is ``<room>?grant=...``;
 ``authorize(room, grant)`` returns the peer id or raises.
 """
 
@@ -27,7 +29,7 @@ from typing import Any
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from .audio import AudioTranscoder
+from .audio import AacSource, AudioTranscoder, DemandSource
 from .codecs import EncodedPacket
 from .flv import AvcConfig, annexb, avcc_to_annexb, parse_avc_config
 from .forwarding import TrackSource
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 Authorize = Callable[[str, str], str]
 _VIDEO_TB = fractions.Fraction(1, 90000)
+_AAC_TB = fractions.Fraction(1, 1000)  # RTMP timestamps, the video's clock
 _OUT_CHUNK = 4096
 
 
@@ -185,7 +188,8 @@ class RtmpSession:
         self.publisher: Publisher | None = None
         self.tracks: dict[str, QueueTrack] = {}
         self.avc: AvcConfig | None = None
-        self.aac: AudioTranscoder | None = None
+        self.aac: AudioTranscoder | None = None  # AAC -> Opus, while an Opus consumer is attached
+        self.asc: bytes | None = None  # AudioSpecificConfig of the last AAC sequence header
         self.kinds: set[str] = {"video", "audio"}
         self.bytes_in = 0
         self.ack_window = 2_500_000
@@ -374,13 +378,27 @@ class RtmpSession:
         publisher = Publisher(peer_id=self.peer_id, pc=None)
         for kind in sorted(self.kinds):
             track = self.tracks[kind] = QueueTrack(kind)
+            label = f"{self.room_id}/{self.peer_id}/{kind}/rtmp"
+            if kind == "audio":
+                aac_track = self.tracks["aac"] = QueueTrack("audio")
+                publisher.aac_audio = AacSource(track=aac_track, extradata=self.asc, label=f"{label}/aac")
+                publisher.aac_audio.start()
+                publisher.sources[kind] = DemandSource(
+                    kind=kind,
+                    codec_name="opus",
+                    track=track,
+                    request_keyframe=lambda: True,
+                    label=label,
+                    on_demand=self._opus_demand,
+                )
+                continue
             publisher.sources[kind] = TrackSource(
                 kind=kind,
-                codec_name="H264" if kind == "video" else "opus",
+                codec_name="H264",
                 track=track,
                 # RTMP has no keyframe request: the GOP cache serves new sinks.
                 request_keyframe=lambda: True,
-                label=f"{self.room_id}/{self.peer_id}/{kind}/rtmp",
+                label=label,
             )
         self.publisher = publisher
         await self.server.engine.room(self.room_id).add_publisher(publisher)
@@ -411,32 +429,57 @@ class RtmpSession:
         self.video_frames += 1
         track.push(packet)
 
+    def _opus_demand(self, wanted: bool) -> None:
+        """Start AAC -> Opus for the first Opus sink, stop it with the last (or the source's end)."""
+        opus = self.publisher.sources.get("audio") if self.publisher is not None else None
+        aac_track, opus_track = self.tracks.get("aac"), self.tracks.get("audio")
+        if opus is not None and opus.ended.is_set() and aac_track is not None:
+            aac_track.push(None)  # the room ended the publication: the AAC source ends with it
+        if self.aac is not None and not wanted:
+            self.aac.close()
+            self.aac = None
+        elif self.aac is None and wanted and self.asc is not None and opus_track is not None:
+            self.aac = AudioTranscoder(
+                "aac",
+                "opus",
+                opus_track.push,
+                loop=asyncio.get_running_loop(),
+                src_extradata=self.asc,
+                label=f"{self.room_id}/{self.peer_id}",
+            )
+
     async def on_audio(self, timestamp: int, payload: bytes) -> None:
         if len(payload) < 2 or payload[0] >> 4 != 10:
             return  # only AAC
         if payload[1] == 0:
-            if self.aac is None:
-                track_holder = self
-
-                def deliver(packet: EncodedPacket) -> None:
-                    track = track_holder.tracks.get("audio")
-                    if track is not None:
-                        track.push(packet)
-
-                self.aac = AudioTranscoder(
-                    "aac",
-                    "opus",
-                    deliver,
-                    loop=asyncio.get_running_loop(),
-                    src_extradata=payload[2:],
-                    label=f"{self.room_id}/{self.peer_id}",
-                )
+            asc = payload[2:]
+            if asc != self.asc:
+                self.asc = asc
+                if self.publisher is not None:
+                    if isinstance(self.publisher.aac_audio, AacSource):
+                        self.publisher.aac_audio.extradata = asc
+                    opus = self.publisher.sources.get("audio")
+                    if isinstance(opus, DemandSource):
+                        self._opus_demand(False)  # a new config: a new decoder
+                        self._opus_demand(opus.wanted)
             return
-        if self.aac is None:
+        if self.asc is None:
             return
         await self._ensure_publisher()
         self.audio_frames += 1
-        self.aac.feed(payload[2:], timestamp * 48)
+        aac_track = self.tracks.get("aac")
+        if aac_track is not None:
+            packet = av.Packet(payload[2:])
+            packet.pts = packet.dts = timestamp
+            packet.time_base = _AAC_TB
+            packet.is_keyframe = True
+            aac_track.push(packet)
+        if self.aac is not None:
+            self.aac.feed(payload[2:], timestamp * 48)
+        elif self.publisher is not None:
+            opus = self.publisher.sources.get("audio")
+            if isinstance(opus, DemandSource):
+                opus.heard()  # no Opus consumer: nothing transcoded, but the push is alive
 
     async def unpublish(self) -> None:
         if self.aac is not None:

@@ -1,21 +1,30 @@
-"""A WebRTC publisher (aiortc, synthetic H.264 + Opus) pulled by the ffmpeg CLI as HTTP-FLV and HLS."""
+"""A WebRTC publisher (aiortc, synthetic H.264 + Opus) or an RTMP pusher (ffmpeg, H.264 + AAC)
+pulled by the ffmpeg CLI as HTTP-FLV and HLS."""
 
 from __future__ import annotations
 
 import asyncio
+import fractions
 import shutil
+import time
 from pathlib import Path
 
 import av
 import pytest
 
 from media_engine import MediaEngine, MediaError
+from media_engine.audio import AacSource, AudioTranscoder
 from media_engine.client import publish_clips
+from media_engine.forwarding import TrackSource
 from media_engine.grants import sign_grant, verify_grant
 from media_engine.httpout import LiveHttpServer
-from media_engine.live import LiveOutputs
+from media_engine.live import FlvStream, LiveOutputs
+from media_engine.room import Publisher
+from media_engine.rtmp import QueueTrack, RtmpServer
 from media_engine.synthetic import Clip, encode_vp8
 from media_engine.video import VideoTranscoder
+
+from .test_rtmp import ffmpeg_push, stop
 
 pytestmark = pytest.mark.asyncio
 
@@ -50,7 +59,7 @@ async def ffmpeg_pull(url: str, out: Path, seconds: float) -> tuple[int, str]:
     return proc.returncode or 0, err.decode(errors="replace")
 
 
-def decodes_as_h264_and_aac(path: Path) -> dict[str, float]:
+def decodes_as_h264_and_aac(path: Path, sample_rate: int = 48000) -> dict[str, float]:
     """Decode the whole file with PyAV; returns seconds of video and audio decoded."""
     with av.open(str(path)) as container:
         codecs = sorted(s.codec_context.name for s in container.streams if s.type in ("video", "audio"))
@@ -63,9 +72,9 @@ def decodes_as_h264_and_aac(path: Path) -> dict[str, float]:
                 first_video = first_video or frame
             elif isinstance(frame, av.AudioFrame):
                 audio += frame.samples
-                assert frame.sample_rate == 48000
+                assert frame.sample_rate == sample_rate
         assert first_video is not None and (first_video.width, first_video.height) == (320, 240)
-        return {"video_seconds": video / 30, "audio_seconds": audio / 48000}
+        return {"video_seconds": video / 30, "audio_seconds": audio / sample_rate}
 
 
 @pytest.fixture
@@ -209,3 +218,96 @@ async def test_vp8_publisher_is_recorded_as_h264_sharing_the_flv_transcode(
         assert sorted(s.codec_context.name for s in container.streams) == ["h264", "opus"]
         frames = list(container.decode(video=0))
         assert len(frames) >= 40 and (frames[0].width, frames[0].height) == (320, 240)
+
+
+async def test_rtmp_publisher_aac_passes_through_to_flv_and_hls(
+    engine: MediaEngine, live: tuple[LiveHttpServer, str], tmp_path: Path
+) -> None:
+    server, base = live
+    rtmp = RtmpServer(engine, lambda room, token: "pusher")
+    port = await rtmp.start("127.0.0.1", 0)
+    started = dict(AudioTranscoder.started)
+    # ffmpeg pushes H.264 + AAC at 44.1 kHz; any transcode would come out at 48 kHz.
+    push = await ffmpeg_push(f"rtmp://127.0.0.1:{port}/live/live-rtmp?grant=x", 8)
+    try:
+        publisher = await engine.room("live-rtmp").wait_publisher("pusher", timeout=10)
+        assert isinstance(publisher.aac_audio, AacSource) and publisher.aac_audio.codec_name == "aac"
+        assert publisher.sources["audio"].codec_name == "opus"  # for WebRTC subscribers
+        token = grant("live-rtmp")
+        flv_out, hls_out = tmp_path / "rtmp.flv", tmp_path / "rtmp.ts"
+        (flv_code, flv_err), (hls_code, hls_err) = await asyncio.gather(
+            ffmpeg_pull(f"{base}/live/live-rtmp.flv?grant={token}", flv_out, 3),
+            ffmpeg_pull(f"{base}/hls/live-rtmp/index.m3u8?grant={token}", hls_out, 2),
+        )
+        assert flv_code == 0, flv_err
+        assert hls_code == 0, hls_err
+        flv = decodes_as_h264_and_aac(flv_out, sample_rate=44100)
+        assert flv["video_seconds"] >= 2.5 and flv["audio_seconds"] >= 2.0, flv
+        hls = decodes_as_h264_and_aac(hls_out, sample_rate=44100)
+        assert hls["video_seconds"] >= 1.5 and hls["audio_seconds"] >= 1.0, hls
+        # The pusher's AudioSpecificConfig is the FLV's, byte for byte.
+        with av.open(str(flv_out)) as container:
+            assert bytes(container.streams.audio[0].codec_context.extradata or b"") == publisher.aac_audio.extradata
+        # No Opus -> AAC for the FLV/HLS viewers, and no AAC -> Opus without a WebRTC subscriber.
+        assert AudioTranscoder.started.get("opus->aac", 0) == started.get("opus->aac", 0)
+        assert AudioTranscoder.started.get("aac->opus", 0) == started.get("aac->opus", 0)
+        assert len(server.outputs.flv) == 1  # one FLV stream, shared by the viewer and the HLS remux
+    finally:
+        await stop(push)
+        await rtmp.close()
+
+
+def flv_tags(data: bytes) -> list[tuple[int, int, bytes]]:
+    """(type, ms, body) of the tags of an FLV byte stream."""
+    assert data[:3] == b"FLV"
+    tags, i = [], 13
+    while i + 11 <= len(data):
+        size = int.from_bytes(data[i + 1 : i + 4], "big")
+        ms = int.from_bytes(data[i + 4 : i + 7], "big") | data[i + 7] << 24
+        tags.append((data[i], ms, data[i + 11 : i + 11 + size]))
+        i += 11 + size + 4
+    return tags
+
+
+async def test_passed_through_aac_keeps_the_pushers_timeline_in_flv(video_clip: Clip) -> None:
+    """Audio that arrives 150 ms late relative to its RTMP timestamp still lands on the video's ms."""
+    ms_tb = fractions.Fraction(1, 1000)
+    video = TrackSource(kind="video", codec_name="H264", track=QueueTrack("video"), request_keyframe=lambda: True)
+    asc = bytes([0x12, 0x10])  # AAC-LC, 44.1 kHz, stereo
+    aac = AacSource(track=QueueTrack("audio"), extradata=asc)
+    publisher = Publisher(peer_id="pusher", pc=None, aac_audio=aac)
+    publisher.sources["video"] = video
+    started = AudioTranscoder.started.get("opus->aac", 0)
+    stream = FlvStream("sync", publisher)
+    stream.start()
+    viewer = stream.add_viewer()
+    t0 = time.monotonic()
+    # The pusher's timeline starts at 5000 ms; video on it with no skew, audio 150 ms behind.
+    for i, sample in enumerate(video_clip.samples[:30]):
+        packet = av.Packet(sample.data)
+        packet.pts = packet.dts = (5000 + i * 33) * 90
+        packet.time_base = fractions.Fraction(1, 90000)
+        packet.is_keyframe = sample.keyframe
+        video._dispatch(packet, t0 + i * 0.033)
+        if i >= 5:  # audio frame k (timestamp 5000 + k*33 ms) arrives 150 ms after its video frame
+            k = i - 5
+            frame = av.Packet(b"\x21\x00" + bytes(40))
+            frame.pts = 5000 + k * 33
+            frame.time_base = ms_tb
+            aac._dispatch(frame, t0 + k * 0.033 + 0.150)
+    chunks = []
+    while not viewer.queue.empty():
+        chunk = viewer.queue.get_nowait()
+        assert chunk is not None
+        chunks.append(chunk)
+    tags = flv_tags(b"".join(chunks))
+    stream.close()
+    assert AudioTranscoder.started.get("opus->aac", 0) == started
+    seq = [body for kind, _, body in tags if kind == 8 and body[1] == 0]
+    assert seq == [b"\xaf\x00" + asc]
+    video_ms = [ms for kind, ms, body in tags if kind == 9 and body[1] == 1]
+    audio_ms = [ms for kind, ms, body in tags if kind == 8 and body[1] == 1]
+    assert video_ms[:3] == [0, 33, 66]
+    # Audio timestamp 5000 + k*33 -> ms k*33 on the video's timeline, however late it arrived.
+    assert audio_ms == [k * 33 for k in range(len(audio_ms))], audio_ms
+    assert len(audio_ms) == 25
