@@ -19,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import hashlib
 import logging
 import os
 import struct
+import time
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +35,7 @@ from .audio import AacSource, AudioTranscoder, DemandSource
 from .codecs import EncodedPacket
 from .flv import AvcConfig, annexb, avcc_to_annexb, parse_avc_config
 from .forwarding import TrackSource
+from .grants import GrantError
 from .room import MediaEngine, Publisher
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,9 @@ Authorize = Callable[[str, str], str]
 _VIDEO_TB = fractions.Fraction(1, 90000)
 _AAC_TB = fractions.Fraction(1, 1000)  # RTMP timestamps, the video's clock
 _OUT_CHUNK = 4096
+# A push whose URL grant expired may reconnect this long after its session ended
+# (live-pusher reconnects with the URL it was given; the grant only admits joining).
+RECONNECT_SECONDS = 120.0
 
 
 class RtmpError(Exception):
@@ -186,6 +192,7 @@ class RtmpSession:
         self.room_id: str | None = None
         self.peer_id: str | None = None
         self.publisher: Publisher | None = None
+        self.lease = ""  # the grant that admitted this push
         self.tracks: dict[str, QueueTrack] = {}
         self.avc: AvcConfig | None = None
         self.aac: AudioTranscoder | None = None  # AAC -> Opus, while an Opus consumer is attached
@@ -349,7 +356,8 @@ class RtmpSession:
         if not grant and "?" in self.app:
             grant = urllib.parse.parse_qs(self.app.partition("?")[2]).get("grant", [""])[0]
         try:
-            self.peer_id = self.server.authorize(room_id, grant)
+            self.peer_id = self.server.admit(room_id, grant)
+            self.lease = grant
         except Exception as exc:
             log.info("rtmp publish to %r refused: %s", room_id, exc)
             self.command(
@@ -400,8 +408,15 @@ class RtmpSession:
                 request_keyframe=lambda: True,
                 label=label,
             )
+        publisher.on_replaced = self._replaced
         self.publisher = publisher
         await self.server.engine.room(self.room_id).add_publisher(publisher)
+
+    def _replaced(self) -> None:
+        """A new push of the same peer took over (a reconnecting live-pusher): drop this one."""
+        log.info("rtmp publisher %s in room %s replaced by a new session", self.peer_id, self.room_id)
+        self.publisher = None
+        self.writer.close()
 
     async def on_video(self, timestamp: int, payload: bytes) -> None:
         if len(payload) < 5 or payload[0] & 0x0F != 7:
@@ -490,9 +505,10 @@ class RtmpSession:
         self.tracks = {}
         if self.publisher is not None and self.room_id is not None:
             room = self.server.engine.rooms.get(self.room_id)
-            self.publisher = None
-            if room is not None and self.peer_id is not None:
-                await room.leave(self.peer_id)
+            publisher, self.publisher = self.publisher, None
+            if room is not None:
+                # Only this session's publication: a newer push of the same peer stays.
+                await room.unpublish(publisher.peer_id, expected=publisher)
         self.room_id = None
 
     async def close(self) -> None:
@@ -501,6 +517,9 @@ class RtmpSession:
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()
         self.server.sessions.discard(self)
+        if self.lease:
+            self.server.release(self.lease)
+            self.lease = ""
 
 
 class RtmpServer:
@@ -510,6 +529,8 @@ class RtmpServer:
         self.engine = engine
         self.authorize = authorize
         self.sessions: set[RtmpSession] = set()
+        # sha256(grant) -> (room, peer, usable until (monotonic) or None while a session holds it)
+        self._leases: dict[str, tuple[str, str, float | None]] = {}
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -518,6 +539,35 @@ class RtmpServer:
         self.port = int(self._server.sockets[0].getsockname()[1])
         log.info("rtmp ingest listening on %s:%d", host, self.port)
         return self.port
+
+    def admit(self, room_id: str, grant: str) -> str:
+        """The peer a push with this grant publishes as. The grant admits joining; once it has,
+        the same URL reconnects while its session lives and for :data:`RECONNECT_SECONDS`
+        after, even past the grant's expiry."""
+        key = hashlib.sha256(grant.encode()).hexdigest()
+        try:
+            peer = self.authorize(room_id, grant)
+        except GrantError as exc:
+            lease = self._leases.get(key)
+            usable = lease is not None and lease[0] == room_id and (lease[2] is None or lease[2] >= time.monotonic())
+            if exc.code != "grant.expired" or lease is None or not usable:
+                raise
+            peer = lease[1]
+        self._leases[key] = (room_id, peer, None)
+        return peer
+
+    def release(self, grant: str) -> None:
+        """The session admitted by ``grant`` ended: its URL may reconnect for a while."""
+        now = time.monotonic()
+        key = hashlib.sha256(grant.encode()).hexdigest()
+        if any(s.lease == grant for s in self.sessions):
+            return  # another session (the reconnect) still holds it
+        for k, (_, _, until) in list(self._leases.items()):
+            if until is not None and until < now:
+                del self._leases[k]
+        lease = self._leases.get(key)
+        if lease is not None:
+            self._leases[key] = (lease[0], lease[1], now + RECONNECT_SECONDS)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = RtmpSession(self, reader, writer)

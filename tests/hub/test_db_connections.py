@@ -18,13 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import websockets
-from django.conf import settings
 from django.db import connection
 from websockets.typing import Origin
 
 from apps.accounts.services import token_issue
 from tests.conftest import make_patient
-from tests.support.server import DaphneServer
+from tests.support.server import DaphneServer, production_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,18 +71,10 @@ def test_production_server_keeps_a_bounded_number_of_connections() -> None:
     token = token_issue(user=patient.user).raw
     app_name = "hub-conn-test"
     server = DaphneServer(
-        HUB_ENV="production",
-        SECRET_KEY=settings.SECRET_KEY,
-        FIELD_ENCRYPTION_KEY=settings.FIELD_ENCRYPTION_KEY,
-        LOOKUP_HASH_KEY=settings.LOOKUP_HASH_KEY,
-        AUDIT_HMAC_KEY=settings.AUDIT_HMAC_KEY,
-        GRANT_SIGNING_KEY=settings.GRANT_SIGNING_KEY,
-        SANDBOX_SECRET=settings.SANDBOX_SECRET,
-        # TLS ends at the proxy in front; the probe in DaphneServer.start speaks plain HTTP.
-        SECURE_SSL_REDIRECT="0",
-        HUEY_IMMEDIATE="0",
-        HUB_DB_THREADS=str(DB_THREADS),
-        PGAPPNAME=app_name,  # libpq: tells this server's backends apart
+        **production_env(
+            HUB_DB_THREADS=str(DB_THREADS),
+            PGAPPNAME=app_name,  # libpq: tells this server's backends apart
+        )
     )
     server.env.pop("DB_CONN_MAX_AGE", None)  # the production default, whatever this shell has
 

@@ -83,3 +83,21 @@ class DaphneServer:
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+
+def production_env(**extra: str) -> dict[str, str]:
+    """The environment of a production web process on the test database and Redis:
+    ``HUB_ENV=production`` with this run's secrets (TLS ends at a proxy in front)."""
+    return {
+        "HUB_ENV": "production",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "FIELD_ENCRYPTION_KEY": settings.FIELD_ENCRYPTION_KEY,
+        "LOOKUP_HASH_KEY": settings.LOOKUP_HASH_KEY,
+        "AUDIT_HMAC_KEY": settings.AUDIT_HMAC_KEY,
+        "GRANT_SIGNING_KEY": settings.GRANT_SIGNING_KEY,
+        "SANDBOX_SECRET": settings.SANDBOX_SECRET,
+        # The probe in DaphneServer.start speaks plain HTTP.
+        "SECURE_SSL_REDIRECT": "0",
+        "HUEY_IMMEDIATE": "0",
+        **extra,
+    }
