@@ -96,7 +96,9 @@ async def node_call(cmd: str, room_id: str, *, timeout: float = 15.0, **data: An
     return result
 
 
-async def start_recording(*, room_id: str, participants: Iterable[User], node: str = "") -> Recording:
+async def start_recording(
+    *, room_id: str, participants: Iterable[User], node: str = "", wait_seconds: float = 5.0
+) -> Recording:
     """Register the recording, then have the node holding the room start writing it.
 
     Nothing is left behind when the node refuses (``media.no_publisher``...: an
@@ -106,7 +108,9 @@ async def start_recording(*, room_id: str, participants: Iterable[User], node: s
     node = node or room_node(room_id)
     recording = await sync_to_async(_create)(room_id, node, list(participants))
     try:
-        result = await send_command(node, "record.start", room_id, recording=str(recording.public_id))
+        result = await send_command(
+            node, "record.start", room_id, recording=str(recording.public_id), wait_seconds=wait_seconds
+        )
         if not result.get("ok"):
             raise ApiError(str(result.get("code")), str(result.get("message")), status=409)
     except BaseException as exc:

@@ -51,3 +51,6 @@ def avcc_units(data: bytes) -> tuple[bytes, ...]:
         units.append(data[i + 4 : i + 4 + size])
         i += 4 + size
     return tuple(units)
+
+
+from tests.support.logcheck import no_logged_exceptions  # noqa: E402, F401  (autouse)

@@ -230,6 +230,16 @@ async def test_every_protocol_reaches_one_room(stack: Stack, tmp_path: Path) -> 
     patient_grant = await api(server, patient, f"/media/rooms/{room}/grant")
     doctor_grant = await api(server, doctor, f"/media/rooms/{room}/grant")
     assert patient_grant["rtmp_url"].startswith("rtmp://") and patient_grant["flv_url"].startswith("http")
+    # Nobody publishes yet: the node's refusal is the client's 409, and nothing is left behind.
+    status, body, _ = await asyncio.to_thread(
+        _http, "POST", f"{server.url}/api/v1/media/rooms/{room}/recording/start", doctor, b"{}"
+    )
+    assert status == 409 and json.loads(body)["code"] == "media.no_publisher", body
+    assert not await Recording.objects.filter(room_id=room).aexists()
+    status, body, _ = await asyncio.to_thread(
+        _http, "POST", f"{server.url}/api/v1/media/rooms/{room}/recording/stop", doctor, b"{}"
+    )
+    assert status == 404, body
     socket = await Socket(server).open(doctor)
     video, audio = encode_h264(width=320, height=240, seconds=2.0, gop_frames=30), encode_opus(seconds=2.0)
     locations: list[str] = []

@@ -1,0 +1,1 @@
+from tests.support.logcheck import no_logged_exceptions  # noqa: F401  (autouse)
