@@ -6,9 +6,17 @@ opening and closing a container, so never on the event loop). Fragments are
 cut at video keyframes with ``empty_moov`` and ``default_base_moof``, so a file
 cut short by a crash still plays up to its last complete fragment.
 
+Exact start (ADR 0023): the file holds what was published after the start,
+nothing from before. The recorder attaches without the GOP cache's replay and
+asks the source for a keyframe (a WebRTC publisher answers the PLI at once;
+an RTMP publisher cannot, so its next keyframe starts the file); packets that
+arrived before the start are dropped. The first video keyframe at or after the
+start is the file's 0; audio that arrived before it is dropped.
+
 A/V sync: every track is anchored at the arrival time of its first packet and
 advances with its own RTP clock, so the tracks share one wall-clock timeline
-starting at the first video keyframe.
+starting at the first video keyframe. The manifest records how long after the
+start request that keyframe arrived (``first_frame_after_start_seconds``).
 
 At the end a manifest (JSON) records the tracks, duration, size and SHA-256 of
 the file, sealed with an HMAC-SHA256 over its canonical form.
@@ -44,6 +52,7 @@ _VIDEO_TB = fractions.Fraction(1, 90000)
 _AUDIO_TB = fractions.Fraction(1, 48000)
 # Audio that arrives before the first video keyframe is held this long at most.
 _MAX_PENDING = 500
+_RTP_HALF = 1 << 31  # half the 32-bit RTP timestamp range
 
 
 def canonical_json(data: dict[str, Any]) -> bytes:
@@ -116,6 +125,8 @@ class _Track:
     codec: str
     time_base: fractions.Fraction
     anchor: tuple[int, float] | None = None
+    last_in: int | None = None  # the source's last pts (to unwrap 32-bit RTP timestamps)
+    unwrap: int = 0
     last_pts: int = -1
     packets: int = 0
     first_pts: int | None = None
@@ -123,14 +134,22 @@ class _Track:
 
 
 class _Sink:
-    """Feeds one source's packets into the recorder's queue (never blocks the loop)."""
+    """Feeds one source's packets into the recorder's queue (never blocks the loop).
 
-    def __init__(self, recorder: Recorder, kind: str) -> None:
+    Packets that arrived before ``since`` (the start request) are dropped, and
+    video starts on the first keyframe after that: a transcoder's output keeps
+    its input's arrival, so its burst through a cached GOP is dropped too.
+    """
+
+    def __init__(self, recorder: Recorder, kind: str, since: float) -> None:
         self._recorder = recorder
         self._kind = kind
+        self._since = since
         self._started = kind != "video"
 
     def offer(self, packet: EncodedPacket, arrival: float) -> None:
+        if arrival < self._since:
+            return
         if not self._started:
             if not packet.is_keyframe:
                 return
@@ -160,14 +179,21 @@ class Recorder:
         self._tracks: dict[str, _Track] = {}
         self._error: BaseException | None = None
         self.started_at: datetime.datetime | None = None
+        self._start_request: float | None = None  # monotonic time of start()
+        self._first_frame: float | None = None  # arrival of the file's first frame (its 0)
         self.manifest: dict[str, Any] | None = None
 
     def start(self) -> None:
-        """Attach to the sources (video first, so a cached GOP starts the file) and start writing."""
+        """Attach to the sources and start writing from the first keyframe at or after now.
+
+        No GOP replay (it would put the cached pre-roll before the start): the
+        video source is asked for a keyframe instead.
+        """
         if self._thread is not None:
             raise RuntimeError("recorder already started")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.started_at = datetime.datetime.now(datetime.UTC)
+        self._start_request = time.monotonic()
         for kind in ("video", "audio"):
             source = self.sources.get(kind)
             if source is None:
@@ -178,8 +204,9 @@ class Recorder:
         for kind in ("video", "audio"):
             source = self.sources.get(kind)
             if source is not None:
-                sink = self._sinks[kind] = _Sink(self, kind)
-                source.attach(sink)
+                sink = self._sinks[kind] = _Sink(self, kind, self._start_request)
+                # Without the replay, attaching a video sink requests a keyframe.
+                source.attach(sink, replay_gop=False)
         log.info("recording room %s to %s", self.room_id, self.path)
 
     async def stop(self) -> dict[str, Any]:
@@ -220,6 +247,7 @@ class Recorder:
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "ended_at": datetime.datetime.now(datetime.UTC).isoformat(),
             "duration_seconds": self._duration(),
+            "first_frame_after_start_seconds": self._first_frame_delay(),
             "tracks": tracks,
             "size": size,
             "sha256": sha,
@@ -229,6 +257,12 @@ class Recorder:
         self.path.with_suffix(".manifest.json").write_text(json.dumps(self.manifest, ensure_ascii=False, indent=1))
         log.info("recording room %s finished: %s s", self.room_id, manifest["duration_seconds"])
         return self.manifest
+
+    def _first_frame_delay(self) -> float | None:
+        """Seconds from the start request to the arrival of the file's first frame."""
+        if self._first_frame is None or self._start_request is None:
+            return None
+        return round(max(self._first_frame - self._start_request, 0.0), 3)
 
     def _duration(self) -> float:
         ends = [float(t.last_pts * t.time_base) for t in self._tracks.values() if t.packets]
@@ -254,10 +288,10 @@ class Recorder:
                             pending.append((kind, data, pts, tb, arrival, key))
                         continue
                     container = self._open(data if kind == "video" else None)
-                    t0 = arrival
+                    t0 = self._first_frame = arrival
                     held, pending = pending, []
                     for p in held:
-                        if p[4] >= t0:
+                        if p[4] >= t0:  # audio from before the first keyframe is dropped
                             self._write(container, t0, *p)
                 assert t0 is not None
                 self._write(container, t0, kind, data, pts, tb, arrival, key)
@@ -286,6 +320,10 @@ class Recorder:
         self, container: Any, t0: float, kind: str, data: bytes, pts: int, tb: Any, arrival: float, key: bool
     ) -> None:
         track = self._tracks[kind]
+        if track.last_in is not None and pts - track.last_in < -_RTP_HALF:
+            track.unwrap += 2 * _RTP_HALF  # the 32-bit RTP timestamp wrapped
+        track.last_in = pts
+        pts += track.unwrap
         if track.anchor is None:
             track.anchor = (pts, arrival)
         first_pts, first_arrival = track.anchor
