@@ -31,7 +31,8 @@ def live_server_url(transactional_db: Any) -> Iterator[str]:
     """daphne serving the built frontends and the API on the test database."""
     for name, path in settings.FRONTEND_DIRS.items():
         assert (Path(path) / "index.html").exists(), f"frontend {name} is not built: run scripts/setup.sh"
-    server = DaphneServer().start()
+    # The media node inside the web process, as in the demo (its RTMP/FLV ports on free ones).
+    server = DaphneServer(MEDIA_EMBEDDED="1", MEDIA_RTMP_PORT="0", MEDIA_HTTP_PORT="0").start()
     try:
         yield server.url
     finally:
