@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -166,10 +165,12 @@ class Room:
         for source in publisher.sources.values():
             source.start()
         if old is not None:
-            await self._retire(old, replaced=True)
-            with contextlib.suppress(Exception):
-                if old.on_replaced is not None:
+            await self._retire(old)
+            if old.on_replaced is not None:
+                try:
                     old.on_replaced()
+                except Exception:
+                    log.exception("closing the replaced publication %s/%s failed", self.room_id, old.peer_id)
         self._adopt_waiting(publisher)
         publisher.ready.set()
         if watch:
@@ -339,10 +340,10 @@ class Room:
         if publisher is None or (expected is not None and publisher is not expected):
             return
         del self.publishers[peer_id]
-        await self._retire(publisher, replaced=False)
+        await self._retire(publisher)
         self._emit("publisher.left", peer=peer_id)
 
-    async def _retire(self, publisher: Publisher, *, replaced: bool) -> None:
+    async def _retire(self, publisher: Publisher) -> None:
         """Stop a publication; its subscriber tracks stay live, parked for a republish."""
         if publisher.watchdog is not None:
             publisher.watchdog.cancel()

@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from apps.accounts.models import User
 from apps.audit.services import audit_record
@@ -44,6 +45,10 @@ def room_node(room_id: str) -> str:
     """The node that holds ``room_id``: every protocol (socket, WHIP/WHEP, RTMP, FLV/HLS,
     recording) reaches the room there. One node per deployment today."""
     return str(settings.MEDIA_NODE)
+
+
+# A node that cannot be reached: no reply in time, or the channel layer's Redis down.
+UNREACHABLE = (TimeoutError, OSError, RedisError)
 
 
 class NodeUnavailable(ApiError):
@@ -83,13 +88,8 @@ async def node_call(cmd: str, room_id: str, *, timeout: float = 15.0, **data: An
     :class:`ApiError` with the node's code (409), no answer a 503."""
     try:
         result = await send_command(room_node(room_id), cmd, room_id, timeout=timeout, **data)
-    except (TimeoutError, OSError) as exc:
+    except UNREACHABLE as exc:
         log.warning("media node %s did not answer %s: %r", room_node(room_id), cmd, exc)
-        raise NodeUnavailable() from exc
-    except Exception as exc:  # the channel layer's own failures (Redis down, ...)
-        if type(exc).__module__.split(".")[0] != "redis":
-            raise
-        log.warning("media node %s unreachable for %s: %r", room_node(room_id), cmd, exc)
         raise NodeUnavailable() from exc
     if not result.get("ok"):
         raise ApiError(str(result.get("code")), str(result.get("message")), status=409)
@@ -115,7 +115,7 @@ async def start_recording(
             raise ApiError(str(result.get("code")), str(result.get("message")), status=409)
     except BaseException as exc:
         await Recording.objects.filter(pk=recording.pk).adelete()
-        if isinstance(exc, TimeoutError | OSError):
+        if isinstance(exc, UNREACHABLE):
             log.warning("media node %s did not answer record.start: %r", node, exc)
             raise NodeUnavailable() from exc
         raise
@@ -131,7 +131,7 @@ async def stop_recording(recording: Recording, *, timeout: float = 30.0) -> Reco
     """
     try:
         result = await send_command(recording.node, "record.stop", recording.room_id, timeout=timeout)
-    except (TimeoutError, OSError) as exc:
+    except UNREACHABLE as exc:
         raise NodeUnavailable() from exc
     if not result.get("ok"):
         if result.get("code") == "media.not_recording":
@@ -247,7 +247,13 @@ async def watch_node(
             alive = bool((await send_command(node, "node.ping", "", timeout=interval)).get("ok"))
         except TimeoutError:
             alive = False
-        if alive:
+        except RedisError as exc:
+            # The hub cannot reach Redis: that says nothing about the node (it keeps recording).
+            log.warning("media node %s not pinged: %r", node, exc)
+            alive = None
+        if alive is None:
+            pass
+        elif alive:
             missed = 0
         else:
             missed += 1
