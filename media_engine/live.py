@@ -27,6 +27,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,37 +81,12 @@ class _Viewer:
         return data
 
 
-class _VideoSink:
-    def __init__(self, stream: FlvStream) -> None:
-        self.stream = stream
+class _Sink:
+    """Feeds one kind of an FLV stream from a source (``PacketSink``)."""
 
-    def offer(self, packet: EncodedPacket, arrival: float) -> None:
-        self.stream._on_video(packet, arrival)
-
-    def source_ended(self) -> None:
-        self.stream._ended("video")
-
-
-class _AudioSink:
-    def __init__(self, stream: FlvStream) -> None:
-        self.stream = stream
-
-    def offer(self, packet: EncodedPacket, arrival: float) -> None:
-        self.stream._on_audio_in(packet, arrival)
-
-    def source_ended(self) -> None:
-        self.stream._ended("audio")
-
-
-class _AacSink:
-    def __init__(self, stream: FlvStream) -> None:
-        self.stream = stream
-
-    def offer(self, packet: EncodedPacket, arrival: float) -> None:
-        self.stream._on_aac_in(packet, arrival)
-
-    def source_ended(self) -> None:
-        self.stream._ended("audio")
+    def __init__(self, on_packet: Callable[[EncodedPacket, float], None], on_end: Callable[[], None]) -> None:
+        self.offer = on_packet
+        self.source_ended = on_end
 
 
 class FlvStream:
@@ -143,7 +119,7 @@ class FlvStream:
         if aac is not None and aac.codec_name.lower() == "aac" and not aac.ended.is_set():
             # The ingest's own AAC: no transcode (and no Opus consumer for the RTMP publisher).
             self._set_asc(aac.extradata if isinstance(aac, AacSource) else None)
-            sink: Any = _AacSink(self)
+            sink = _Sink(self._on_aac_in, lambda: self._ended("audio"))
             self._sinks.append(("aac", sink))
             self._live_kinds.add("audio")
             aac.attach(sink)
@@ -151,7 +127,7 @@ class FlvStream:
             self._aac = AudioTranscoder("opus", "aac", self._on_aac, loop=loop, label=self.room_id)
             assert self._aac.extradata, "AAC encoder gave no AudioSpecificConfig"
             self._audio_seq = flv_tag(TAG_AUDIO, 0, aac_tag_body(0, self._aac.extradata))
-            sink = _AudioSink(self)
+            sink = _Sink(self._on_audio_in, lambda: self._ended("audio"))
             self._sinks.append(("audio", sink))
             self._live_kinds.add("audio")
             audio.attach(sink)
@@ -161,7 +137,7 @@ class FlvStream:
             self.transcoder = acquire_h264(video, label=f"{self.room_id}/{self.publisher.peer_id}")
             video = self.transcoder.source
         if video is not None and video.codec_name.lower() == "h264":
-            sink = _VideoSink(self)
+            sink = _Sink(self._on_video, lambda: self._ended("video"))
             self._sinks.append(("video", sink))
             self._live_kinds.add("video")
             video.attach(sink)
