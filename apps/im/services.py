@@ -22,7 +22,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.audit.services import audit_record
 from hub.errors import ApiError, Forbidden, NotFound
-from hub.realtime.sessions import publish_on_commit
+from hub.realtime.sessions import publish_on_commit, revoke_topic_on_commit
 
 from .models import Attachment, Conversation, Member, Message
 
@@ -97,6 +97,29 @@ def member_add(*, conversation: Conversation, user: User, role: str) -> Member:
         member.left_at = None
         member.save(update_fields=["left_at"])
     return member
+
+
+@transaction.atomic
+def member_remove(*, conversation: Conversation, user: User, actor: User | None = None, reason: str = "") -> bool:
+    """End ``user``'s membership (idempotent; ``False`` if not an active member). Their
+    open sockets stop receiving the conversation at once (other topics keep flowing)
+    and may not subscribe to it again."""
+    member = (
+        Member.objects.select_for_update().filter(conversation=conversation, user=user, left_at__isnull=True).first()
+    )
+    if member is None:
+        return False
+    member.left_at = timezone.now()
+    member.save(update_fields=["left_at"])
+    audit_record(
+        action="im.member_remove",
+        actor=actor,
+        object_type="conversation",
+        object_id=conversation.pk,
+        detail={"user": user.pk, "reason": reason} if reason else {"user": user.pk},
+    )
+    revoke_topic_on_commit(user_id=user.pk, topic=f"conv:{conversation.pk}", reason=reason or "member_removed")
+    return True
 
 
 # --- sending -------------------------------------------------------------------

@@ -136,7 +136,16 @@ class HubConsumer(AsyncWebsocketConsumer):
         return own + list(getattr(self, "topics", ()))
 
     def on_control(self, text: str) -> None:
-        # Only control message today: session.end (logout, disable, role change).
+        message = protocol.decode(text)
+        if message["type"] == protocol.CONTROL_TOPIC_REVOKE:
+            topic = str(message.get("topic", ""))
+            if topic in self.topics:
+                self.topics.discard(topic)
+                node().detach(self, topic)
+                frame = {"type": "unsubscribed", "topic": topic, "reason": message.get("reason", "")}
+                node().spawn(self.send_frame(frame))
+            return
+        # session.end (and anything unknown: fail closed): logout, disable, role change.
         node().spawn(self.close(code=Close.SESSION_ENDED))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

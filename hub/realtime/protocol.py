@@ -49,6 +49,11 @@ def error(reply_to: Any, code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "reply_to": reply_to, "code": code, "message": message}
 
 
+# Control messages a service sends to a user's (or token's) open sockets.
+CONTROL_SESSION_END = "session.end"  # close every socket (logout, disable, role change)
+CONTROL_TOPIC_REVOKE = "topic.revoke"  # drop one subscription, the socket stays open
+
+
 def control_topic_user(user_id: int) -> str:
     return f"ctl.user.{user_id}"
 

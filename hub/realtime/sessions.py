@@ -15,11 +15,18 @@ log = logging.getLogger(__name__)
 
 def end_sessions_on_commit(*, user_id: int | None = None, token_id: int | None = None, reason: str) -> None:
     """Close the open sockets of a user (or of one token) once the revocation is durable."""
-    text = protocol.encode({"type": "session.end", "reason": reason})
+    text = protocol.encode({"type": protocol.CONTROL_SESSION_END, "reason": reason})
     if user_id is not None:
         transaction.on_commit(lambda: node().publish_from_thread(protocol.control_topic_user(user_id), text))
     if token_id is not None:
         transaction.on_commit(lambda: node().publish_from_thread(protocol.control_topic_token(token_id), text))
+
+
+def revoke_topic_on_commit(*, user_id: int, topic: str, reason: str) -> None:
+    """Once the change is durable, drop ``topic`` from the user's open sockets (every
+    process): its events stop at once, the socket and its other topics stay."""
+    text = protocol.encode({"type": protocol.CONTROL_TOPIC_REVOKE, "topic": topic, "reason": reason})
+    transaction.on_commit(lambda: node().publish_from_thread(protocol.control_topic_user(user_id), text))
 
 
 def event_frame(topic: str, event: str, data: dict[str, Any]) -> str:

@@ -128,3 +128,46 @@ async def test_members_hear_of_new_messages_on_their_own_topic() -> None:
     assert await d.receive_nothing(timeout=0.3)  # the sender is not notified of its own message
     await d.disconnect()
     await p.disconnect()
+
+
+async def test_removed_member_stops_receiving_on_the_open_socket() -> None:
+    """Removing a member revokes that one topic on their open sockets, at once and
+    without a reconnect; the socket and its other subscriptions keep working."""
+    doctor, patient, conv, _ = await setup_pair()
+    second = await sync_to_async(
+        lambda: services.conversation_create(
+            kind="group",
+            members=[(doctor.user, "staff"), (patient.user, "patient")],
+            title="康复群",
+        )
+    )()
+    d, p = await client_for(doctor.user), await client_for(patient.user)
+    for topic in (f"conv:{conv.pk}", f"conv:{second.pk}"):
+        assert (await request(p, {"type": "subscribe", "id": topic, "topic": topic}))["ok"]
+
+    async def send(conversation: int, n: int) -> None:
+        frame = {"conversation": conversation, "client_msg_id": f"r{n}", "body": {"text": f"第{n}条"}}
+        assert (await request(d, {"type": "im.send", "id": f"x{n}", **frame}))["ok"]
+
+    await send(conv.pk, 1)
+    assert (await p.receive_json_from(timeout=3))["data"]["conversation"] == conv.pk
+
+    removed = await sync_to_async(services.member_remove)(conversation=conv, user=patient.user, actor=doctor.user)
+    assert removed
+    notice = await p.receive_json_from(timeout=3)
+    assert notice == {"type": "unsubscribed", "topic": f"conv:{conv.pk}", "reason": "member_removed"}
+
+    await send(conv.pk, 2)
+    await send(second.pk, 3)
+    event = await p.receive_json_from(timeout=3)
+    assert event["event"] == "im.message" and event["data"]["conversation"] == second.pk, event
+    assert await p.receive_nothing(timeout=0.3), "the removed conversation still reaches the socket"
+    # Still connected and authorised for its other topics; the removed one is refused.
+    again = await request(p, {"type": "subscribe", "id": "again", "topic": f"conv:{conv.pk}"})
+    assert again["type"] == "error" and again["code"] == "topic.forbidden"
+    assert (await request(p, {"type": "ping", "id": "ping"}))["type"] == "pong"
+    # Removing again is a no-op that revokes and audits nothing more.
+    assert not await sync_to_async(services.member_remove)(conversation=conv, user=patient.user)
+    assert await p.receive_nothing(timeout=0.3)
+    await d.disconnect()
+    await p.disconnect()
