@@ -4,7 +4,11 @@ The subset a pusher needs: simple handshake, the chunk stream (all four chunk
 header formats, extended timestamps, Set Chunk Size), AMF0 commands
 ``connect`` / ``releaseStream`` / ``FCPublish`` / ``createStream`` /
 ``publish`` / ``deleteStream``, and FLV audio/video tags. Play is not served
-here (players use HTTP-FLV).
+here (players use HTTP-FLV). This module holds the session and the server:
+handshake, commands, FLV tag handling, publisher registration, the leases
+that let a pusher reconnect, and replacement of an older session; the
+encodings underneath are :mod:`media_engine.amf0` and
+:mod:`media_engine.rtmp_chunks` (chunk stream, message types, protocol control).
 
 Each publish joins a room as a publisher without a peer connection: H.264
 passes through (AVCC -> Annex-B, SPS/PPS in front of every keyframe). AAC is
@@ -22,118 +26,110 @@ import fractions
 import hashlib
 import logging
 import os
-import struct
 import time
 import urllib.parse
 from collections.abc import Callable
+from enum import IntEnum
 from typing import Any
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from .amf0 import UNDEFINED, Amf0Error, amf0_decode, amf0_encode
 from .audio import AacSource, AudioTranscoder, DemandSource
 from .codecs import EncodedPacket
 from .flv import AvcConfig, annexb, avcc_to_annexb, parse_avc_config
 from .forwarding import TrackSource
 from .grants import GrantError
 from .room import MediaEngine, Publisher
+from .rtmp_chunks import (
+    ChunkReader,
+    ChunkStreamId,
+    MessageType,
+    PeerBandwidthLimit,
+    RtmpError,
+    UserControlEvent,
+    acknowledgement,
+    encode_message,
+    parse_set_chunk_size,
+    parse_window_ack_size,
+    set_chunk_size,
+    set_peer_bandwidth,
+    user_control,
+    window_ack_size,
+)
 
 log = logging.getLogger(__name__)
 
 Authorize = Callable[[str, str], str]
 _VIDEO_TB = fractions.Fraction(1, 90000)
 _AAC_TB = fractions.Fraction(1, 1000)  # RTMP timestamps, the video's clock
-_OUT_CHUNK = 4096
+_OUT_CHUNK = 4096  # the chunk size this server sends with (announced by Set Chunk Size on connect)
 # A push whose URL grant expired may reconnect this long after its session ended
 # (live-pusher reconnects with the URL it was given; the grant only admits joining).
 RECONNECT_SECONDS = 120.0
 
 
-class RtmpError(Exception):
-    pass
+# --- FLV tag bodies (RTMP audio/video messages) -----------------------------
 
 
-# --- AMF0 ------------------------------------------------------------------
+class VideoFrameType(IntEnum):
+    """The high nibble of an FLV video tag's first byte."""
+
+    KEYFRAME = 1
+    INTER = 2
+    DISPOSABLE_INTER = 3
+    GENERATED_KEYFRAME = 4
+    INFO = 5
 
 
-class _Undefined:
-    pass
+class VideoCodec(IntEnum):
+    """The low nibble of an FLV video tag's first byte (only AVC is ingested)."""
+
+    SORENSON_H263 = 2
+    SCREEN = 3
+    VP6 = 4
+    VP6_ALPHA = 5
+    SCREEN_V2 = 6
+    AVC = 7
 
 
-UNDEFINED = _Undefined()
+class AvcPacketType(IntEnum):
+    """The byte after an AVC video tag's first byte."""
+
+    SEQUENCE_HEADER = 0  # an AVCDecoderConfigurationRecord
+    NALU = 1  # length-prefixed NAL units
+    END_OF_SEQUENCE = 2
 
 
-def amf0_encode(*values: Any) -> bytes:
-    out = bytearray()
-    for value in values:
-        if value is None:
-            out.append(5)
-        elif value is UNDEFINED:
-            out.append(6)
-        elif isinstance(value, bool):
-            out += bytes([1, int(value)])
-        elif isinstance(value, int | float):
-            out += b"\x00" + struct.pack(">d", float(value))
-        elif isinstance(value, str):
-            raw = value.encode()
-            out += b"\x02" + struct.pack(">H", len(raw)) + raw
-        elif isinstance(value, dict):
-            out.append(3)
-            for key, item in value.items():
-                raw = key.encode()
-                out += struct.pack(">H", len(raw)) + raw + amf0_encode(item)
-            out += b"\x00\x00\x09"
-        else:
-            raise TypeError(f"AMF0 cannot encode {type(value)}")
-    return bytes(out)
+class SoundFormat(IntEnum):
+    """The high nibble of an FLV audio tag's first byte (only AAC is ingested)."""
+
+    LINEAR_PCM = 0
+    ADPCM = 1
+    MP3 = 2
+    NELLYMOSER = 6
+    G711_ALAW = 7
+    G711_MULAW = 8
+    AAC = 10
+    SPEEX = 11
 
 
-def amf0_decode(data: bytes) -> list[Any]:
-    values: list[Any] = []
-    i = 0
+class AacPacketType(IntEnum):
+    """The byte after an AAC audio tag's first byte."""
 
-    def string(i: int, long: bool = False) -> tuple[str, int]:
-        size_len = 4 if long else 2
-        size = int.from_bytes(data[i : i + size_len], "big")
-        return data[i + size_len : i + size_len + size].decode(errors="replace"), i + size_len + size
+    SEQUENCE_HEADER = 0  # an AudioSpecificConfig
+    RAW = 1  # one raw AAC frame
 
-    def value(i: int) -> tuple[Any, int]:
-        marker = data[i]
-        i += 1
-        if marker == 0:
-            return struct.unpack_from(">d", data, i)[0], i + 8
-        if marker == 1:
-            return bool(data[i]), i + 1
-        if marker == 2:
-            return string(i)
-        if marker == 12:
-            return string(i, long=True)
-        if marker in (5, 6):
-            return None, i
-        if marker in (3, 8):
-            if marker == 8:
-                i += 4
-            obj: dict[str, Any] = {}
-            while i + 3 <= len(data):
-                if data[i : i + 3] == b"\x00\x00\x09":
-                    return obj, i + 3
-                key, i = string(i)
-                obj[key], i = value(i)
-            return obj, i
-        if marker == 10:
-            count = int.from_bytes(data[i : i + 4], "big")
-            i += 4
-            items = []
-            for _ in range(count):
-                item, i = value(i)
-                items.append(item)
-            return items, i
-        raise RtmpError(f"AMF0 marker {marker} not supported")
 
-    while i < len(data):
-        item, i = value(i)
-        values.append(item)
-    return values
+_NAL_SPS = 7  # H.264 nal_unit_type of a sequence parameter set
+
+# --- handshake and connection parameters ------------------------------------
+
+RTMP_VERSION = 3  # C0/S0
+HANDSHAKE_SIZE = 1536  # C1/S1/C2/S2
+_WINDOW = 2_500_000  # the acknowledgement window and peer bandwidth this server sets (and assumes)
+_MESSAGE_STREAM = 1  # the message stream createStream hands out (the one a publish uses)
 
 
 # --- tracks ----------------------------------------------------------------
@@ -163,20 +159,9 @@ class QueueTrack(MediaStreamTrack):
 # --- session ---------------------------------------------------------------
 
 
-class _ChunkState:
-    __slots__ = ("buffer", "delta", "extended", "length", "stream_id", "timestamp", "type_id")
-
-    def __init__(self) -> None:
-        self.timestamp = 0
-        self.delta = 0
-        self.length = 0
-        self.type_id = 0
-        self.stream_id = 0
-        self.buffer = bytearray()
-        self.extended = False
-
-
 class RtmpSession:
+    """One TCP connection: handshake, chunk stream, commands, then at most one publication at a time."""
+
     def __init__(
         self,
         server: RtmpServer,
@@ -186,8 +171,7 @@ class RtmpSession:
         self.server = server
         self.reader = reader
         self.writer = writer
-        self.in_chunk = 128
-        self.chunks: dict[int, _ChunkState] = {}
+        self.chunks = ChunkReader(self.read)  # reassembly state and the peer's chunk size
         self.app = ""
         self.room_id: str | None = None
         self.peer_id: str | None = None
@@ -199,7 +183,7 @@ class RtmpSession:
         self.asc: bytes | None = None  # AudioSpecificConfig of the last AAC sequence header
         self.kinds: set[str] = {"video", "audio"}
         self.bytes_in = 0
-        self.ack_window = 2_500_000
+        self.ack_window = _WINDOW
         self.last_ack = 0
         self.video_frames = 0
         self.audio_frames = 0
@@ -212,99 +196,55 @@ class RtmpSession:
         return data
 
     def send(self, csid: int, type_id: int, stream_id: int, payload: bytes, timestamp: int = 0) -> None:
-        header = bytes([csid & 0x3F]) + min(timestamp, 0xFFFFFF).to_bytes(3, "big")
-        header += len(payload).to_bytes(3, "big") + bytes([type_id]) + struct.pack("<I", stream_id)
-        out = bytearray(header)
-        for offset in range(0, len(payload), _OUT_CHUNK):
-            if offset:
-                out.append(0xC0 | (csid & 0x3F))
-            out += payload[offset : offset + _OUT_CHUNK]
-        self.writer.write(bytes(out))
+        self.writer.write(encode_message(csid, type_id, stream_id, payload, chunk_size=_OUT_CHUNK, timestamp=timestamp))
+
+    def control(self, type_id: MessageType, payload: bytes) -> None:
+        """A protocol control or user control message (chunk stream 2, message stream 0)."""
+        self.send(ChunkStreamId.PROTOCOL_CONTROL, type_id, 0, payload)
 
     def command(self, stream_id: int, *values: Any) -> None:
-        self.send(3 if stream_id == 0 else 5, 20, stream_id, amf0_encode(*values))
+        csid = ChunkStreamId.COMMAND if stream_id == 0 else ChunkStreamId.STREAM_COMMAND
+        self.send(csid, MessageType.COMMAND_AMF0, stream_id, amf0_encode(*values))
 
     # --- protocol ---
 
     async def handshake(self) -> None:
         c0 = await self.read(1)
-        if c0[0] != 3:
+        if c0[0] != RTMP_VERSION:
             raise RtmpError(f"RTMP version {c0[0]}")
-        c1 = await self.read(1536)
-        s1 = b"\x00" * 8 + os.urandom(1528)
-        self.writer.write(b"\x03" + s1 + c1)
+        c1 = await self.read(HANDSHAKE_SIZE)
+        s1 = b"\x00" * 8 + os.urandom(HANDSHAKE_SIZE - 8)  # time and zero, then random bytes
+        self.writer.write(bytes([RTMP_VERSION]) + s1 + c1)  # S0, S1, and C1 echoed as S2
         await self.writer.drain()
-        await self.read(1536)  # C2
+        await self.read(HANDSHAKE_SIZE)  # C2
 
     async def run(self) -> None:
         try:
             await asyncio.wait_for(self.handshake(), 10)
             while True:
-                _csid, state = await self.read_chunk()
-                if len(state.buffer) >= state.length:
-                    payload = bytes(state.buffer[: state.length])
-                    state.buffer.clear()
+                _csid, state = await self.chunks.read_chunk()
+                payload = state.complete()
+                if payload is not None:
                     await self.on_message(state.type_id, state.stream_id, state.timestamp, payload)
                 if self.bytes_in - self.last_ack >= self.ack_window:
                     self.last_ack = self.bytes_in
-                    self.send(2, 3, 0, struct.pack(">I", self.bytes_in & 0xFFFFFFFF))
+                    self.control(MessageType.ACK, acknowledgement(self.bytes_in))
                 await self.writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             pass
-        except RtmpError as exc:
+        except (RtmpError, Amf0Error) as exc:
             log.warning("rtmp session ended: %s", exc)
         finally:
             await self.close()
 
-    async def read_chunk(self) -> tuple[int, _ChunkState]:
-        first = (await self.read(1))[0]
-        fmt = first >> 6
-        csid = first & 0x3F
-        if csid == 0:
-            csid = 64 + (await self.read(1))[0]
-        elif csid == 1:
-            b = await self.read(2)
-            csid = 64 + b[0] + b[1] * 256
-        state = self.chunks.get(csid)
-        if state is None:
-            if fmt != 0:
-                raise RtmpError("chunk stream starts without a full header")
-            state = self.chunks[csid] = _ChunkState()
-        new_message = not state.buffer
-        if fmt <= 2:
-            h = await self.read({0: 11, 1: 7, 2: 3}[fmt])
-            ts = int.from_bytes(h[0:3], "big")
-            if fmt <= 1:
-                state.length = int.from_bytes(h[3:6], "big")
-                state.type_id = h[6]
-            if fmt == 0:
-                state.stream_id = struct.unpack("<I", h[7:11])[0]
-            state.extended = ts == 0xFFFFFF
-            if state.extended:
-                ts = struct.unpack(">I", await self.read(4))[0]
-            if fmt == 0:
-                state.timestamp = ts
-                state.delta = 0
-            else:
-                state.delta = ts
-                state.timestamp += ts
-        else:
-            if state.extended:
-                await self.read(4)
-            if new_message:
-                state.timestamp += state.delta
-        need = min(self.in_chunk, state.length - len(state.buffer))
-        state.buffer += await self.read(need)
-        return csid, state
-
     async def on_message(self, type_id: int, stream_id: int, timestamp: int, payload: bytes) -> None:
-        if type_id == 1:
-            self.in_chunk = struct.unpack(">I", payload[:4])[0] & 0x7FFFFFFF
-        elif type_id == 5:
-            self.ack_window = struct.unpack(">I", payload[:4])[0]
-        elif type_id == 20:
+        if type_id == MessageType.SET_CHUNK_SIZE:
+            self.chunks.chunk_size = parse_set_chunk_size(payload)
+        elif type_id == MessageType.WINDOW_ACK_SIZE:
+            self.ack_window = parse_window_ack_size(payload)
+        elif type_id == MessageType.COMMAND_AMF0:
             await self.on_command(stream_id, amf0_decode(payload))
-        elif type_id == 18:
+        elif type_id == MessageType.DATA_AMF0:
             values = amf0_decode(payload)
             meta = next((v for v in values if isinstance(v, dict)), None)
             if meta is not None and self.publisher is None:
@@ -314,9 +254,9 @@ class RtmpSession:
                 if meta.get("audiocodecid") is not None:
                     kinds.add("audio")
                 self.kinds = kinds or self.kinds
-        elif type_id == 9 and self.room_id is not None:
+        elif type_id == MessageType.VIDEO and self.room_id is not None:
             await self.on_video(timestamp, payload)
-        elif type_id == 8 and self.room_id is not None:
+        elif type_id == MessageType.AUDIO and self.room_id is not None:
             await self.on_audio(timestamp, payload)
 
     async def on_command(self, stream_id: int, values: list[Any]) -> None:
@@ -326,9 +266,9 @@ class RtmpSession:
         if name == "connect":
             obj = values[2] if len(values) > 2 and isinstance(values[2], dict) else {}
             self.app = str(obj.get("app", ""))
-            self.send(2, 5, 0, struct.pack(">I", 2_500_000))
-            self.send(2, 6, 0, struct.pack(">IB", 2_500_000, 2))
-            self.send(2, 1, 0, struct.pack(">I", _OUT_CHUNK))
+            self.control(MessageType.WINDOW_ACK_SIZE, window_ack_size(_WINDOW))
+            self.control(MessageType.SET_PEER_BANDWIDTH, set_peer_bandwidth(_WINDOW, PeerBandwidthLimit.DYNAMIC))
+            self.control(MessageType.SET_CHUNK_SIZE, set_chunk_size(_OUT_CHUNK))
             self.command(
                 0,
                 "_result",
@@ -342,9 +282,9 @@ class RtmpSession:
                 },
             )
         elif name == "createStream":
-            self.command(0, "_result", txn, None, 1)
+            self.command(0, "_result", txn, None, _MESSAGE_STREAM)
         elif name == "publish":
-            await self.on_publish(stream_id or 1, str(values[3]) if len(values) > 3 else "")
+            await self.on_publish(stream_id or _MESSAGE_STREAM, str(values[3]) if len(values) > 3 else "")
         elif name in ("deleteStream", "FCUnpublish", "closeStream"):
             await self.unpublish()
         elif txn:
@@ -370,7 +310,7 @@ class RtmpSession:
             await self.writer.drain()
             raise RtmpError("publish refused") from exc
         self.room_id = room_id
-        self.send(2, 4, 0, struct.pack(">HI", 0, stream_id))  # Stream Begin
+        self.control(MessageType.USER_CONTROL, user_control(UserControlEvent.STREAM_BEGIN, stream_id))
         self.command(
             stream_id,
             "onStatus",
@@ -419,22 +359,22 @@ class RtmpSession:
         self.writer.close()
 
     async def on_video(self, timestamp: int, payload: bytes) -> None:
-        if len(payload) < 5 or payload[0] & 0x0F != 7:
+        if len(payload) < 5 or payload[0] & 0x0F != VideoCodec.AVC:
             return  # only H.264
-        keyframe = payload[0] >> 4 == 1
+        keyframe = payload[0] >> 4 == VideoFrameType.KEYFRAME
         packet_type = payload[1]
-        cts = int.from_bytes(payload[2:5], "big", signed=True)
-        if packet_type == 0:
+        cts = int.from_bytes(payload[2:5], "big", signed=True)  # composition time offset (ms)
+        if packet_type == AvcPacketType.SEQUENCE_HEADER:
             self.avc = parse_avc_config(payload[5:])
             return
-        if packet_type != 1 or self.avc is None:
+        if packet_type != AvcPacketType.NALU or self.avc is None:
             return
         await self._ensure_publisher()
         track = self.tracks.get("video")
         if track is None:
             return
         units = avcc_to_annexb(payload[5:], self.avc.length_size)
-        if keyframe and not any(u and u[0] & 0x1F == 7 for u in units):
+        if keyframe and not any(u and u[0] & 0x1F == _NAL_SPS for u in units):
             units = [*self.avc.sps, *self.avc.pps, *units]
         packet = av.Packet(annexb(units))
         packet.pts = (timestamp + cts) * 90
@@ -464,9 +404,9 @@ class RtmpSession:
             )
 
     async def on_audio(self, timestamp: int, payload: bytes) -> None:
-        if len(payload) < 2 or payload[0] >> 4 != 10:
+        if len(payload) < 2 or payload[0] >> 4 != SoundFormat.AAC:
             return  # only AAC
-        if payload[1] == 0:
+        if payload[1] == AacPacketType.SEQUENCE_HEADER:
             asc = payload[2:]
             if asc != self.asc:
                 self.asc = asc
