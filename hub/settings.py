@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "huey.contrib.djhuey",
     "apps.audit",
     "apps.accounts",
+    "apps.core",
     "apps.im",
     "apps.psych",
     "recordings",

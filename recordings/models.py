@@ -40,3 +40,12 @@ class Recording(models.Model):
 
     def __str__(self) -> str:
         return f"recording {self.public_id} ({self.room_id})"
+
+
+# (status, action) -> next status, applied by apps.core.lifecycle.transition.
+# A sealed recording never changes status again.
+_S = Recording.Status
+RECORDING_TRANSITIONS: dict[tuple[str, str], str] = {
+    (_S.RECORDING, "finish"): _S.COMPLETE,  # the recorder sealed the file
+    (_S.RECORDING, "recover"): _S.RECOVERED,  # sealed from the cut file (recorder or node died)
+}

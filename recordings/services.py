@@ -15,11 +15,12 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.accounts.roles import CLINICAL_ROLES
 from apps.audit.services import audit_record
+from apps.core.lifecycle import AuditEntry, transition
 from hub.media.grants import manifest_key, replay_grant
 from media_engine.recording import recover_manifest, verify_manifest
 
 from .errors import ManifestInvalid, ReplayRefused
-from .models import Recording
+from .models import RECORDING_TRANSITIONS, Recording
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,15 @@ def recording_start(
     return recording
 
 
-def recording_finish(*, recording: Recording, manifest: dict[str, Any]) -> Recording:
-    """Accept the sealed manifest of a finished (or recovered) file; refuse a tampered one."""
+def recording_finish(
+    *, recording: Recording, manifest: dict[str, Any], reason: str = "", audit: AuditEntry | None = None
+) -> Recording:
+    """Accept the sealed manifest of a finished (or recovered) file; refuse a tampered one.
+
+    Sealing is the recording's transition out of ``recording`` (``finish`` or,
+    for a manifest rebuilt from a cut file, ``recover``): a recording already
+    sealed raises :class:`~apps.core.lifecycle.TransitionRefused` and keeps
+    its first manifest."""
     path = recording_file(recording)
     if not path.exists() or not verify_manifest(manifest, manifest_key(), path):
         audit_record(
@@ -68,14 +76,21 @@ def recording_finish(*, recording: Recording, manifest: dict[str, Any]) -> Recor
             result="failed",
         )
         raise ManifestInvalid()  # the refusal stays audited: no transaction to roll it back
-    recording.status = Recording.Status.RECOVERED if manifest.get("recovered") else Recording.Status.COMPLETE
     recording.duration_seconds = float(manifest.get("duration_seconds") or 0)
     recording.size = int(manifest["size"])
     recording.sha256 = str(manifest["sha256"])
     recording.manifest = manifest
     recording.ended_at = timezone.now()
-    recording.save()
-    return recording
+    return transition(
+        recording,
+        "recover" if manifest.get("recovered") else "finish",
+        table=RECORDING_TRANSITIONS,
+        actor=None,
+        code="recording.transition_refused",
+        reason=reason,
+        fields=["duration_seconds", "size", "sha256", "manifest", "ended_at"],
+        audit=audit,
+    )
 
 
 def recording_recover(*, recording: Recording) -> Recording:

@@ -16,15 +16,31 @@ from ninja import Router, Status
 from apps.accounts.models import User
 from apps.accounts.roles import Role
 from apps.audit.services import audit_record
+from apps.core.lifecycle import allowed_actions
 from hub.auth import require_roles
 from hub.errors import ApiError, NotFound
 
 from . import selectors, services
 from .models import Alert, Assignment, DutyShift
 from .schemas import AnswersIn, AssignIn, DutyIn, NoteIn, SubmitIn
+from .states import ALERT_TRANSITIONS, ASSIGNMENT_TRANSITIONS
 
 router = Router()
 PAGE_MAX = 100
+
+# Which role performs which action; the tables in states.py say when. Only the
+# sweep escalates an alert, so no client is offered "escalate".
+ASSIGNMENT_ACTIONS_BY_ROLE: dict[str, tuple[str, ...]] = {Role.PATIENT: ("answer", "submit"), Role.DOCTOR: ("cancel",)}
+ALERT_ACTIONS = ("acknowledge", "close")
+
+
+def _assignment_out(user: User, row: dict[str, Any]) -> dict[str, Any]:
+    among = ASSIGNMENT_ACTIONS_BY_ROLE.get(user.role, ())
+    return {**row, "allowed_actions": allowed_actions(ASSIGNMENT_TRANSITIONS, row["status"], among=among)}
+
+
+def _alert_out(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "allowed_actions": allowed_actions(ALERT_TRANSITIONS, row["status"], among=ALERT_ACTIONS)}
 
 
 def _user(request: HttpRequest) -> User:
@@ -78,7 +94,7 @@ def assign(request: HttpRequest, payload: AssignIn) -> Status[dict[str, Any]]:
     created = services.assignments_create(
         doctor=doctor, patient_id=payload.patient_id, scale_codes=payload.scale_codes, due_at=due, note=payload.note
     )
-    return Status(201, {"items": [selectors.assignment_row(a) for a in created]})
+    return Status(201, {"items": [_assignment_out(doctor, selectors.assignment_row(a)) for a in created]})
 
 
 @router.get("/assignments", summary="量表任务列表（患者：本人及家庭成员；医生：我的患者）")
@@ -90,20 +106,20 @@ def assignment_list(
         raise ApiError("validation_error", "状态无效", status=422)
     qs = selectors.assignments_query(user, patient_id=patient_id, status=status).select_related("result")
     rows, count = _page(qs, limit, offset)
-    return {"items": [selectors.assignment_row(a) for a in rows], "count": count}
+    return {"items": [_assignment_out(user, selectors.assignment_row(a)) for a in rows], "count": count}
 
 
 @router.get("/assignments/{assignment_id}", summary="量表任务详情（患者填写用：题目与已保存答案）")
 def assignment_detail(request: HttpRequest, assignment_id: int) -> dict[str, Any]:
     user = require_roles(request, [Role.PATIENT, Role.DOCTOR])
     a = selectors.assignment_visible(user, assignment_id)
-    return selectors.assignment_for_filling(a)
+    return _assignment_out(user, selectors.assignment_for_filling(a))
 
 
 @router.post("/assignments/{assignment_id}/answers", summary="保存答案（可多次，提交前可修改）")
 def answers_save(request: HttpRequest, assignment_id: int, payload: AnswersIn) -> dict[str, Any]:
     user = require_roles(request, [Role.PATIENT])
-    return services.answers_save(user=user, assignment_id=assignment_id, answers=payload.answers)
+    return _assignment_out(user, services.answers_save(user=user, assignment_id=assignment_id, answers=payload.answers))
 
 
 @router.post("/assignments/{assignment_id}/submit", summary="提交并计分（提交后答案不可更改）")
@@ -116,7 +132,9 @@ def submit(request: HttpRequest, assignment_id: int, payload: SubmitIn) -> dict[
 @router.post("/assignments/{assignment_id}/cancel", summary="取消量表任务（医生）")
 def cancel(request: HttpRequest, assignment_id: int) -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
-    return selectors.assignment_row(services.assignment_cancel(doctor=doctor, assignment_id=assignment_id))
+    return _assignment_out(
+        doctor, selectors.assignment_row(services.assignment_cancel(doctor=doctor, assignment_id=assignment_id))
+    )
 
 
 # --- reports -----------------------------------------------------------------------------------
@@ -168,25 +186,27 @@ def alert_list(request: HttpRequest, status: str = "", limit: int = 50, offset: 
     if status and status != "active" and status not in Alert.Status.values:
         raise ApiError("validation_error", "状态无效", status=422)
     rows, count = _page(selectors.alerts_query(doctor, status=status), limit, offset)
-    return {"items": [selectors.alert_row(a) for a in rows], "count": count}
+    return {"items": [_alert_out(selectors.alert_row(a)) for a in rows], "count": count}
 
 
 @router.get("/alerts/{alert_id}", summary="预警详情与处理记录")
 def alert_detail(request: HttpRequest, alert_id: int) -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
-    return selectors.alert_detail(selectors.alert_visible(doctor, alert_id))
+    return _alert_out(selectors.alert_detail(selectors.alert_visible(doctor, alert_id)))
 
 
 @router.post("/alerts/{alert_id}/acknowledge", summary="确认预警")
 def alert_acknowledge(request: HttpRequest, alert_id: int, payload: NoteIn) -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
-    return selectors.alert_detail(services.alert_acknowledge(user=doctor, alert_id=alert_id, note=payload.note))
+    return _alert_out(
+        selectors.alert_detail(services.alert_acknowledge(user=doctor, alert_id=alert_id, note=payload.note))
+    )
 
 
 @router.post("/alerts/{alert_id}/close", summary="关闭预警（填写处理记录）")
 def alert_close(request: HttpRequest, alert_id: int, payload: NoteIn) -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
-    return selectors.alert_detail(services.alert_close(user=doctor, alert_id=alert_id, note=payload.note))
+    return _alert_out(selectors.alert_detail(services.alert_close(user=doctor, alert_id=alert_id, note=payload.note)))
 
 
 # --- duty roster ------------------------------------------------------------------------------

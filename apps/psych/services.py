@@ -1,8 +1,9 @@
 """Writes of the scales domain: assign, save answers, submit and score, cancel,
 alerts (raise, escalate, acknowledge, close), review and sign, duty roster.
 
-Each lifecycle changes state through one transition function that locks the
-row, checks the table in states.py, saves, logs and publishes after commit."""
+Every status change goes through apps.core.lifecycle.transition with the
+tables in states.py: it locks the row, checks the table, saves, writes the
+event row and the audit record, and publishes after commit."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import hmac
 import json
 import logging
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +25,8 @@ from django.utils import timezone
 from apps.accounts.models import Patient, StaffProfile, User
 from apps.accounts.roles import Role
 from apps.audit.services import audit_record
+from apps.core import lifecycle
+from apps.core.lifecycle import AuditEntry, Publication
 from apps.im.models import Conversation
 from hub.errors import ApiError, NotFound
 
@@ -43,17 +47,43 @@ def _fmt_local(value: dt.datetime) -> str:
 # --- assignment lifecycle -----------------------------------------------------------
 
 
-def _assignment_transition(a: Assignment, action: str) -> str:
-    """Apply ``action`` to a locked assignment; refuse anything the table does not list."""
-    if a.status == Assignment.Status.SUBMITTED and action in ("answer", "submit"):
-        raise errors.already_submitted()
-    target = ASSIGNMENT_TRANSITIONS.get((a.status, action))
-    if target is None:
-        if action in ("answer", "submit"):
-            raise errors.assignment_closed(Assignment.Status(a.status).label)
-        raise errors.transition_refused(a.status, action, Assignment.Status(a.status).label)
-    a.status = target
-    return target
+REFUSED = "psych.transition_refused"
+
+
+def _assignment_refused(status: str, action: str) -> errors.PsychError:
+    # The patient app tells "already submitted" and "closed" apart from other refusals.
+    if status == Assignment.Status.SUBMITTED and action in ("answer", "submit"):
+        return errors.already_submitted()
+    if action in ("answer", "submit"):
+        return errors.assignment_closed(Assignment.Status(status).label)
+    return errors.transition_refused(status, action, Assignment.Status(status).label)
+
+
+def _assignment_check(a: Assignment, action: str) -> None:
+    """Refuse early, before validating answers or scoring (the refusal wins)."""
+    lifecycle.require(a, action, table=ASSIGNMENT_TRANSITIONS, code=REFUSED, refused=_assignment_refused)
+
+
+def _assignment_transition(
+    a: Assignment,
+    action: str,
+    *,
+    actor: User,
+    fields: list[str],
+    audit: AuditEntry | None = None,
+    publish: Callable[[Assignment], Iterable[Publication]] | None = None,
+) -> None:
+    lifecycle.transition(
+        a,
+        action,
+        table=ASSIGNMENT_TRANSITIONS,
+        actor=actor,
+        code=REFUSED,
+        refused=_assignment_refused,
+        fields=fields,
+        audit=audit,
+        publish=publish,
+    )
 
 
 def _check_patient_access(user: User, assignment_id: int) -> None:
@@ -181,7 +211,7 @@ def answers_save(*, user: User, assignment_id: int, answers: dict[int, int]) -> 
     _check_patient_access(user, assignment_id)
     with transaction.atomic():
         a = _locked_assignment(assignment_id)
-        _assignment_transition(a, "answer")
+        _assignment_check(a, "answer")
         for item_no, value in answers.items():
             try:
                 check_answer(a.scale.data, item_no, value)
@@ -189,11 +219,11 @@ def answers_save(*, user: User, assignment_id: int, answers: dict[int, int]) -> 
                 raise errors.answer_invalid(str(exc), exc.item) from None
         merged = {**a.draft_answers, **{str(k): v for k, v in answers.items()}}
         a.draft_answers = merged
-        fields = ["status", "draft_answers"]
+        fields = ["draft_answers"]
         if a.started_at is None:
             a.started_at = timezone.now()
             fields.append("started_at")
-        a.save(update_fields=fields)
+        _assignment_transition(a, "answer", actor=user, fields=fields)
     return selectors.assignment_for_filling(a)
 
 
@@ -209,7 +239,7 @@ def assignment_submit(*, user: User, assignment_id: int, answers: dict[int, int]
                     check_answer(a.scale.data, item_no, value)
                 except AnswerError as exc:
                     raise errors.answer_invalid(str(exc), exc.item) from None
-        _assignment_transition(a, "submit")
+        _assignment_check(a, "submit")
         sheet = {int(k): v for k, v in {**a.draft_answers, **{str(k): v for k, v in (answers or {}).items()}}.items()}
         try:
             s = score(a.scale.data, sheet, norm=settings.PSYCH_ZUNG_NORM, rounding=settings.PSYCH_STANDARD_ROUNDING)
@@ -218,7 +248,6 @@ def assignment_submit(*, user: User, assignment_id: int, answers: dict[int, int]
         now = timezone.now()
         a.draft_answers = {str(k): v for k, v in sorted(sheet.items())}
         a.submitted_at = now
-        a.save(update_fields=["status", "draft_answers", "submitted_at"])
         result = Result.objects.create(
             assignment=a,
             patient=a.patient,
@@ -238,28 +267,30 @@ def assignment_submit(*, user: User, assignment_id: int, answers: dict[int, int]
             submitted_by=user,
             submitted_at=now,
         )
-        audit_record(
-            action="psych.submit",
+        result_event = {
+            "assignment_id": a.pk,
+            "result_id": result.pk,
+            "patient_id": a.patient_id,
+            "patient_name": a.patient.name,
+            "scale_code": a.scale.code,
+            "band_label": s.band_label,
+            "critical": bool(s.critical),
+        }
+        _assignment_transition(
+            a,
+            "submit",
             actor=user,
-            object_type="psych_result",
-            object_id=result.pk,
-            detail={"assignment": a.pk, "scale": a.scale.code, "critical": [c["code"] for c in s.critical]},
+            fields=["draft_answers", "submitted_at"],
+            audit=AuditEntry(
+                action="psych.submit",
+                object_type="psych_result",
+                object_id=result.pk,
+                detail={"assignment": a.pk, "scale": a.scale.code, "critical": [c["code"] for c in s.critical]},
+            ),
+            publish=lambda row: [(events.user_topic(row.assigned_by_id), "psych.result", result_event)],
         )
         for hit in s.critical:
             _alert_raise(result=result, assignment=a, hit=hit, now=now)
-        events.publish_to_user(
-            a.assigned_by_id,
-            "psych.result",
-            {
-                "assignment_id": a.pk,
-                "result_id": result.pk,
-                "patient_id": a.patient_id,
-                "patient_name": a.patient.name,
-                "scale_code": a.scale.code,
-                "band_label": s.band_label,
-                "critical": bool(s.critical),
-            },
-        )
     return result
 
 
@@ -269,11 +300,15 @@ def assignment_cancel(*, doctor: User, assignment_id: int) -> Assignment:
         raise NotFound("记录")
     with transaction.atomic():
         a = _locked_assignment(assignment_id)
-        _assignment_transition(a, "cancel")
         a.cancelled_at = timezone.now()
-        a.save(update_fields=["status", "cancelled_at"])
-        audit_record(action="psych.cancel", actor=doctor, object_type="psych_assignment", object_id=a.pk)
-        events.publish_to_user(a.patient.owner_id, "psych.cancelled", {"assignment_id": a.pk})
+        _assignment_transition(
+            a,
+            "cancel",
+            actor=doctor,
+            fields=["cancelled_at"],
+            audit=AuditEntry(action="psych.cancel", object_type="psych_assignment", object_id=a.pk),
+            publish=lambda row: [(events.user_topic(row.patient.owner_id), "psych.cancelled", {"assignment_id": a.pk})],
+        )
     return a
 
 
@@ -285,16 +320,64 @@ def _department_of(user: User) -> str:
     return profile.department if profile else ""
 
 
-def _alert_log(alert: Alert, action: str, actor: User | None, note: str = "", **detail: Any) -> None:
-    AlertEvent.objects.create(alert=alert, action=action, actor=actor, note=note[:500], detail=detail)
-    audit_record(
+def _alert_audit(alert: Alert, action: str, actor: User | None, detail: dict[str, Any]) -> AuditEntry:
+    return AuditEntry(
         action=f"psych.alert.{action}",
-        actor=actor,
-        actor_username="" if actor else "system",
         object_type="psych_alert",
         object_id=alert.pk,
         detail=detail,
+        actor_username="" if actor else "system",
     )
+
+
+def _alert_log(alert: Alert, action: str, actor: User | None, note: str = "", **detail: Any) -> None:
+    """An entry of the alert's own log that is not a status change (raised, notified, no on-duty)."""
+    AlertEvent.objects.create(alert=alert, action=action, actor=actor, note=note[:500], detail=detail)
+    entry = _alert_audit(alert, action, actor, detail)
+    audit_record(
+        action=entry.action,
+        actor=actor,
+        actor_username=entry.actor_username,
+        object_type=entry.object_type,
+        object_id=entry.object_id,
+        detail=entry.detail,
+    )
+
+
+def _alert_publications(event: str) -> Callable[[Alert], list[Publication]]:
+    """To the assigning doctor and, once escalated, the on-duty doctor too."""
+
+    def build(alert: Alert) -> list[Publication]:
+        data = events.alert_payload(alert, alert.result.scale_code)
+        recipients = {alert.doctor_id} | ({alert.escalated_to_id} if alert.escalated_to_id else set())
+        return [(events.user_topic(user_id), event, data) for user_id in sorted(recipients)]
+
+    return build
+
+
+def _alert_transition(
+    alert: Alert,
+    action: str,
+    logged: AlertEvent.Action,
+    *,
+    actor: User | None,
+    fields: list[str],
+    note: str = "",
+    **detail: Any,
+) -> None:
+    """Change the alert's status (event row, audit, publish), then add the step to its own log."""
+    lifecycle.transition(
+        alert,
+        action,
+        table=ALERT_TRANSITIONS,
+        actor=actor,
+        code=REFUSED,
+        reason=note,
+        fields=fields,
+        audit=_alert_audit(alert, logged, actor, detail),
+        publish=_alert_publications(f"psych.alert.{logged}"),
+    )
+    AlertEvent.objects.create(alert=alert, action=logged, actor=actor, note=note[:500], detail=detail)
 
 
 def _alert_raise(*, result: Result, assignment: Assignment, hit: dict[str, Any], now: dt.datetime) -> Alert:
@@ -322,23 +405,20 @@ def _alert_raise(*, result: Result, assignment: Assignment, hit: dict[str, Any],
     return alert
 
 
-def _alert_transition(alert: Alert, action: str) -> None:
-    target = ALERT_TRANSITIONS.get((alert.status, action))
-    if target is None:
-        raise errors.transition_refused(alert.status, action, Alert.Status(alert.status).label)
-    alert.status = target
-
-
 def alert_acknowledge(*, user: User, alert_id: int, note: str = "") -> Alert:
     selectors.alert_visible(user, alert_id)
     with transaction.atomic():
         alert = Alert.objects.select_for_update(of=("self",)).select_related("patient", "result").get(pk=alert_id)
-        _alert_transition(alert, "acknowledge")
         alert.acknowledged_by = user
         alert.acknowledged_at = timezone.now()
-        alert.save(update_fields=["status", "acknowledged_by", "acknowledged_at"])
-        _alert_log(alert, AlertEvent.Action.ACKNOWLEDGED, user, note)
-        events.publish_alert(alert, "psych.alert.acknowledged", alert.result.scale_code)
+        _alert_transition(
+            alert,
+            "acknowledge",
+            AlertEvent.Action.ACKNOWLEDGED,
+            actor=user,
+            note=note,
+            fields=["acknowledged_by", "acknowledged_at"],
+        )
     return alert
 
 
@@ -348,11 +428,8 @@ def alert_close(*, user: User, alert_id: int, note: str) -> Alert:
     selectors.alert_visible(user, alert_id)
     with transaction.atomic():
         alert = Alert.objects.select_for_update(of=("self",)).select_related("patient", "result").get(pk=alert_id)
-        _alert_transition(alert, "close")
         alert.closed_at = timezone.now()
-        alert.save(update_fields=["status", "closed_at"])
-        _alert_log(alert, AlertEvent.Action.CLOSED, user, note)
-        events.publish_alert(alert, "psych.alert.closed", alert.result.scale_code)
+        _alert_transition(alert, "close", AlertEvent.Action.CLOSED, actor=user, note=note, fields=["closed_at"])
     return alert
 
 
@@ -397,12 +474,17 @@ def alerts_escalate_due(*, now: dt.datetime | None = None) -> dict[str, int]:
                     log.warning("psych alert %s: no on-duty doctor in %r", alert.pk, alert.department)
                 waiting += 1
                 continue
-            _alert_transition(alert, "escalate")
             alert.escalated_to = target
             alert.escalated_at = now
-            alert.save(update_fields=["status", "escalated_to", "escalated_at"])
-            _alert_log(alert, AlertEvent.Action.ESCALATED, None, to=target.pk, department=alert.department)
-            events.publish_alert(alert, "psych.alert.escalated", alert.result.scale_code)
+            _alert_transition(
+                alert,
+                "escalate",
+                AlertEvent.Action.ESCALATED,
+                actor=None,
+                fields=["escalated_to", "escalated_at"],
+                to=target.pk,
+                department=alert.department,
+            )
             text = f"{alert.patient.name}的心理测评危急预警超时未处理，已升级给您（值班）"
             transaction.on_commit(functools.partial(_notify, target.pk, "心理测评预警升级", text))
             escalated += 1

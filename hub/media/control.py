@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from apps.accounts.models import User
 from apps.audit.services import audit_record
+from apps.core.lifecycle import AuditEntry, TransitionRefused
 from hub.errors import ApiError
 from media_engine.grants import sign_grant
 from media_engine.recording import recover_manifest
@@ -167,7 +168,11 @@ def handle_event(event: dict[str, Any]) -> Recording | None:
         recording.save(update_fields=["started_at", "node"])
         return recording
     if kind == "record.stopped" and recording is not None and recording.status == Recording.Status.RECORDING:
-        return recording_finish(recording=recording, manifest=dict(event["manifest"]))
+        try:
+            return recording_finish(recording=recording, manifest=dict(event["manifest"]), reason="record.stopped")
+        except TransitionRefused:
+            # Sealed meanwhile (the stop reply and the event raced): the first seal stands.
+            recording.refresh_from_db()
     return recording
 
 
@@ -195,14 +200,13 @@ def _recover(recording: Recording, *, reason: str) -> Recording:
     manifest = recover_manifest(path, manifest_key(), **claims)
     gap = max(0.0, round(wall - float(manifest.get("duration_seconds") or 0), 3))
     manifest = recover_manifest(path, manifest_key(), **claims, gap_seconds=gap)
-    sealed = recording_finish(recording=recording, manifest=manifest)
-    audit_record(
+    audit = AuditEntry(
         action="recording.recovered",
         object_type="recording",
         object_id=recording.public_id,
         detail={"node": recording.node, "gap_seconds": gap, "reason": reason},
     )
-    return sealed
+    return recording_finish(recording=recording, manifest=manifest, reason=reason, audit=audit)
 
 
 def _recover_or_drop(recording: Recording, *, reason: str) -> Recording | None:
@@ -221,11 +225,15 @@ def _recover_or_drop(recording: Recording, *, reason: str) -> Recording | None:
 
 def node_lost(node: str) -> list[Recording]:
     """The node is gone: seal each of its open recordings from the cut file, noting the gap."""
-    return [
-        _recover(recording, reason="node_lost")
-        for recording in Recording.objects.filter(node=node, status=Recording.Status.RECORDING)
-        if recording_file(recording).exists()
-    ]
+    sealed = []
+    for recording in Recording.objects.filter(node=node, status=Recording.Status.RECORDING):
+        if not recording_file(recording).exists():
+            continue
+        try:
+            sealed.append(_recover(recording, reason="node_lost"))
+        except TransitionRefused:
+            log.info("recording %s was sealed meanwhile", recording.public_id)
+    return sealed
 
 
 async def watch_node(

@@ -14,6 +14,8 @@ from django.test import override_settings
 
 from apps.accounts.roles import Role
 from apps.audit.models import AuditEvent
+from apps.core.lifecycle import AuditEntry, TransitionRefused
+from apps.core.models import TransitionEvent
 from hub.media.grants import grant_key, manifest_key
 from media_engine.grants import sign_grant
 from media_engine.recording import MP4_OPTIONS, recover_manifest
@@ -21,6 +23,7 @@ from media_engine.synthetic import encode_h264
 from recordings.errors import ManifestInvalid
 from recordings.models import Recording
 from recordings.services import (
+    recording_file,
     recording_finish,
     recording_recover,
     recording_start,
@@ -166,3 +169,25 @@ def test_retention_three_years_and_legal_hold(recording: Recording, secadmin: Pe
     assert not Recording.objects.filter(id=recording.id).exists()
     assert AuditEvent.objects.filter(action="recording.purge").count() == 1
     assert AuditEvent.objects.filter(action="recording.legal_hold").count() == 1
+
+
+def test_a_sealed_recording_is_not_sealed_again(recording: Recording, django_capture_on_commit_callbacks) -> None:
+    """recording -> complete | recovered, once: a second seal is refused with its
+    code and writes nothing (no event row, no audit record, nothing published)."""
+    sealed = TransitionEvent.objects.get(object_type="recordings.recording", object_id=str(recording.pk))
+    assert (sealed.action, sealed.from_status, sealed.to_status) == ("recover", "recording", "recovered")
+    first = dict(recording.manifest)
+    again = recover_manifest(recording_file(recording), manifest_key(), room=recording.room_id, note="second")
+    events, audits = TransitionEvent.objects.count(), AuditEvent.objects.count()
+    with django_capture_on_commit_callbacks() as published, pytest.raises(TransitionRefused) as refused:
+        recording_finish(
+            recording=Recording.objects.get(pk=recording.pk),
+            manifest=again,
+            audit=AuditEntry(action="recording.recovered", object_type="recording", object_id=recording.public_id),
+        )
+    assert refused.value.code == "recording.transition_refused"
+    assert refused.value.message == "当前状态为“已恢复”，不能执行该操作"
+    assert (TransitionEvent.objects.count(), AuditEvent.objects.count()) == (events, audits)
+    assert published == []
+    recording.refresh_from_db()
+    assert recording.status == Recording.Status.RECOVERED and recording.manifest == first
