@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.core",
     "apps.im",
+    "apps.care_team",
     "apps.psych",
     "recordings",
 ]

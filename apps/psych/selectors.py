@@ -1,10 +1,13 @@
 """Reads of the scales domain and who may see what.
 
-"The doctor's patients" (docs/adr/0010-psych-scales.md): the 就诊人 of patient
-accounts the doctor shares an IM conversation with (both still members), the
-就诊人 the doctor has assigned a scale to, and the 就诊人 of alerts escalated to
-the doctor as the on-duty doctor. A patient account sees its own 就诊人 (self
-and family members) only."""
+"The doctor's patients" are the 就诊人 the doctor holds in care by the one
+core rule (``apps.care_team.selectors.patients_in_care``: a recorded care
+relationship that has not ended or expired, or a live visit / care-team
+conversation), plus the 就诊人 of alerts escalated to the doctor as the
+on-duty doctor. The assigning doctor also keeps seeing the records of what
+they assigned (they answer for its alerts), but assigning anew needs a care
+relationship now. A patient account sees its own 就诊人 (self and family
+members) only."""
 
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from django.utils import timezone
 from apps.accounts.models import Patient, User
 from apps.accounts.roles import Role
 from apps.audit.services import audit_record
-from apps.im.models import Conversation, Member
+from apps.care_team import selectors as care
+from apps.im.models import Conversation
 from hub.errors import NotFound
 
 from .models import Alert, Assignment, Result, ScaleDefinition
@@ -30,36 +34,25 @@ HELP_TEXT = (
 ROUNDING_LABELS = {"none": "无需换算", "truncate": "取整（截去小数）", "round": "四舍五入"}
 
 
-def _shared_owner_ids(doctor: User) -> Any:
-    conversations = Member.objects.filter(user=doctor, left_at__isnull=True).values("conversation_id")
-    return Member.objects.filter(
-        conversation_id__in=conversations, left_at__isnull=True, user__role=Role.PATIENT
-    ).values("user_id")
-
-
 def doctor_patients(doctor: User) -> QuerySet[Patient]:
     if doctor.role != Role.DOCTOR:
         return Patient.objects.none()
-    related = (
-        Q(owner_id__in=_shared_owner_ids(doctor))
-        | Q(psych_assignments__assigned_by=doctor)
-        | Q(psych_alerts__escalated_to=doctor)
-    )
+    related = Q(id__in=care.patients_in_care(doctor).values("id")) | Q(psych_alerts__escalated_to=doctor)
     ids = Patient.objects.filter(related).values("id")
     return Patient.objects.filter(is_active=True, id__in=ids).order_by("id")
 
 
 def doctor_may_see(doctor: User, patient_id: int) -> bool:
-    return doctor_patients(doctor).filter(pk=patient_id).exists()
+    if doctor.role != Role.DOCTOR:
+        return False
+    if doctor_patients(doctor).filter(pk=patient_id).exists():
+        return True
+    return Assignment.objects.filter(assigned_by=doctor, patient_id=patient_id, patient__is_active=True).exists()
 
 
 def doctor_may_assign(doctor: User, patient_id: int) -> bool:
-    """Assigning needs an existing care relationship: a shared conversation or
-    an earlier assignment by this doctor."""
-    if doctor.role != Role.DOCTOR:
-        return False
-    related = Q(owner_id__in=_shared_owner_ids(doctor)) | Q(psych_assignments__assigned_by=doctor)
-    return Patient.objects.filter(related, pk=patient_id, is_active=True).exists()
+    """Assigning needs a care relationship that holds now (apps.care_team)."""
+    return doctor.role == Role.DOCTOR and care.in_care(doctor, patient_id)
 
 
 def shared_conversation(doctor: User, owner: User) -> Conversation | None:
@@ -120,7 +113,7 @@ def assignments_query(user: User, *, patient_id: int | None = None, status: str 
     if user.role == Role.PATIENT:
         qs = qs.filter(patient__owner=user, patient__is_active=True)
     elif user.role == Role.DOCTOR:
-        qs = qs.filter(patient__in=doctor_patients(user))
+        qs = qs.filter(Q(patient__in=doctor_patients(user)) | Q(assigned_by=user, patient__is_active=True))
     else:
         return qs.none()
     if patient_id is not None:

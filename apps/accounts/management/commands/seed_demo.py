@@ -1,4 +1,6 @@
-"""A demo hospital: one account per role and a few patients with family members.
+"""A demo hospital: one account per role, a few patients with family members,
+and a care team (李医生 and 陈护士 with 张伟's family) with its conversation and
+care relationships, so the doctor can assign a scale at once.
 
 Passwords and TOTP secrets are generated here and printed (and kept in
 var/demo-credentials.txt, readable by the owner only); none is fixed in code."""
@@ -33,6 +35,10 @@ STAFF = [
     ("auditor", "审计员", Role.AUDITOR, "审计科", "", 0),
 ]
 
+# (patient account phone, staff usernames, team title): a care-team conversation
+# and a recorded care-plan relationship of each staff member with each 就诊人.
+CARE_TEAMS = [("13800138001", ["doctor", "nurse"], "心内科诊疗团队")]
+
 PATIENTS = [
     ("13800138001", "张伟", [("王芳", "spouse", "F"), ("张小明", "child", "M")]),
     ("13800138002", "李娜", [("李建国", "parent", "M")]),
@@ -49,6 +55,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, reset: bool = False, **options: Any) -> None:
         creds_file = settings.VAR_DIR / "demo-credentials.txt"
         if User.objects.filter(username="doctor").exists() and not reset:
+            with transaction.atomic():
+                _seed_care_teams()
             if creds_file.exists():
                 self.stdout.write(creds_file.read_text())
             else:
@@ -99,8 +107,47 @@ class Command(BaseCommand):
                         patient.save()
                     ConsentRecord.objects.create(user=user, purpose=ConsentRecord.Purpose.HEALTH_DATA, granted=True)
                 lines.append(f"患者     手机号 {phone}  （短信验证码见服务器日志中的“sandbox SMS”行）")
+            _seed_care_teams()
+            lines.append("诊疗团队 李医生、陈护士 负责 张伟 一家（可直接为其分配心理量表）")
             audit_record(action="system.seed_demo", actor_username="seed_demo")
         text = "\n".join(lines) + "\n"
         creds_file.write_text(text)
         creds_file.chmod(0o600)
         self.stdout.write(text)
+
+
+def _seed_care_teams() -> None:
+    """Idempotent: one open care-team conversation per team, and one open
+    care-plan relationship per staff member and 就诊人 (re-opened if lapsed)."""
+    from apps.care_team.models import CareRelationship
+    from apps.care_team.services import relationship_open
+    from apps.im.models import Conversation, Member
+    from apps.im.services import conversation_create, member_add
+
+    for phone, usernames, title in CARE_TEAMS:
+        account = User.objects.filter(username=f"demo_{phone}", role=Role.PATIENT).first()
+        staff = list(User.objects.filter(username__in=usernames, is_active=True).order_by("id"))
+        if account is None or not staff:
+            continue
+        ref = {"kind": Conversation.Kind.CARE_TEAM, "ref_type": "demo_care_team", "ref_id": phone}
+        conv = Conversation.objects.filter(closed_at__isnull=True, **ref).first()
+        if conv is None:
+            conv = conversation_create(
+                members=[(account, Member.Role.PATIENT), *((u, Member.Role.STAFF) for u in staff)],
+                title=f"{account.display_name} · {title}",
+                **ref,
+            )
+        names = "、".join(u.display_name for u in staff)
+        for user in staff:
+            member_add(conversation=conv, user=user, role=Member.Role.STAFF)
+            profile = StaffProfile.objects.filter(user=user).first()
+            for patient in Patient.objects.filter(owner=account, is_active=True).order_by("id"):
+                relationship_open(
+                    staff=user,
+                    patient=patient,
+                    reason=CareRelationship.Reason.CARE_PLAN,
+                    source_type="im_conversation",
+                    source_id=str(conv.pk),
+                    department=profile.department if profile else "",
+                    note=f"{title}（{names}）",
+                )

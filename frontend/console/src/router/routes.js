@@ -8,6 +8,7 @@ import { DataAnalysis, Bell } from '@element-plus/icons-vue'
 import '@/views/psych/alertWatcher'
 import { ChatDotRound } from '@element-plus/icons-vue'
 import { VideoCamera } from '@element-plus/icons-vue'
+import { FirstAidKit } from '@element-plus/icons-vue'
 
 export const consoleRoutes = [
   {
@@ -26,6 +27,18 @@ export const consoleRoutes = [
       menu: true,
       roles: ['doctor', 'pharmacist', 'nurse', 'therapist', 'dietitian', 'cs_agent'],
       order: 10,
+    },
+  },
+  {
+    path: 'care',
+    name: 'care',
+    component: () => import('@/views/care/CareRelationshipsView.vue'),
+    meta: {
+      title: '我的接诊',
+      icon: FirstAidKit,
+      menu: true,
+      roles: ['doctor', 'pharmacist', 'nurse', 'therapist', 'dietitian'],
+      order: 15,
     },
   },
   {

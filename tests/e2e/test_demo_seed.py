@@ -1,0 +1,114 @@
+"""Chromium on a freshly seeded demo: the seeded doctor signs in, opens 心理测评,
+finds a patient of their care team and assigns PHQ-9 with no setup step; the
+我的接诊 page shows why (诊疗计划) and until when. Screenshots go to var/test/."""
+
+from __future__ import annotations
+
+import re
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from playwright.sync_api import expect
+
+from apps.accounts.models import User
+from apps.care_team.models import CareRelationship
+from apps.im import services as im_services
+from apps.im.models import Message
+from apps.psych.models import Assignment
+
+pytestmark = pytest.mark.e2e
+
+# Words that would mean a raw key, an enum value or an untranslated label reached the page.
+RAW = re.compile(
+    r"\b(care_plan|conversation|im_conversation|assigned|in_progress|submitted|doctor|None|null|undefined|NaN)\b"
+)
+
+
+def _seeded_doctor() -> tuple[str, str]:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    line = next(line for line in out.getvalue().splitlines() if "用户名 doctor " in line)
+    match = re.search(r"密码 (\S+)\s+TOTP密钥 (\S+)", line)
+    assert match is not None, line
+    return match.group(1), match.group(2)
+
+
+def _settle(page: Any) -> None:
+    """Toasts gone and enter transitions finished, so the screenshot shows the page."""
+    expect(page.locator(".el-message")).to_have_count(0, timeout=10_000)
+    page.wait_for_timeout(400)
+
+
+def _visible_text(page: Any) -> str:
+    text: str = page.locator("body").inner_text()
+    return text
+
+
+def test_fresh_demo_doctor_assigns_phq9_at_once(live_server_url: str, browser: Any) -> None:
+    password, totp_secret = _seeded_doctor()
+    assert not Assignment.objects.exists()
+    shots = Path(settings.VAR_DIR)
+
+    ctx = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1400, "height": 900})
+    doc = ctx.new_page()
+    errors: list[str] = []
+    doc.on("pageerror", lambda exc: errors.append(str(exc)))
+    doc.goto(f"{live_server_url}/console/")
+    doc.fill("[data-testid=login-username]", "doctor")
+    doc.fill("[data-testid=login-password]", password)
+    doc.click("[data-testid=login-submit]")
+    doc.locator("[data-testid=login-otp]").fill(pyotp.TOTP(totp_secret).now())
+    doc.click("[data-testid=login-submit]")
+    expect(doc.locator("[data-testid=header-ws-status]")).to_have_attribute("data-status", "connected")
+
+    # 心理测评: the care team's patients are there; assign PHQ-9 to 张伟.
+    doc.click("[data-testid=menu-psych]")
+    for name in ("张伟", "王芳", "张小明"):
+        expect(doc.locator(f"[data-testid=psych-patient-row][data-patient={name}]")).to_be_visible()
+    doc.click("[data-testid=psych-patient-row][data-patient=张伟]")
+    expect(doc.locator("[data-testid=psych-assignments]")).to_contain_text("暂无量表")
+    doc.click("[data-testid=psych-assign-open]")
+    doc.click("[data-testid=psych-scale-PHQ-9]")
+    doc.click("[data-testid=psych-assign-submit]")
+    expect(doc.locator("[data-testid=psych-assignment-status]").filter(has_text="待填写")).to_have_count(1)
+    expect(doc.locator("[data-testid=psych-assignments]")).to_contain_text("PHQ-9")
+    _settle(doc)
+    doc.screenshot(path=str(shots / "demo_seed_psych.png"), full_page=True)
+    assert not RAW.search(_visible_text(doc)), _visible_text(doc)
+
+    a = Assignment.objects.select_related("patient", "assigned_by").get()
+    assert (a.patient.name, a.scale.code, a.assigned_by.username, a.status) == ("张伟", "PHQ-9", "doctor", "assigned")
+    # The card went to the seeded care-team conversation.
+    card = Message.objects.get(kind="card")
+    assert card.conversation.ref_type == "demo_care_team" and card.body["card_type"] == "scale_assignment"
+
+    # 我的接诊: why the doctor holds them in care, and until when.
+    doc.click("[data-testid=menu-care]")
+    rows = doc.locator("[data-testid=care-relationships] .el-table__row")
+    expect(rows).to_have_count(CareRelationship.objects.filter(staff__username="doctor").count())
+    expect(doc.locator("[data-testid=care-reason]").first).to_have_text("诊疗计划")
+    expect(doc.locator("[data-testid=care-relationships] .el-tag").filter(has_text="有效")).to_have_count(3)
+    assert not RAW.search(_visible_text(doc)), _visible_text(doc)
+
+    # A visit with another patient: take 李娜 into care from it, as a doctor would.
+    lina = User.objects.get(username="demo_13800138002")
+    im_services.conversation_for_pair(staff=User.objects.get(username="doctor"), patient=lina)
+    doc.reload()
+    doc.click("[data-testid=care-conversation]")
+    doc.locator(".el-select-dropdown__item").filter(has_text="李娜").click()
+    doc.click("[data-testid=care-take-李娜]")
+    expect(doc.locator("[data-testid=care-candidates]")).to_contain_text("已接诊")
+    expect(doc.locator("[data-testid=care-reason]").filter(has_text="会话接诊")).to_have_count(1)
+    rel = CareRelationship.objects.get(reason="conversation")
+    assert (rel.patient.name, rel.staff.username, rel.ended_at) == ("李娜", "doctor", None)
+    expect(doc.locator("[data-testid=care-relationships] .el-tag").filter(has_text="有效")).to_have_count(4)
+    _settle(doc)
+    doc.screenshot(path=str(shots / "demo_seed_care.png"), full_page=True)
+    assert not RAW.search(_visible_text(doc)), _visible_text(doc)
+    assert errors == []
+    ctx.close()
