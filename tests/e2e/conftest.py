@@ -70,11 +70,3 @@ def _orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
     # own ORM calls are still plain synchronous calls, so Django's guard is lifted
     # for e2e tests only.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture(autouse=True)
-def _orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Playwright's sync API keeps an event loop running in this thread; the test's
-    # own ORM calls are still plain synchronous calls, so Django's guard is lifted
-    # for e2e tests only.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
