@@ -15,6 +15,7 @@ from apps.accounts.api import router as accounts_router
 from apps.audit.api import router as audit_router
 from apps.care_team.api import router as care_router
 from apps.im.api import router as im_router
+from apps.notifications.api import router as notifications_router
 from apps.psych.api import router as psych_router
 from hub.media.api import router as media_router
 from recordings.api import router as recordings_router
@@ -89,5 +90,6 @@ api.add_router("/realtime/", realtime_router, tags=["实时连接"])
 api.add_router("/im/", im_router, tags=["即时通讯"])
 api.add_router("/care/", care_router, tags=["诊疗关系"])
 api.add_router("/psych/", psych_router, tags=["心理测评"])
+api.add_router("/notifications/", notifications_router, tags=["通知"])
 api.add_router("/recordings/", recordings_router, tags=["录像"])
 api.add_router("/media/", media_router, tags=["音视频"])

@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "apps.im",
     "apps.care_team",
     "apps.psych",
+    "apps.notifications",
     "recordings",
 ]
 
@@ -346,3 +347,20 @@ PSYCH_STANDARD_ROUNDING = os.environ.get("PSYCH_STANDARD_ROUNDING", "truncate")
 PSYCH_ALERT_ACK_MINUTES = env_int("PSYCH_ALERT_ACK_MINUTES", 30)
 # Extra directories of scale definition JSON files (besides apps/psych/scales).
 PSYCH_SCALE_DIRS = env_list("PSYCH_SCALE_DIRS", [])
+
+# --- Notifications (apps.notifications; docs/adr/0033-notifications.md) ------
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
+NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 30)  # 30 s, 60 s, 2 min, 4 min, ...
+NOTIFY_LEASE_SECONDS = env_int("NOTIFY_LEASE_SECONDS", 120)  # a claimed row whose worker died is re-sent after this
+NOTIFY_ADAPTERS = {
+    "inapp": "apps.notifications.adapters.InAppAdapter",
+    "sms": os.environ.get("NOTIFY_SMS_ADAPTER", "apps.notifications.adapters.SandboxSms"),
+    "wechat_subscribe": os.environ.get("NOTIFY_WECHAT_ADAPTER", "apps.notifications.adapters.SandboxWechatSubscribe"),
+    "alipay_template": os.environ.get("NOTIFY_ALIPAY_ADAPTER", "apps.notifications.adapters.SandboxAlipayTemplate"),
+}
+# Phones / openids the sandbox gateways fail for (retry tests, fault drills).
+SANDBOX_UNREACHABLE_RECIPIENTS = env_list("SANDBOX_UNREACHABLE_RECIPIENTS", [])
+# The demo login page may show the latest sandbox SMS (embedded demo only).
+SANDBOX_INBOX_VISIBLE = env_bool("SANDBOX_INBOX_VISIBLE", HUB_ENV == "embedded")
+if PRODUCTION and SANDBOX_INBOX_VISIBLE:
+    raise RuntimeError("SANDBOX_INBOX_VISIBLE must not be set in production")
