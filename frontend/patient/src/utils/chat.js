@@ -56,12 +56,10 @@ const adapter = {
   onResync: (fn) => realtime.onResync(fn),
   request: (frame) => realtime.request(frame).then((r) => (r && r.data) || {}),
   subscribe(topic, handler) {
-    const off = realtime.on(topic, (evt) => handler(evt))
-    realtime.subscribe(topic).catch(() => {})
-    return () => {
-      off()
-      realtime.unsubscribe(topic).catch(() => {})
-    }
+    // 每个订阅者持有自己的一份：首页和聊天同时订阅 user:<id> 时互不影响
+    const h = (evt) => handler(evt)
+    realtime.subscribe(topic, h).catch(() => {})
+    return () => realtime.unsubscribe(topic, h).catch(() => {})
   },
   api: {
     conversations: () => get('/im/conversations', quiet),
