@@ -1,7 +1,9 @@
-"""Adapters to parties outside the hospital: SMS gateway and mini-program login.
+"""Adapters to parties outside the hospital: mini-program login.
 
-The sandbox versions work offline and behave like the real ones: the SMS
-sandbox records what it would have sent; the mini-program sandbox accepts only
+SMS (login codes included) goes through the notification outbox
+(``apps.notifications``: ``notification_enqueue`` and its SMS adapter).
+
+The sandbox works offline and behaves like the real one: it accepts only
 login codes it signed, once, within five minutes, and answers with the same
 error codes as WeChat's ``jscode2session`` (40029 invalid, 40163 used)."""
 
@@ -20,19 +22,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils.module_loading import import_string
 
-from hub import crypto
-
-from .models import SandboxOutbox
-
 log = logging.getLogger(__name__)
-
-
-class SmsSendError(Exception):
-    pass
-
-
-class SmsAdapter(Protocol):
-    def send(self, *, phone: str, template: str, params: dict[str, str]) -> None: ...
 
 
 class MiniProgramLoginError(Exception):
@@ -49,20 +39,6 @@ class MiniProgramSession:
 
 class MiniProgramAdapter(Protocol):
     def exchange(self, *, platform: str, code: str) -> MiniProgramSession: ...
-
-
-SMS_TEMPLATES = {
-    "login_code": "【互联网医院】您的登录验证码为{code}，5分钟内有效。如非本人操作请忽略。",
-}
-
-
-class SandboxSms:
-    def send(self, *, phone: str, template: str, params: dict[str, str]) -> None:
-        body = SMS_TEMPLATES[template].format(**params)
-        SandboxOutbox.objects.create(
-            channel="sms", recipient_hash=crypto.lookup_hash(phone, context="phone"), body=body
-        )
-        log.info("sandbox SMS to %s: %s", crypto.mask_phone(phone), body)
 
 
 class SandboxMiniProgram:
@@ -98,11 +74,6 @@ class SandboxMiniProgram:
         if not cache.add(f"sbx-mp-code:{hashlib.sha256(code.encode()).hexdigest()}", 1, self.CODE_TTL):
             raise MiniProgramLoginError(40163, "code been used")
         return MiniProgramSession(openid=openid)
-
-
-def sms_adapter() -> SmsAdapter:
-    adapter: SmsAdapter = import_string(settings.SMS_ADAPTER)()
-    return adapter
 
 
 def miniprogram_adapter() -> MiniProgramAdapter:

@@ -18,13 +18,14 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
+from apps.notifications.services import notification_enqueue
 from hub import crypto
 from hub.errors import ApiError, Forbidden, NotFound
 from hub.realtime.sessions import end_sessions_on_commit
 from hub.sqlutil import as_datetime
 
 from . import errors
-from .adapters import MiniProgramLoginError, miniprogram_adapter, sms_adapter
+from .adapters import MiniProgramLoginError, miniprogram_adapter
 from .idcard import InvalidIdNumber, parse_id_number
 from .models import (
     AuthToken,
@@ -334,14 +335,24 @@ def sms_send(*, phone: str, ip: str = "") -> None:
     code = f"{secrets.randbelow(10**6):06d}"
     with transaction.atomic():
         SmsCode.objects.filter(phone_hash=phone_hash, consumed_at__isnull=True).update(consumed_at=now)
-        SmsCode.objects.create(
+        sms = SmsCode.objects.create(
             phone_hash=phone_hash,
             code_hash=_code_hash(phone_hash, code),
             created_at=now,
             expires_at=now + dt.timedelta(seconds=settings.OTP_TTL_SECONDS),
             ip=ip,
         )
-        sms_adapter().send(phone=phone, template="login_code", params={"code": code})
+        # The outbox row commits with the code; urgent: sent right after the
+        # commit, past quiet hours, without waiting for the worker (ADR 0033).
+        notification_enqueue(
+            channel="sms",
+            template="login_code",
+            params={"code": code},
+            recipient=phone,
+            dedupe_key=f"login_code:{sms.pk}",
+            urgent=True,
+            now=now,
+        )
 
 
 def sms_verify(*, phone: str, code: str) -> str:

@@ -230,6 +230,8 @@ def last_sms_code(phone: str = PHONE) -> str:
     return body.split("验证码为")[1][:6]
 
 
+# The SMS leaves through the outbox after commit: a real transaction.
+@pytest.mark.django_db(transaction=True)
 def test_sms_login_creates_a_patient_and_the_code_is_six_digits(api: Api) -> None:
     r = api.post("/auth/sms/send", {"phone": PHONE})
     assert r.status_code == 200 and r.json() == {"cooldown_seconds": 60, "expires_in": 300}
@@ -244,6 +246,8 @@ def test_sms_login_creates_a_patient_and_the_code_is_six_digits(api: Api) -> Non
     assert again.status_code == 401
 
 
+# The SMS leaves through the outbox after commit: a real transaction.
+@pytest.mark.django_db(transaction=True)
 def test_sms_code_expires_after_five_minutes(api: Api) -> None:
     api.post("/auth/sms/send", {"phone": PHONE})
     code = last_sms_code()
@@ -255,6 +259,8 @@ def test_sms_code_expires_after_five_minutes(api: Api) -> None:
     assert not User.objects.filter(role="patient").exists()
 
 
+# The SMS leaves through the outbox after commit: a real transaction.
+@pytest.mark.django_db(transaction=True)
 def test_sms_code_allows_five_tries(api: Api) -> None:
     api.post("/auth/sms/send", {"phone": PHONE})
     code = last_sms_code()
@@ -272,6 +278,8 @@ def test_sms_code_allows_five_tries(api: Api) -> None:
     assert not User.objects.filter(role="patient").exists()
 
 
+# The SMS leaves through the outbox after commit: a real transaction.
+@pytest.mark.django_db(transaction=True)
 def test_sms_send_is_limited_to_one_per_minute_and_ten_per_day(api: Api) -> None:
     assert api.post("/auth/sms/send", {"phone": PHONE}).status_code == 200
     r = api.post("/auth/sms/send", {"phone": PHONE})
