@@ -8,7 +8,7 @@ from django.utils import timezone
 from huey.contrib.djhuey import db_task
 
 from .models import Conversation, Member
-from .notifications import notice_adapter
+from .notifications import offline_notice
 from .presence import online_users
 
 # One notice per member per conversation within this window, however many messages.
@@ -31,7 +31,6 @@ def notify_offline_members(conversation_id: int) -> list[int]:
         return []
     online = online_users([m.user_id for m in pending])
     told: list[int] = []
-    adapter = notice_adapter()
     for member in pending:
         if member.user_id in online:
             continue
@@ -44,6 +43,13 @@ def notify_offline_members(conversation_id: int) -> list[int]:
         if not claimed:
             continue
         unread = conv.last_seq - member.read_seq
-        if adapter.send(user=member.user, title="您有新消息", text=f"{conv.title or '会话'}有{unread}条未读消息"):
+        # The outbox sends it (and retries it); the key is this claim's, so a
+        # re-run of this task after the claim cannot enqueue it twice.
+        if offline_notice(
+            user=member.user,
+            title="您有新消息",
+            text=f"{conv.title or '会话'}有{unread}条未读消息",
+            dedupe_key=f"im.unread:{member.pk}:{now.isoformat()}",
+        ):
             told.append(member.user_id)
     return told

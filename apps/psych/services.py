@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import hashlib
 import hmac
 import json
@@ -185,24 +184,24 @@ def assignments_create(
             "psych.assigned",
             {"batch": batch, "assignment_ids": [a.pk for a in created], "title": summary},
         )
-        owner_id = patient.owner_id
-        transaction.on_commit(lambda: _notify(owner_id, "心理量表待填写", summary))
+        _notify(patient.owner_id, "心理量表待填写", summary, dedupe_key=f"psych.assign:{batch}")
     return created
 
 
-def _notify(user_id: int, title: str, text: str) -> str:
-    """Offline notice (WeChat subscribe message or SMS). Never fails the caller:
-    the card and the socket event already carry the news."""
-    from apps.im.notifications import notice_adapter
+def _notify(user_id: int, title: str, text: str, *, dedupe_key: str, urgent: bool = False) -> list[str]:
+    """Offline notice through the notification outbox: the rows are written in
+    the caller's transaction (nothing goes out for a rolled-back action) and
+    sent after commit, retried by the outbox. Urgent (critical alerts) bypass
+    quiet hours and preferences. Returns the channels chosen."""
+    from apps.notifications.services import notify_user
 
     user = User.objects.filter(pk=user_id).first()
     if user is None:
-        return ""
-    try:
-        return notice_adapter().send(user=user, title=title, text=text)
-    except Exception:
-        log.exception("psych notice to user %s failed", user_id)
-        return ""
+        return []
+    rows = notify_user(
+        user=user, template="notice", params={"title": title, "text": text}, dedupe_key=dedupe_key, urgent=urgent
+    )
+    return [row.channel for row in rows]
 
 
 def answers_save(*, user: User, assignment_id: int, answers: dict[int, int]) -> dict[str, Any]:
@@ -399,8 +398,7 @@ def _alert_raise(*, result: Result, assignment: Assignment, hit: dict[str, Any],
     text = (
         f"{assignment.patient.name}的{result.scale_code}触发危急预警，请在{settings.PSYCH_ALERT_ACK_MINUTES}分钟内处理"
     )
-    doctor_id = doctor.pk
-    transaction.on_commit(lambda: _notify(doctor_id, "心理测评危急预警", text))
+    _notify(doctor.pk, "心理测评危急预警", text, dedupe_key=f"psych.alert:{alert.pk}:raised", urgent=True)
     _alert_log(alert, AlertEvent.Action.NOTIFIED, None, to=doctor.pk, channels=["realtime", "notice"])
     return alert
 
@@ -486,7 +484,13 @@ def alerts_escalate_due(*, now: dt.datetime | None = None) -> dict[str, int]:
                 department=alert.department,
             )
             text = f"{alert.patient.name}的心理测评危急预警超时未处理，已升级给您（值班）"
-            transaction.on_commit(functools.partial(_notify, target.pk, "心理测评预警升级", text))
+            _notify(
+                target.pk,
+                "心理测评预警升级",
+                text,
+                dedupe_key=f"psych.alert:{alert.pk}:escalated:{target.pk}",
+                urgent=True,
+            )
             escalated += 1
     return {"escalated": escalated, "waiting": waiting}
 

@@ -179,7 +179,7 @@ def test_attachments_are_sniffed_limited_authorised_and_audited(pair, settings, 
     assert AuditEvent.objects.filter(action="im.attachment_denied", actor_id=stranger.user.pk).exists()
 
 
-def test_offline_members_are_notified_once_per_window(pair) -> None:
+def test_offline_members_are_notified_once_per_window(pair, django_capture_on_commit_callbacks) -> None:
     doctor, patient, conv = pair
     from apps.im.presence import presence_touch
 
@@ -187,7 +187,9 @@ def test_offline_members_are_notified_once_per_window(pair) -> None:
     services.message_send(
         conversation_id=conv.pk, sender=doctor.user, kind="text", body={"text": "复查结果出来了"}, client_msg_id="n1"
     )
-    told = notify_offline_members.call_local(conv.pk)
+    # The notice leaves through the outbox after commit.
+    with django_capture_on_commit_callbacks(execute=True):
+        told = notify_offline_members.call_local(conv.pk)
     assert told == [patient.user.pk]
     assert SandboxOutbox.objects.filter(channel="sms", body__contains="1条未读").count() == 1
     services.message_send(
