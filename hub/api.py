@@ -15,9 +15,9 @@ from apps.accounts.api import router as accounts_router
 from apps.audit.api import router as audit_router
 from apps.care_team.api import router as care_router
 from apps.im.api import router as im_router
+from apps.media.api import router as media_router
 from apps.notifications.api import router as notifications_router
 from apps.psych.api import router as psych_router
-from hub.media.api import router as media_router
 from recordings.api import router as recordings_router
 
 from .auth import BearerAuth

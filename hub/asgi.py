@@ -24,7 +24,7 @@ if "daphne.server" in sys.modules:
         # The embedded media node's RTMP and HTTP-FLV/HLS ports open with the server.
         from daphne.server import twisted_loop
 
-        from hub.media.embedded import start_with_server
+        from apps.media.embedded import start_with_server
 
         start_with_server(twisted_loop)
 

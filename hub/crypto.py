@@ -8,6 +8,7 @@ compare an HMAC-SHA256 of the normalised value under a separate key.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -45,6 +46,20 @@ def decrypt(token: str, *, context: str) -> str:
 def lookup_hash(value: str, *, context: str) -> str:
     key = base64.b64decode(settings.LOOKUP_HASH_KEY)
     return hmac.new(key, f"{context}\x00{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def key_bytes(value: str) -> bytes:
+    """A key setting as bytes: base64 of at least 32 bytes, else the text itself."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    return raw if len(raw) >= 32 else value.encode()
+
+
+def grant_key() -> bytes:
+    """Signs the short-lived grants the hub issues (media rooms and nodes, recording replay)."""
+    return key_bytes(settings.GRANT_SIGNING_KEY)
 
 
 def token_hash(token: str) -> str:

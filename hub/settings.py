@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "apps.psych",
     "apps.notifications",
     "recordings",
+    "apps.media",
 ]
 
 MIDDLEWARE = [

@@ -14,5 +14,6 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("healthz", healthz),
     path("readyz", readyz),
-    path("media/", include("hub.media.urls")),
+    path("media/", include("recordings.urls")),
+    path("media/", include("apps.media.urls")),
 ]

@@ -5,6 +5,3 @@ class RecordingsConfig(AppConfig):
     name = "recordings"
     verbose_name = "音视频录制"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from hub.media import realtime  # noqa: F401  (registers the media.* socket frames)

@@ -1,11 +1,17 @@
-"""Recording lifecycle, replay grants, legal hold and retention."""
+"""Recording lifecycle, media node events, replay grants, legal hold and retention.
+
+Every change to a ``Recording`` row is here: registering one before its node
+starts writing, the node's ``record.*`` events, sealing from a cut file when
+its node is gone, replay, hold and purge. ``apps.media`` commands the nodes
+and calls these."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
+import uuid
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -15,28 +21,20 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.accounts.roles import CLINICAL_ROLES
 from apps.audit.services import audit_record
-from apps.core.lifecycle import AuditEntry, transition
-from hub.media.grants import manifest_key, replay_grant
+from apps.core.lifecycle import AuditEntry, TransitionRefused, transition
+from hub.crypto import grant_key
+from media_engine.grants import sign_grant
 from media_engine.recording import recover_manifest, verify_manifest
 
 from .errors import ManifestInvalid, ReplayRefused
 from .models import RECORDING_TRANSITIONS, Recording
+from .storage import manifest_key, recording_file, recordings_root, storage_path
+
+__all__ = ["recording_file", "recordings_root"]  # kept importable from here
 
 log = logging.getLogger(__name__)
 
 MIN_RETENTION_DAYS = 3 * 365 + 1  # audio/video of care: at least 3 years
-
-
-def recordings_root() -> Path:
-    return Path(settings.RECORDINGS_ROOT)
-
-
-def recording_file(recording: Recording) -> Path:
-    root = recordings_root().resolve()
-    path = (root / recording.storage_path).resolve()
-    if root not in path.parents:
-        raise ValueError("recording path escapes the storage root")
-    return path
 
 
 def retention_days() -> int:
@@ -97,6 +95,94 @@ def recording_recover(*, recording: Recording) -> Recording:
     """The recorder died (e.g. SIGKILL of the media node): seal what the cut file holds."""
     manifest = recover_manifest(recording_file(recording), manifest_key(), room=recording.room_id)
     return recording_finish(recording=recording, manifest=manifest)
+
+
+def recording_register(*, room_id: str, node: str, participants: Iterable[User]) -> Recording:
+    """The row for a recording ``node`` is about to start writing (its file under
+    :func:`~recordings.storage.storage_path`)."""
+    public_id = uuid.uuid4()
+    recording = recording_start(
+        room_id=room_id, storage_path=storage_path(room_id=room_id, public_id=public_id), participants=participants
+    )
+    Recording.objects.filter(pk=recording.pk).update(public_id=public_id, node=node)
+    recording.refresh_from_db()
+    return recording
+
+
+def handle_event(event: dict[str, Any]) -> Recording | None:
+    """Apply one media node event to the Recording rows (idempotent)."""
+    kind = event.get("type")
+    recording_id = str(event.get("recording") or "")
+    recording = Recording.objects.filter(public_id=recording_id).first() if recording_id else None
+    if kind == "record.started" and recording is not None:
+        recording.started_at = dt.datetime.fromisoformat(str(event["started_at"]))
+        recording.node = str(event.get("node", recording.node))
+        recording.save(update_fields=["started_at", "node"])
+        return recording
+    if kind == "record.stopped" and recording is not None and recording.status == Recording.Status.RECORDING:
+        try:
+            return recording_finish(recording=recording, manifest=dict(event["manifest"]), reason="record.stopped")
+        except TransitionRefused:
+            # Sealed meanwhile (the stop reply and the event raced): the first seal stands.
+            recording.refresh_from_db()
+    return recording
+
+
+def _recover(recording: Recording, *, reason: str) -> Recording:
+    """Seal a recording its node can no longer finish from the cut file, noting the gap."""
+    now = timezone.now()
+    path = recording_file(recording)
+    wall = (now - recording.started_at).total_seconds()
+    claims = {"room": recording.room_id, "node": recording.node, "lost_at": now.isoformat()}
+    manifest = recover_manifest(path, manifest_key(), **claims)
+    gap = max(0.0, round(wall - float(manifest.get("duration_seconds") or 0), 3))
+    manifest = recover_manifest(path, manifest_key(), **claims, gap_seconds=gap)
+    audit = AuditEntry(
+        action="recording.recovered",
+        object_type="recording",
+        object_id=recording.public_id,
+        detail={"node": recording.node, "gap_seconds": gap, "reason": reason},
+    )
+    return recording_finish(recording=recording, manifest=manifest, reason=reason, audit=audit)
+
+
+def recording_recover_or_drop(*, recording: Recording, reason: str) -> Recording | None:
+    """Seal from the cut file; a recording that never wrote a file is removed (audited)."""
+    if recording_file(recording).exists():
+        return _recover(recording, reason=reason)
+    audit_record(
+        action="recording.dropped",
+        object_type="recording",
+        object_id=recording.public_id,
+        detail={"node": recording.node, "reason": reason},
+    )
+    recording.delete()
+    return None
+
+
+def node_lost(node: str) -> list[Recording]:
+    """The node is gone: seal each of its open recordings from the cut file, noting the gap."""
+    sealed = []
+    for recording in Recording.objects.filter(node=node, status=Recording.Status.RECORDING):
+        if not recording_file(recording).exists():
+            continue
+        try:
+            sealed.append(_recover(recording, reason="node_lost"))
+        except TransitionRefused:
+            log.info("recording %s was sealed meanwhile", recording.public_id)
+    return sealed
+
+
+def replay_grant(*, recording_public_id: str, user_id: int) -> tuple[str, int]:
+    """A grant embedded in an expiring replay URL; returns (token, exp)."""
+    now = time.time()
+    token = sign_grant(
+        {"purpose": "replay", "rec": recording_public_id, "uid": user_id},
+        key=grant_key(),
+        ttl_seconds=settings.RECORDING_REPLAY_URL_TTL_SECONDS,
+        now=now,
+    )
+    return token, int(now + settings.RECORDING_REPLAY_URL_TTL_SECONDS)
 
 
 def may_replay(*, recording: Recording, user: User) -> bool:

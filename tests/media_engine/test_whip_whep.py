@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable, Iterator
 import pytest
 from django.test import AsyncClient, override_settings
 
-from hub.media import embedded
-from hub.media.grants import room_grant
+from apps.media import embedded
+from apps.media.grants import room_grant
 from media_engine.client import publish_clips, subscribe
 from media_engine.synthetic import Clip
 

@@ -15,13 +15,13 @@ from django.test import AsyncClient, override_settings
 from apps.accounts.roles import Role
 from apps.accounts.services import token_issue
 from apps.im.services import conversation_for_pair
-from hub.media import embedded
-from hub.media.grants import manifest_key
+from apps.media import embedded
 from media_engine.client import publish_clips
 from media_engine.recording import verify_manifest
 from media_engine.synthetic import encode_h264, encode_opus
 from recordings.models import Recording
 from recordings.services import recording_file
+from recordings.storage import manifest_key
 from tests.conftest import make_patient, make_staff
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]

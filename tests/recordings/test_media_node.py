@@ -18,8 +18,8 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.test import override_settings
 
-from hub.media.control import node_channel, node_lost, send_command, start_recording
-from hub.media.grants import room_grant
+from apps.media.control import node_channel, node_lost, send_command, start_recording
+from apps.media.grants import room_grant
 from recordings.models import Recording
 from recordings.services import recording_file
 

@@ -19,9 +19,9 @@ from apps.accounts.roles import Role
 from apps.accounts.services import token_issue
 from apps.audit.models import AuditEvent
 from apps.im.services import conversation_for_pair
+from apps.media import embedded
+from apps.media.control import send_command
 from hub.asgi import application
-from hub.media import embedded
-from hub.media.control import send_command
 from media_engine.client import publish_clips, subscribe
 from media_engine.synthetic import encode_h264, encode_opus
 from tests.conftest import make_patient, make_staff

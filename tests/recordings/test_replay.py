@@ -16,7 +16,7 @@ from apps.accounts.roles import Role
 from apps.audit.models import AuditEvent
 from apps.core.lifecycle import AuditEntry, TransitionRefused
 from apps.core.models import TransitionEvent
-from hub.media.grants import grant_key, manifest_key
+from hub.crypto import grant_key
 from media_engine.grants import sign_grant
 from media_engine.recording import MP4_OPTIONS, recover_manifest
 from media_engine.synthetic import encode_h264
@@ -29,6 +29,7 @@ from recordings.services import (
     recording_start,
     recordings_purge_expired,
 )
+from recordings.storage import manifest_key
 from tests.conftest import Api, Persona, make_staff
 
 pytestmark = pytest.mark.django_db

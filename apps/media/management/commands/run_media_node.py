@@ -12,13 +12,15 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from hub.media.control import EVENTS_CHANNEL, node_channel
-from hub.media.grants import grant_key, manifest_key, room_authorizer
+from apps.media.control import EVENTS_CHANNEL, node_channel
+from apps.media.grants import room_authorizer
+from hub.crypto import grant_key
 from media_engine import MediaEngine
 from media_engine.httpout import LiveHttpServer
 from media_engine.live import LiveOutputs
 from media_engine.node import MediaNode
 from media_engine.rtmp import RtmpServer
+from recordings.storage import manifest_key, recordings_root
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ class Command(BaseCommand):
             name=options["name"],
             grant_key=grant_key(),
             manifest_key=manifest_key(),
-            recordings_root=Path(settings.RECORDINGS_ROOT),
+            recordings_root=recordings_root(),
             emit=emit,
         )
         rtmp = RtmpServer(engine, room_authorizer("publish"))

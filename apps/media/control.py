@@ -1,16 +1,16 @@
-"""Hub side of the media node: commands out, events in, Recording rows kept.
+"""Hub side of the media node: commands out, events in, the heartbeat.
 
 Commands go to the node's channel (``media.node.<name>``) with a short-lived
 ``node`` grant; the node answers on a reply channel. Events come back on
-``media.events`` (or the channel the node was started with) and update
-``recordings.Recording``. When a node dies (SIGKILL, lost host), its open
-recordings are sealed from the cut files with the gap noted in the manifest.
+``media.events`` (or the channel the node was started with) and are applied
+by ``recordings.services.handle_event``. When a node dies (SIGKILL, lost
+host), ``recordings.services.node_lost`` seals its open recordings from the
+cut files with the gap noted in the manifest.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -18,20 +18,16 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.utils import timezone
 from redis.exceptions import RedisError
 
 from apps.accounts.models import User
-from apps.audit.services import audit_record
-from apps.core.lifecycle import AuditEntry, TransitionRefused
+from hub.crypto import grant_key
 from hub.errors import ApiError
 from media_engine.grants import sign_grant
-from media_engine.recording import recover_manifest
 from recordings.models import Recording
-from recordings.services import recording_file, recording_finish, recording_start
+from recordings.services import handle_event, node_lost, recording_recover_or_drop, recording_register
 
 from . import embedded
-from .grants import grant_key, manifest_key
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +103,7 @@ async def start_recording(
     room can be recorded again.
     """
     node = node or room_node(room_id)
-    recording = await sync_to_async(_create)(room_id, node, list(participants))
+    recording = await sync_to_async(recording_register)(room_id=room_id, node=node, participants=list(participants))
     try:
         result = await send_command(
             node, "record.start", room_id, recording=str(recording.public_id), wait_seconds=wait_seconds
@@ -136,7 +132,7 @@ async def stop_recording(recording: Recording, *, timeout: float = 30.0) -> Reco
         raise NodeUnavailable() from exc
     if not result.get("ok"):
         if result.get("code") == "media.not_recording":
-            recovered = await sync_to_async(_recover_or_drop)(recording, reason="not_recording")
+            recovered = await sync_to_async(recording_recover_or_drop)(recording=recording, reason="not_recording")
             if recovered is not None:
                 return recovered
         raise ApiError(str(result.get("code")), str(result.get("message")), status=409)
@@ -145,35 +141,6 @@ async def stop_recording(recording: Recording, *, timeout: float = 30.0) -> Reco
     applied = await sync_to_async(handle_event)(event)
     assert applied is not None
     return applied
-
-
-def _create(room_id: str, node: str, participants: list[User]) -> Recording:
-    import uuid
-
-    public_id = uuid.uuid4()
-    recording = recording_start(room_id=room_id, storage_path=f"{room_id}/{public_id}.mp4", participants=participants)
-    Recording.objects.filter(pk=recording.pk).update(public_id=public_id, node=node)
-    recording.refresh_from_db()
-    return recording
-
-
-def handle_event(event: dict[str, Any]) -> Recording | None:
-    """Apply one node event to the Recording rows (idempotent)."""
-    kind = event.get("type")
-    recording_id = str(event.get("recording") or "")
-    recording = Recording.objects.filter(public_id=recording_id).first() if recording_id else None
-    if kind == "record.started" and recording is not None:
-        recording.started_at = dt.datetime.fromisoformat(str(event["started_at"]))
-        recording.node = str(event.get("node", recording.node))
-        recording.save(update_fields=["started_at", "node"])
-        return recording
-    if kind == "record.stopped" and recording is not None and recording.status == Recording.Status.RECORDING:
-        try:
-            return recording_finish(recording=recording, manifest=dict(event["manifest"]), reason="record.stopped")
-        except TransitionRefused:
-            # Sealed meanwhile (the stop reply and the event raced): the first seal stands.
-            recording.refresh_from_db()
-    return recording
 
 
 async def listen_events(channel: str = EVENTS_CHANNEL, *, until: asyncio.Event | None = None) -> None:
@@ -189,51 +156,6 @@ async def listen_events(channel: str = EVENTS_CHANNEL, *, until: asyncio.Event |
             await sync_to_async(handle_event)(event)
         except Exception:
             log.exception("media event %s not applied", event.get("type"))
-
-
-def _recover(recording: Recording, *, reason: str) -> Recording:
-    """Seal a recording its node can no longer finish from the cut file, noting the gap."""
-    now = timezone.now()
-    path = recording_file(recording)
-    wall = (now - recording.started_at).total_seconds()
-    claims = {"room": recording.room_id, "node": recording.node, "lost_at": now.isoformat()}
-    manifest = recover_manifest(path, manifest_key(), **claims)
-    gap = max(0.0, round(wall - float(manifest.get("duration_seconds") or 0), 3))
-    manifest = recover_manifest(path, manifest_key(), **claims, gap_seconds=gap)
-    audit = AuditEntry(
-        action="recording.recovered",
-        object_type="recording",
-        object_id=recording.public_id,
-        detail={"node": recording.node, "gap_seconds": gap, "reason": reason},
-    )
-    return recording_finish(recording=recording, manifest=manifest, reason=reason, audit=audit)
-
-
-def _recover_or_drop(recording: Recording, *, reason: str) -> Recording | None:
-    """Seal from the cut file; a recording that never wrote a file is removed (audited)."""
-    if recording_file(recording).exists():
-        return _recover(recording, reason=reason)
-    audit_record(
-        action="recording.dropped",
-        object_type="recording",
-        object_id=recording.public_id,
-        detail={"node": recording.node, "reason": reason},
-    )
-    recording.delete()
-    return None
-
-
-def node_lost(node: str) -> list[Recording]:
-    """The node is gone: seal each of its open recordings from the cut file, noting the gap."""
-    sealed = []
-    for recording in Recording.objects.filter(node=node, status=Recording.Status.RECORDING):
-        if not recording_file(recording).exists():
-            continue
-        try:
-            sealed.append(_recover(recording, reason="node_lost"))
-        except TransitionRefused:
-            log.info("recording %s was sealed meanwhile", recording.public_id)
-    return sealed
 
 
 async def watch_node(

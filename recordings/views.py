@@ -1,4 +1,4 @@
-"""Media HTTP endpoints outside the JSON API: recording replay with range requests."""
+"""Recording replay outside the JSON API: the MP4 with range requests, for a replay grant."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, S
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
-from media_engine.grants import GrantError
-from recordings.models import Recording
-from recordings.services import recording_file
+from hub.crypto import grant_key
+from media_engine.grants import GrantError, verify_grant
 
-from .grants import verify
+from .models import Recording
+from .storage import recording_file
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 64 * 1024
@@ -41,7 +41,7 @@ def recording_replay_file(request: HttpRequest, public_id: uuid.UUID) -> HttpRes
     """The MP4 of a recording, for a holder of an unexpired replay grant (URL ``grant``)."""
     token = request.GET.get("grant", "")
     try:
-        grant = verify(token, purpose="replay")
+        grant = verify_grant(token, key=grant_key(), purpose="replay")
     except GrantError as exc:
         return _error(403, exc.code, exc.message)
     if grant.get("rec") != str(public_id):

@@ -1,35 +1,15 @@
-"""Keys and grant signing on the hub side (the media node only verifies)."""
+"""Media grants on the hub side (the media node only verifies): room grants for
+clients, and the authorisers of the node's RTMP and HTTP-FLV/HLS ports."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import time
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 
+from hub.crypto import grant_key
 from media_engine.grants import sign_grant, verify_grant
-
-
-def _key_bytes(value: str) -> bytes:
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    return raw if len(raw) >= 32 else value.encode()
-
-
-def grant_key() -> bytes:
-    return _key_bytes(settings.GRANT_SIGNING_KEY)
-
-
-def manifest_key() -> bytes:
-    """Seals recording manifests; derived so it differs from every other key."""
-    return hmac.new(_key_bytes(settings.AUDIT_HMAC_KEY), b"recording-manifest/v1", hashlib.sha256).digest()
 
 
 def room_grant(*, room_id: str, peer_id: str, role: str, publish: bool, subscribe: bool) -> str:
@@ -43,18 +23,6 @@ def room_grant(*, room_id: str, peer_id: str, role: str, publish: bool, subscrib
         "subscribe": subscribe,
     }
     return sign_grant(payload, key=grant_key(), ttl_seconds=settings.MEDIA_GRANT_TTL_SECONDS)
-
-
-def replay_grant(*, recording_public_id: str, user_id: int) -> tuple[str, int]:
-    """A grant embedded in an expiring replay URL; returns (token, exp)."""
-    now = time.time()
-    token = sign_grant(
-        {"purpose": "replay", "rec": recording_public_id, "uid": user_id},
-        key=grant_key(),
-        ttl_seconds=settings.RECORDING_REPLAY_URL_TTL_SECONDS,
-        now=now,
-    )
-    return token, int(now + settings.RECORDING_REPLAY_URL_TTL_SECONDS)
 
 
 def verify(token: str, *, purpose: str) -> dict[str, Any]:

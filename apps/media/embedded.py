@@ -28,13 +28,16 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from hub.crypto import grant_key
 from media_engine import MediaEngine
 from media_engine.httpout import LiveHttpServer
 from media_engine.live import LiveOutputs
 from media_engine.node import MediaNode
 from media_engine.rtmp import RtmpServer
+from recordings.services import handle_event
+from recordings.storage import manifest_key, recordings_root
 
-from .grants import grant_key, manifest_key, room_authorizer
+from .grants import room_authorizer
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +49,6 @@ def is_embedded(node: str) -> bool:
 
 
 def _apply_event(event: dict[str, Any]) -> None:
-    from .control import handle_event
-
     async def apply() -> None:
         try:
             await sync_to_async(handle_event)(event)
@@ -81,7 +82,7 @@ def _ensure() -> None:
             name=name,
             grant_key=grant_key(),
             manifest_key=manifest_key(),
-            recordings_root=Path(settings.RECORDINGS_ROOT),
+            recordings_root=recordings_root(),
             emit=_apply_event,
         ),
         pending=set(),

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from hub.media.control import EVENTS_CHANNEL, listen_events, watch_node
+from apps.media.control import EVENTS_CHANNEL, listen_events, watch_node
 
 
 class Command(BaseCommand):
