@@ -1,5 +1,5 @@
 import { createRouter, createWebHashHistory } from 'vue-router'
-import { routes } from './routes'
+import { routes, mayOpen } from './routes'
 import { useAuthStore } from '@/stores/auth'
 
 const APP_TITLE = '互联网医院 · 管理控制台'
@@ -27,8 +27,8 @@ router.beforeEach(async (to) => {
       return { name: 'login', query: to.fullPath !== '/' ? { redirect: to.fullPath } : {} }
     }
   }
-  // every matched record's roles must allow the user
-  const allowed = to.matched.every((r) => !r.meta.roles || r.meta.roles.includes(auth.role))
+  // every matched record's roles (declared in views/<domain>/routes.js) must allow the user
+  const allowed = to.matched.every((r) => mayOpen(r, auth.role))
   if (!allowed) return { name: 'forbidden' }
   return true
 })

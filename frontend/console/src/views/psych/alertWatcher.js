@@ -1,7 +1,7 @@
 // Psych alerts reach a signed-in doctor on every console page: once the socket is
 // authenticated, subscribe to the user's own topic and pop a notification for each
 // psych.alert.* event. Views read `psychAlertFeed` to refresh live.
-// Imported once for its side effect from the router table.
+// Started once by views/psych/routes.js with the roles its pages declare.
 import { h, reactive, watch } from 'vue'
 import { ElNotification } from 'element-plus'
 import { realtime, realtimeState } from '@/realtime'
@@ -37,13 +37,20 @@ function onEvent(frame) {
   })
 }
 
-watch(
-  () => realtimeState.user && realtimeState.user.role === 'doctor' ? realtimeState.user.id : null,
-  (id) => {
-    const wanted = id ? `user:${id}` : null
-    if (topic && topic !== wanted) realtime.unsubscribe(topic, onEvent).catch(() => {})
-    if (wanted && wanted !== topic) realtime.subscribe(wanted, onEvent).catch(() => {})
-    topic = wanted
-  },
-  { immediate: true },
-)
+let started = false
+
+/** Watch the signed-in user: holders of `roles` get the alert pop-ups. */
+export function watchPsychAlerts(roles) {
+  if (started) return
+  started = true
+  watch(
+    () => (realtimeState.user && roles.includes(realtimeState.user.role) ? realtimeState.user.id : null),
+    (id) => {
+      const wanted = id ? `user:${id}` : null
+      if (topic && topic !== wanted) realtime.unsubscribe(topic, onEvent).catch(() => {})
+      if (wanted && wanted !== topic) realtime.subscribe(wanted, onEvent).catch(() => {})
+      topic = wanted
+    },
+    { immediate: true },
+  )
+}

@@ -1,0 +1,17 @@
+// 问诊录像 (format: views/routes.js). Replay is for clinical staff who took part in the
+// session (recordings.services.may_replay).
+import { VideoCamera } from '@element-plus/icons-vue'
+import { CLINICAL_ROLES } from '@/utils/roles'
+
+export default [
+  {
+    path: 'recordings',
+    name: 'recordings',
+    component: () => import('./RecordingsView.vue'),
+    title: '问诊录像',
+    icon: VideoCamera,
+    roles: CLINICAL_ROLES,
+    menu: true,
+    order: 50,
+  },
+]
