@@ -71,3 +71,38 @@ def test_subscribe_grants_need_a_wechat_identity() -> None:
     MiniProgramIdentity.objects.create(user=p.user, platform="weixin", openid="o-wx-9")
     r = api.post("/notifications/subscriptions", {"template": "notice"})
     assert r.status_code == 200 and r.json() == {"template": "notice", "unused_grants": 1}
+
+
+def test_production_refuses_to_start_with_the_sandbox_inbox_on(tmp_path) -> None:
+    import base64
+    import os
+    import secrets
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    key = lambda: base64.b64encode(secrets.token_bytes(32)).decode()  # noqa: E731
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "hub.settings",
+        "HUB_ENV": "production",
+        "HUB_VAR_DIR": str(tmp_path),
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEY": key(),
+        "LOOKUP_HASH_KEY": key(),
+        "AUDIT_HMAC_KEY": key(),
+        "GRANT_SIGNING_KEY": key(),
+        "SANDBOX_SECRET": key(),
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+        "REDIS_URL": "redis://127.0.0.1:6379/2",
+        "ALLOWED_HOSTS": "ih.example-hospital.cn",
+        "SANDBOX_INBOX_VISIBLE": "1",
+    }
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "manage.py", "check"], cwd=root, env=env, capture_output=True, text=True)
+    assert run.returncode != 0 and "SANDBOX_INBOX_VISIBLE must not be set in production" in run.stderr
+    # Production's default is off.
+    del env["SANDBOX_INBOX_VISIBLE"]
+    code = "from django.conf import settings; import django; django.setup(); print(settings.SANDBOX_INBOX_VISIBLE)"
+    run = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert run.stdout.strip() == "False", run.stderr
