@@ -1,4 +1,7 @@
-"""Bearer-token authentication for the API, and role guards."""
+"""Bearer-token authentication for the API, and role guards.
+
+Both go through the registered :func:`hub.identity.identity` (the accounts
+app's token rules); the hub core itself imports no app."""
 
 from __future__ import annotations
 
@@ -9,13 +12,12 @@ from django.http import HttpRequest
 from ninja.security import HttpBearer
 
 from hub.errors import Forbidden
+from hub.identity import identity
 
 
 class BearerAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> Any:
-        from apps.accounts.services import token_authenticate
-
-        live = token_authenticate(token)
+        live = identity().authenticate(token)
         if live is None:
             return None
         request.user = live.user
@@ -26,13 +28,6 @@ class BearerAuth(HttpBearer):
 def require_roles(request: HttpRequest, roles: Iterable[str]) -> Any:
     user = request.auth  # type: ignore[attr-defined]
     if user is None or user.role not in set(roles):
-        from apps.audit.services import audit_record
-
-        audit_record(
-            action="access.denied",
-            actor=user,
-            result="denied",
-            detail={"path": request.path[:200], "method": request.method},
-        )
+        identity().access_denied(request, user)
         raise Forbidden()
     return user

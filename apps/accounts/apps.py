@@ -5,3 +5,8 @@ class AccountsConfig(AppConfig):
     name = "apps.accounts"
     label = "accounts"
     verbose_name = "账号"
+
+    def ready(self) -> None:
+        from .identity import register
+
+        register()  # the hub core's token rules (hub.identity)

@@ -79,16 +79,28 @@ def token_issue(*, user: User, client: str = "", ip: str = "", kind: str = AuthT
     return IssuedToken(raw=raw, token=token)
 
 
+def token_is_live(token: AuthToken, *, now: dt.datetime) -> bool:
+    """The one liveness rule for a token, whatever carries it (API request,
+    socket auth frame or ticket, the socket's re-check): not revoked, not
+    expired, its user active. The staff idle timeout is a rule of use on top,
+    applied where the token is used (:func:`token_authenticate`)."""
+    return token.revoked_at is None and token.expires_at > now and token.user.is_active
+
+
+def token_live(token_id: int) -> bool:
+    """Whether the token with this id is still live (an open socket's re-check)."""
+    token = AuthToken.objects.select_related("user").filter(pk=token_id).first()
+    return token is not None and token_is_live(token, now=timezone.now())
+
+
 def token_authenticate(raw: str, *, kind: str = AuthToken.Kind.SESSION, touch: bool = True) -> AuthToken | None:
     """The live token for ``raw``, or None. Staff tokens idle for longer than the
     idle timeout are revoked here, so the next use fails too."""
     if not raw or len(raw) > 128:
         return None
     token = _live_token(crypto.token_hash(raw), kind)
-    if token is None or not token.user.is_active:
-        return None
     now = timezone.now()
-    if token.expires_at <= now:
+    if token is None or not token_is_live(token, now=now):
         return None
     if token.user.is_staff_role and kind == AuthToken.Kind.SESSION:
         idle = dt.timedelta(minutes=settings.STAFF_IDLE_TIMEOUT_MINUTES)
@@ -169,9 +181,7 @@ def realtime_ticket_redeem(raw: str) -> AuthToken | None:
             return None
         ticket = RealtimeTicket.objects.select_related("token__user").get(key_hash=key_hash)
     token = ticket.token
-    if token.revoked_at is not None or token.expires_at <= now or not token.user.is_active:
-        return None
-    return token
+    return token if token_is_live(token, now=now) else None
 
 
 # --- staff login -----------------------------------------------------------

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Schema
 
+from hub.identity import identity
+
 router = Router()
 
 
@@ -17,7 +19,5 @@ class TicketOut(Schema):
 @router.post("/ticket", response=TicketOut, summary="获取实时连接票据")
 def ticket(request: HttpRequest) -> dict[str, Any]:
     """A single-use ticket for the socket's first frame (mini-programs)."""
-    from apps.accounts.services import realtime_ticket_issue
-
-    raw = realtime_ticket_issue(token=request.auth_token)  # type: ignore[attr-defined]
+    raw = identity().ticket_issue(request.auth_token)  # type: ignore[attr-defined]
     return {"ticket": raw, "expires_in": settings.WS_TICKET_TTL_SECONDS}

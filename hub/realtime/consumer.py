@@ -18,6 +18,7 @@ from django.conf import settings
 
 from hub.context import RequestMeta, set_request_meta
 from hub.errors import ApiError
+from hub.identity import identity
 
 from . import presence, protocol, topics
 from .db import run_db
@@ -44,20 +45,13 @@ def limiter() -> Limiter:
 
 
 def _resolve_token(*, token: str | None, ticket: str | None) -> tuple[Any, int] | None:
-    from apps.accounts import services
-
-    live = services.realtime_ticket_redeem(ticket) if ticket is not None else services.token_authenticate(token or "")
+    auth = identity()
+    live = auth.ticket_redeem(ticket) if ticket is not None else auth.authenticate(token or "")
     return (live.user, live.pk) if live else None
 
 
 def _token_live(token_id: int) -> bool:
-    from django.utils import timezone
-
-    from apps.accounts.models import AuthToken
-
-    return AuthToken.objects.filter(
-        pk=token_id, revoked_at__isnull=True, expires_at__gt=timezone.now(), user__is_active=True
-    ).exists()
+    return identity().token_live(token_id)
 
 
 class HubConsumer(AsyncWebsocketConsumer):
