@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quick start 2: install everything and run the whole suite (ruff, mypy,
-# pytest including the browser tests) against PostgreSQL and Redis, starting
-# them when they are down. Extra arguments go to pytest.
+# import-linter contracts, pytest including the browser tests) against
+# PostgreSQL and Redis, starting them when they are down. Extra arguments go
+# to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
@@ -27,5 +28,7 @@ log "ruff"
 .venv/bin/ruff format --check .
 log "mypy"
 .venv/bin/mypy
+log "import contracts"
+.venv/bin/lint-imports
 log "pytest"
 .venv/bin/python -m pytest "$@"
