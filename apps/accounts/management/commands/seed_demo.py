@@ -106,7 +106,7 @@ class Command(BaseCommand):
                         )
                         patient.save()
                     ConsentRecord.objects.create(user=user, purpose=ConsentRecord.Purpose.HEALTH_DATA, granted=True)
-                lines.append(f"患者     手机号 {phone}  （短信验证码见服务器日志中的“sandbox SMS”行）")
+                lines.append(f"患者     手机号 {phone}  （演示环境的短信验证码显示在登录页验证码输入框下方）")
             _seed_care_teams()
             lines.append("诊疗团队 李医生、陈护士 负责 张伟 一家（可直接为其分配心理量表）")
             audit_record(action="system.seed_demo", actor_username="seed_demo")
