@@ -9,44 +9,43 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.http import FileResponse, HttpRequest
-from ninja import File, Form, Router, Schema, Status
+from ninja import File, Form, Router, Status
 from ninja.files import UploadedFile
-from pydantic import Field
 
 from hub.errors import ApiError
 
 from . import selectors, services
 from .models import Attachment
+from .schemas import (
+    AttachmentOut,
+    ConversationDetailOut,
+    ConversationListOut,
+    MessageOut,
+    MessagePageOut,
+    ReadIn,
+    ReceiptOut,
+    SendIn,
+)
 
 router = Router()
-
-
-class SendIn(Schema):
-    client_msg_id: str = Field(min_length=1, max_length=64)
-    kind: str = "text"
-    body: dict[str, Any]
-
-
-class ReadIn(Schema):
-    seq: int = Field(ge=0)
 
 
 def _user(request: HttpRequest) -> Any:
     return request.auth  # type: ignore[attr-defined]
 
 
-@router.get("/conversations", summary="会话列表（按最近消息排序，含未读数）")
+@router.get("/conversations", response=ConversationListOut, summary="会话列表（按最近消息排序，含未读数）")
 def conversation_list(request: HttpRequest, before: dt.datetime | None = None, limit: int = 30) -> dict[str, Any]:
     return selectors.conversations_of(user=_user(request), before=before, limit=limit)
 
 
-@router.get("/conversations/{conversation_id}", summary="会话详情与成员")
+@router.get("/conversations/{conversation_id}", response=ConversationDetailOut, summary="会话详情与成员")
 def conversation_detail(request: HttpRequest, conversation_id: int) -> dict[str, Any]:
     services.require_member(user=_user(request), conversation_id=conversation_id)
     return {"id": conversation_id, "members": selectors.members_of(conversation_id)}
 
 
-@router.get("/conversations/{conversation_id}/messages", summary="历史消息（按 seq 翻页）")
+@router.get("/conversations/{conversation_id}/messages", response=MessagePageOut, summary="历史消息（按 seq 翻页）")
 def message_list(
     request: HttpRequest,
     conversation_id: int,
@@ -60,7 +59,9 @@ def message_list(
     return selectors.messages_before(conversation_id=conversation_id, before_seq=before_seq, limit=limit)
 
 
-@router.post("/conversations/{conversation_id}/messages", response={201: dict, 200: dict}, summary="发送消息")
+@router.post(
+    "/conversations/{conversation_id}/messages", response={201: MessageOut, 200: MessageOut}, summary="发送消息"
+)
 def message_send(request: HttpRequest, conversation_id: int, payload: SendIn) -> Status[dict[str, Any]]:
     result = services.message_send(
         conversation_id=conversation_id,
@@ -72,12 +73,14 @@ def message_send(request: HttpRequest, conversation_id: int, payload: SendIn) ->
     return Status(200 if result.duplicate else 201, result.message)
 
 
-@router.post("/conversations/{conversation_id}/read", summary="标记已读（累计）")
+@router.post("/conversations/{conversation_id}/read", response=ReceiptOut, summary="标记已读（累计）")
 def mark_read(request: HttpRequest, conversation_id: int, payload: ReadIn) -> dict[str, int]:
     return services.receipt_update(user=_user(request), conversation_id=conversation_id, read_seq=payload.seq)
 
 
-@router.post("/conversations/{conversation_id}/messages/{seq}/recall", summary="撤回消息（2分钟内）")
+@router.post(
+    "/conversations/{conversation_id}/messages/{seq}/recall", response=MessageOut, summary="撤回消息（2分钟内）"
+)
 def recall(request: HttpRequest, conversation_id: int, seq: int) -> dict[str, Any]:
     return services.message_recall(user=_user(request), conversation_id=conversation_id, seq=seq)
 
@@ -111,15 +114,6 @@ def sniff(head: bytes) -> tuple[str, str] | None:
     if head[4:8] == b"ftyp" and head[8:11] in (b"M4A", b"mp4", b"iso"):
         return "voice", "audio/mp4"
     return None
-
-
-class AttachmentOut(Schema):
-    id: int
-    kind: str
-    content_type: str
-    size: int
-    filename: str
-    duration_ms: int | None
 
 
 @router.post("/conversations/{conversation_id}/attachments", response={201: AttachmentOut}, summary="上传附件")
@@ -185,7 +179,18 @@ def attachment_upload(
     )
 
 
-@router.get("/attachments/{attachment_id}", summary="下载附件（鉴权并审计）")
+@router.get(
+    "/attachments/{attachment_id}",
+    summary="下载附件（鉴权并审计）",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "附件内容（Content-Type 为识别出的类型）",
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
+)
 def attachment_fetch(request: HttpRequest, attachment_id: int) -> FileResponse:
     att = services.attachment_check_access(user=_user(request), attachment_id=attachment_id)
     response = FileResponse(open(Path(settings.UPLOAD_ROOT) / att.storage_path, "rb"), content_type=att.content_type)
