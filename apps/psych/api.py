@@ -11,7 +11,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
-from ninja import Router, Status
+from ninja import Query, Router, Status
 
 from apps.accounts.models import User
 from apps.accounts.roles import Role
@@ -19,14 +19,33 @@ from apps.audit.services import audit_record
 from apps.core.lifecycle import allowed_actions
 from hub.auth import require_roles
 from hub.errors import ApiError, NotFound
+from hub.pagination import PageParams, page
 
 from . import selectors, services
 from .models import Alert, Assignment, DutyShift
-from .schemas import AnswersIn, AssignIn, DutyIn, NoteIn, SubmitIn
+from .schemas import (
+    AlertDetailOut,
+    AlertListOut,
+    AnswersIn,
+    AssignIn,
+    AssignmentFillingOut,
+    AssignmentListOut,
+    AssignmentOut,
+    AssignmentsCreatedOut,
+    DutyIn,
+    DutyListOut,
+    DutyOut,
+    NoteIn,
+    PatientListOut,
+    ReportOut,
+    ReviewOut,
+    ScaleListOut,
+    ScaleOut,
+    SubmitIn,
+)
 from .states import ALERT_TRANSITIONS, ASSIGNMENT_TRANSITIONS
 
 router = Router()
-PAGE_MAX = 100
 
 # Which role performs which action; the tables in states.py say when. Only the
 # sweep escalates an alert, so no client is offered "escalate".
@@ -47,21 +66,15 @@ def _user(request: HttpRequest) -> User:
     return request.auth  # type: ignore[attr-defined]
 
 
-def _page(qs: Any, limit: int, offset: int) -> tuple[list[Any], int]:
-    limit = max(1, min(limit, PAGE_MAX))
-    offset = max(0, offset)
-    return list(qs[offset : offset + limit]), qs.count()
-
-
 # --- scales ----------------------------------------------------------------------------
 
 
-@router.get("/scales", summary="可用量表（每个量表的最新版本）")
+@router.get("/scales", response=ScaleListOut, summary="可用量表（每个量表的最新版本）")
 def scale_list(request: HttpRequest) -> dict[str, Any]:
     return {"items": [selectors.scale_brief(s) for s in selectors.latest_scales()]}
 
 
-@router.get("/scales/{code}", summary="量表定义（题目、选项及分值）")
+@router.get("/scales/{code}", response=ScaleOut, summary="量表定义（题目、选项及分值）")
 def scale_detail(request: HttpRequest, code: str) -> dict[str, Any]:
     scale = selectors.latest_scale(code)
     if scale is None:
@@ -72,17 +85,16 @@ def scale_detail(request: HttpRequest, code: str) -> dict[str, Any]:
 # --- doctor: patients and assignments ------------------------------------------------------
 
 
-@router.get("/patients", summary="我的患者（医生）")
-def my_patients(request: HttpRequest, q: str = "", limit: int = 50, offset: int = 0) -> dict[str, Any]:
+@router.get("/patients", response=PatientListOut, summary="我的患者（医生）")
+def my_patients(request: HttpRequest, params: Query[PageParams], q: str = "") -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
     qs = selectors.doctor_patients(doctor).select_related("owner")
     if q:
         qs = qs.filter(name__icontains=q)
-    rows, count = _page(qs, limit, offset)
-    return {"items": [selectors.patient_brief(p) for p in rows], "count": count}
+    return page(qs, params, lambda rows: [selectors.patient_brief(p) for p in rows])
 
 
-@router.post("/assignments", response={201: dict}, summary="分配量表（医生）")
+@router.post("/assignments", response={201: AssignmentsCreatedOut}, summary="分配量表（医生）")
 def assign(request: HttpRequest, payload: AssignIn) -> Status[dict[str, Any]]:
     doctor = require_roles(request, [Role.DOCTOR])
     if payload.due_at is not None:
@@ -97,39 +109,49 @@ def assign(request: HttpRequest, payload: AssignIn) -> Status[dict[str, Any]]:
     return Status(201, {"items": [_assignment_out(doctor, selectors.assignment_row(a)) for a in created]})
 
 
-@router.get("/assignments", summary="量表任务列表（患者：本人及家庭成员；医生：我的患者）")
+@router.get("/assignments", response=AssignmentListOut, summary="量表任务列表（患者：本人及家庭成员；医生：我的患者）")
 def assignment_list(
-    request: HttpRequest, patient_id: int | None = None, status: str = "", limit: int = 50, offset: int = 0
+    request: HttpRequest, params: Query[PageParams], patient_id: int | None = None, status: str = ""
 ) -> dict[str, Any]:
     user = require_roles(request, [Role.PATIENT, Role.DOCTOR])
     if status and status not in Assignment.Status.values:
         raise ApiError("validation_error", "状态无效", status=422)
     qs = selectors.assignments_query(user, patient_id=patient_id, status=status).select_related("result")
-    rows, count = _page(qs, limit, offset)
-    return {"items": [_assignment_out(user, selectors.assignment_row(a)) for a in rows], "count": count}
+    return page(qs, params, lambda rows: [_assignment_out(user, selectors.assignment_row(a)) for a in rows])
 
 
-@router.get("/assignments/{assignment_id}", summary="量表任务详情（患者填写用：题目与已保存答案）")
+@router.get(
+    "/assignments/{assignment_id}",
+    response=AssignmentFillingOut,
+    summary="量表任务详情（患者填写用：题目与已保存答案）",
+)
 def assignment_detail(request: HttpRequest, assignment_id: int) -> dict[str, Any]:
     user = require_roles(request, [Role.PATIENT, Role.DOCTOR])
     a = selectors.assignment_visible(user, assignment_id)
     return _assignment_out(user, selectors.assignment_for_filling(a))
 
 
-@router.post("/assignments/{assignment_id}/answers", summary="保存答案（可多次，提交前可修改）")
+@router.post(
+    "/assignments/{assignment_id}/answers", response=AssignmentFillingOut, summary="保存答案（可多次，提交前可修改）"
+)
 def answers_save(request: HttpRequest, assignment_id: int, payload: AnswersIn) -> dict[str, Any]:
     user = require_roles(request, [Role.PATIENT])
     return _assignment_out(user, services.answers_save(user=user, assignment_id=assignment_id, answers=payload.answers))
 
 
-@router.post("/assignments/{assignment_id}/submit", summary="提交并计分（提交后答案不可更改）")
+@router.post(
+    "/assignments/{assignment_id}/submit",
+    response=ReportOut,
+    exclude_unset=True,
+    summary="提交并计分（提交后答案不可更改）",
+)
 def submit(request: HttpRequest, assignment_id: int, payload: SubmitIn) -> dict[str, Any]:
     user = require_roles(request, [Role.PATIENT])
     result = services.assignment_submit(user=user, assignment_id=assignment_id, answers=payload.answers)
-    return selectors.patient_report(result)
+    return {**selectors.patient_report(result), "kind": "patient"}
 
 
-@router.post("/assignments/{assignment_id}/cancel", summary="取消量表任务（医生）")
+@router.post("/assignments/{assignment_id}/cancel", response=AssignmentOut, summary="取消量表任务（医生）")
 def cancel(request: HttpRequest, assignment_id: int) -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
     return _assignment_out(
@@ -152,13 +174,26 @@ def _report(user: User, result_id: int) -> dict[str, Any]:
     return report
 
 
-@router.get("/results/{result_id}", summary="测评报告（患者：通俗版；医生：临床版，含逐题作答和趋势）")
+@router.get(
+    "/results/{result_id}",
+    response=ReportOut,
+    exclude_unset=True,
+    summary="测评报告（患者：通俗版；医生：临床版，含逐题作答和趋势）",
+)
 def result_report(request: HttpRequest, result_id: int) -> dict[str, Any]:
     user = require_roles(request, [Role.PATIENT, Role.DOCTOR])
     return _report(user, result_id)
 
 
-@router.get("/results/{result_id}/print", summary="可打印报告（HTML）")
+@router.get(
+    "/results/{result_id}/print",
+    summary="可打印报告（HTML）",
+    openapi_extra={
+        "responses": {
+            200: {"description": "可打印的 HTML 报告", "content": {"text/html": {"schema": {"type": "string"}}}}
+        }
+    },
+)
 def result_print(request: HttpRequest, result_id: int) -> HttpResponse:
     user = require_roles(request, [Role.PATIENT, Role.DOCTOR])
     report = _report(user, result_id)
@@ -170,32 +205,37 @@ def result_print(request: HttpRequest, result_id: int) -> HttpResponse:
     return HttpResponse(html, content_type="text/html; charset=utf-8")
 
 
-@router.post("/results/{result_id}/sign", response={201: dict}, summary="医生填写意见并签名（签名后不可修改）")
+@router.post("/results/{result_id}/sign", response={201: ReviewOut}, summary="医生填写意见并签名（签名后不可修改）")
 def result_sign(request: HttpRequest, result_id: int, payload: NoteIn) -> Status[dict[str, Any]]:
     doctor = require_roles(request, [Role.DOCTOR])
     review = services.result_sign(doctor=doctor, result_id=result_id, note=payload.note)
-    return Status(201, selectors.review_view(review.result) or {})
+    view = selectors.review_view(review.result)
+    assert view is not None  # just signed
+    return Status(201, view)
 
 
 # --- alerts ----------------------------------------------------------------------------------
 
 
-@router.get("/alerts", summary="危急预警（我负责的及升级给我的）")
-def alert_list(request: HttpRequest, status: str = "", limit: int = 50, offset: int = 0) -> dict[str, Any]:
+@router.get("/alerts", response=AlertListOut, summary="危急预警（我负责的及升级给我的）")
+def alert_list(request: HttpRequest, params: Query[PageParams], status: str = "") -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
     if status and status != "active" and status not in Alert.Status.values:
         raise ApiError("validation_error", "状态无效", status=422)
-    rows, count = _page(selectors.alerts_query(doctor, status=status), limit, offset)
-    return {"items": [_alert_out(selectors.alert_row(a)) for a in rows], "count": count}
+    return page(
+        selectors.alerts_query(doctor, status=status),
+        params,
+        lambda rows: [_alert_out(selectors.alert_row(a)) for a in rows],
+    )
 
 
-@router.get("/alerts/{alert_id}", summary="预警详情与处理记录")
+@router.get("/alerts/{alert_id}", response=AlertDetailOut, summary="预警详情与处理记录")
 def alert_detail(request: HttpRequest, alert_id: int) -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
     return _alert_out(selectors.alert_detail(selectors.alert_visible(doctor, alert_id)))
 
 
-@router.post("/alerts/{alert_id}/acknowledge", summary="确认预警")
+@router.post("/alerts/{alert_id}/acknowledge", response=AlertDetailOut, summary="确认预警")
 def alert_acknowledge(request: HttpRequest, alert_id: int, payload: NoteIn) -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
     return _alert_out(
@@ -203,7 +243,7 @@ def alert_acknowledge(request: HttpRequest, alert_id: int, payload: NoteIn) -> d
     )
 
 
-@router.post("/alerts/{alert_id}/close", summary="关闭预警（填写处理记录）")
+@router.post("/alerts/{alert_id}/close", response=AlertDetailOut, summary="关闭预警（填写处理记录）")
 def alert_close(request: HttpRequest, alert_id: int, payload: NoteIn) -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
     return _alert_out(selectors.alert_detail(services.alert_close(user=doctor, alert_id=alert_id, note=payload.note)))
@@ -217,12 +257,12 @@ def _duty_row(s: DutyShift) -> dict[str, Any]:
         "id": s.pk,
         "department": s.department,
         "doctor": {"id": s.doctor_id, "name": s.doctor.display_name},
-        "starts_at": s.starts_at.isoformat(),
-        "ends_at": s.ends_at.isoformat(),
+        "starts_at": s.starts_at,
+        "ends_at": s.ends_at,
     }
 
 
-@router.get("/duty", summary="值班表（今后及当前班次）")
+@router.get("/duty", response=DutyListOut, summary="值班表（今后及当前班次）")
 def duty_list(request: HttpRequest, department: str = "") -> dict[str, Any]:
     require_roles(request, [Role.DOCTOR, Role.SYSADMIN])
     qs = DutyShift.objects.select_related("doctor").filter(ends_at__gt=timezone.now()).order_by("starts_at")
@@ -231,7 +271,7 @@ def duty_list(request: HttpRequest, department: str = "") -> dict[str, Any]:
     return {"items": [_duty_row(s) for s in qs[:200]]}
 
 
-@router.post("/duty", response={201: dict}, summary="新增值班（系统管理员）")
+@router.post("/duty", response={201: DutyOut}, summary="新增值班（系统管理员）")
 def duty_create(request: HttpRequest, payload: DutyIn) -> Status[dict[str, Any]]:
     admin = require_roles(request, [Role.SYSADMIN])
     shift = services.duty_shift_create(

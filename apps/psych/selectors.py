@@ -136,6 +136,16 @@ def latest_scale(code: str) -> ScaleDefinition | None:
 
 
 # --- shaping -----------------------------------------------------------------------
+# Times are returned in UTC whatever offset they were written with (a due time
+# given as +08:00 comes back in UTC on create and on read alike).
+
+
+def _utc(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat()
+
+
+def _utc_or_none(t: dt.datetime | None) -> str | None:
+    return _utc(t) if t is not None else None
 
 
 def age_of(patient: Patient, today: dt.date | None = None) -> int:
@@ -200,17 +210,18 @@ def assignment_row(a: Assignment) -> dict[str, Any]:
         "status": a.status,
         "status_label": Assignment.Status(a.status).label,
         "overdue": is_overdue(a),
-        "due_at": a.due_at.isoformat(),
+        "due_at": _utc(a.due_at),
         "note": a.note,
         "assigned_by": {"id": a.assigned_by_id, "name": a.assigned_by.display_name},
-        "created_at": a.created_at.isoformat(),
-        "submitted_at": a.submitted_at.isoformat() if a.submitted_at else None,
+        "created_at": _utc(a.created_at),
+        "submitted_at": _utc_or_none(a.submitted_at),
         "answered": len(a.draft_answers or {}),
         "result_id": result.pk if result else None,
+        "band": result.band_code if result else "",
         "band_label": result.band_label if result else "",
         "band_severity": result.band_severity if result else None,
         "standard_score": result.standard_score if result else None,
-        "critical": bool(result.critical) if result else False,
+        "critical": critical_items(result) if result else [],
     }
 
 
@@ -230,7 +241,19 @@ def assignment_for_filling(a: Assignment) -> dict[str, Any]:
 
 def _band_table(result: Result) -> list[dict[str, Any]]:
     bands = result.scale.data["norms"][result.norm]["bands"]
-    return [{"min": b["min"], "max": b["max"], "label": b["label"], "severity": b["severity"]} for b in bands]
+    return [
+        {"code": b["code"], "min": b["min"], "max": b["max"], "label": b["label"], "severity": b["severity"]}
+        for b in bands
+    ]
+
+
+def critical_items(result: Result) -> list[dict[str, Any]]:
+    """The one ``critical`` shape of every response: the critical items that
+    fired (code, item, value, label, action), [] when none."""
+    return [
+        {"code": c["code"], "item": c["item"], "value": c["value"], "label": c["label"], "action": c.get("action", "")}
+        for c in result.critical
+    ]
 
 
 def _score_range(result: Result) -> list[int]:
@@ -252,7 +275,7 @@ def review_view(result: Result) -> dict[str, Any] | None:
     return {
         "note": review.note,
         "signed_by": {"id": review.signed_by_id, "name": review.signed_by.display_name},
-        "signed_at": review.signed_at.isoformat(),
+        "signed_at": _utc(review.signed_at),
         "signature_valid": review.signature == review_signature(result, review.note, review.signed_by_id),
     }
 
@@ -261,13 +284,14 @@ def result_summary(r: Result) -> dict[str, Any]:
     return {
         "result_id": r.pk,
         "assignment_id": r.assignment_id,
-        "submitted_at": r.submitted_at.isoformat(),
+        "submitted_at": _utc(r.submitted_at),
         "raw_score": r.raw_score,
         "standard_score": r.standard_score,
+        "band": r.band_code,
         "band_label": r.band_label,
         "band_severity": r.band_severity,
         "norm_label": r.norm_label,
-        "critical": bool(r.critical),
+        "critical": critical_items(r),
     }
 
 
@@ -285,16 +309,18 @@ def patient_report(result: Result) -> dict[str, Any]:
         "assignment_id": result.assignment_id,
         "patient": patient_brief(result.patient),
         "scale": scale_brief(result.scale),
-        "submitted_at": result.submitted_at.isoformat(),
+        "submitted_at": _utc(result.submitted_at),
         "raw_score": result.raw_score,
         "standard_score": result.standard_score,
         "uses_standard_score": scale["scoring"]["multiplier"] != "1",
         "score_range": _score_range(result),
+        "band": result.band_code,
         "band_label": result.band_label,
         "band_severity": result.band_severity,
         "advice": _band_advice(result),
         "norm_label": result.norm_label,
         "flags": [f["label"] for f in result.flags],
+        "critical": critical_items(result),
         "needs_help": bool(result.critical),
         "help_text": HELP_TEXT if result.critical else "",
         "disclaimer": DISCLAIMER,
@@ -305,7 +331,7 @@ def patient_report(result: Result) -> dict[str, Any]:
 
 def clinical_report(result: Result) -> dict[str, Any]:
     scale = result.scale.data
-    critical_items = {c["item"] for c in result.critical}
+    critical_nos = {c["item"] for c in result.critical}
     items = []
     for it in scale["items"]:
         value = result.answers.get(str(it["no"]))
@@ -316,7 +342,7 @@ def clinical_report(result: Result) -> dict[str, Any]:
                 "text": it["text"],
                 "value": value,
                 "answer": label,
-                "critical": it["no"] in critical_items,
+                "critical": it["no"] in critical_nos,
             }
         )
     a = result.assignment
@@ -326,8 +352,8 @@ def clinical_report(result: Result) -> dict[str, Any]:
         "assignment": {
             "id": a.pk,
             "assigned_by": {"id": a.assigned_by_id, "name": a.assigned_by.display_name},
-            "created_at": a.created_at.isoformat(),
-            "due_at": a.due_at.isoformat(),
+            "created_at": _utc(a.created_at),
+            "due_at": _utc(a.due_at),
         },
         "scale_version": result.scale.version,
         "time_frame": scale["time_frame"],
@@ -335,7 +361,6 @@ def clinical_report(result: Result) -> dict[str, Any]:
         "rounding_label": ROUNDING_LABELS.get(result.rounding, result.rounding),
         "multiplier": scale["scoring"]["multiplier"],
         "items": items,
-        "critical": result.critical,
         "bands": _band_table(result),
         "alerts": alerts,
         "licence": scale["licence"],
@@ -359,11 +384,11 @@ def alert_row(alert: Alert) -> dict[str, Any]:
         "label": alert.label,
         "doctor_id": alert.doctor_id,
         "escalated_to_id": alert.escalated_to_id,
-        "escalated_at": alert.escalated_at.isoformat() if alert.escalated_at else None,
+        "escalated_at": _utc_or_none(alert.escalated_at),
         "acknowledged_by_id": alert.acknowledged_by_id,
-        "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None,
-        "ack_deadline": alert.ack_deadline.isoformat(),
-        "created_at": alert.created_at.isoformat(),
+        "acknowledged_at": _utc_or_none(alert.acknowledged_at),
+        "ack_deadline": _utc(alert.ack_deadline),
+        "created_at": _utc(alert.created_at),
     }
 
 
@@ -376,7 +401,7 @@ def alert_detail(alert: Alert) -> dict[str, Any]:
                 "action": e.action,
                 "action_label": e.get_action_display(),
                 "actor": e.actor.display_name if e.actor else "系统",
-                "at": e.at.isoformat(),
+                "at": _utc(e.at),
                 "note": e.note,
             }
             for e in events

@@ -4,8 +4,11 @@ happens; answers cannot change after submit."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from apps.accounts.models import SandboxOutbox
 from apps.accounts.roles import Role
@@ -213,3 +216,31 @@ def test_norm_and_rounding_settings_apply_and_are_reported(care, settings) -> No
     clinical = care.doctor.api().get(f"/psych/results/{report['result_id']}").json()
     assert clinical["rounding"] == "round" and clinical["rounding_label"] == "四舍五入"
     assert not Alert.objects.exists()  # item 19 answered 1: below the alert rule
+
+
+def test_results_carry_the_band_code_one_critical_shape_and_utc_times(care) -> None:
+    """Issue 9: ``band`` beside ``band_label``; ``critical`` is always a list of
+    critical items ([] when none); times come back in UTC on create and read."""
+    d = care.doctor.api()
+    due_at = (timezone.now() + dt.timedelta(days=3)).astimezone(dt.timezone(dt.timedelta(hours=8)))
+    created = d.post(
+        "/psych/assignments", {"patient_id": care.child.pk, "scale_codes": ["PHQ-9"], "due_at": due_at.isoformat()}
+    )
+    assert created.status_code == 201, created.json()
+    (item,) = created.json()["items"]
+    assert item["due_at"].endswith("Z") and item["critical"] == [] and item["band"] == ""
+    read = care.account.api().get(f"/psych/assignments/{item['id']}").json()
+    assert read["due_at"] == item["due_at"]
+    assert dt.datetime.fromisoformat(item["due_at"]) == due_at.replace(microsecond=due_at.microsecond // 1000 * 1000)
+    p = care.account.api()
+    report = p.post(f"/psych/assignments/{item['id']}/submit", {"answers": PHQ9_ANSWERS | {"9": 1}}).json()
+    assert (report["band"], report["band_label"], report["kind"]) == ("mild", "轻度抑郁", "patient")
+    assert [c["code"] for c in report["critical"]] == ["suicide_risk"] and report["needs_help"] is True
+    assert "items" not in report  # the clinical part stays out of the patient version
+    listed = p.get("/psych/assignments").json()["items"][0]
+    assert listed["band"] == "mild" and listed["critical"] == report["critical"]
+    clinical = d.get(f"/psych/results/{report['result_id']}").json()
+    assert clinical["kind"] == "clinical" and clinical["critical"] == report["critical"]
+    assert clinical["trend"][0]["band"] == "mild" and clinical["trend"][0]["critical"] == report["critical"]
+    assert [b["code"] for b in clinical["bands"]][:2] == ["none", "mild"]
+    assert clinical["submitted_at"].endswith("Z") and clinical["alerts"][0]["created_at"].endswith("Z")
