@@ -1,0 +1,68 @@
+"""Every 2xx response of the API declares a typed body (issue 9).
+
+Walks ``/api/v1/openapi.json``: each 2xx response of each operation must have
+a JSON content schema that is a ``$ref`` to a component with declared
+properties (or an array of such refs). Untyped bodies (``{}``, a bare
+``object``, ``additionalProperties: true``) fail. A 204 without a body is
+fine, and so is a route that declares a non-JSON body (a file, printable
+HTML) by its content type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+NON_JSON = {"text/html", "application/octet-stream"}
+
+
+def _component(spec: dict[str, Any], ref: str) -> dict[str, Any]:
+    node: Any = spec
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node  # type: ignore[no-any-return]
+
+
+def _typed(spec: dict[str, Any], schema: dict[str, Any]) -> str | None:
+    """None when the schema is a typed component; otherwise why not."""
+    if schema.get("type") == "array":
+        return _typed(spec, schema.get("items") or {})
+    ref = schema.get("$ref")
+    if not ref:
+        return f"not a $ref: {schema}"
+    comp = _component(spec, ref)
+    if comp.get("additionalProperties") not in (None, False):
+        return f"{ref} allows additional properties"
+    if not comp.get("properties"):
+        return f"{ref} declares no properties"
+    return None
+
+
+def untyped_responses(spec: dict[str, Any]) -> list[str]:
+    problems = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            for status, response in op.get("responses", {}).items():
+                if not str(status).startswith("2"):
+                    continue
+                content = response.get("content") or {}
+                where = f"{method.upper()} {path} {status}"
+                if not content:
+                    if str(status) != "204":
+                        problems.append(f"{where}: no body declared")
+                    continue
+                for media, body in content.items():
+                    if media in NON_JSON:
+                        continue
+                    why = _typed(spec, body.get("schema") or {})
+                    if why:
+                        problems.append(f"{where}: {why}")
+    return problems
+
+
+@pytest.mark.django_db
+def test_every_2xx_response_has_a_typed_schema() -> None:
+    spec = Client().get("/api/v1/openapi.json").json()
+    problems = untyped_responses(spec)
+    assert not problems, f"{len(problems)} untyped 2xx responses:\n" + "\n".join(problems)
