@@ -8,7 +8,6 @@ compare an HMAC-SHA256 of the normalised value under a separate key.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import os
@@ -16,6 +15,9 @@ from functools import lru_cache
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
+
+from hub.signing import Purpose, derive_key
+from hub.signing import key_bytes as key_bytes  # re-exported: key decoding lives with the derivation
 
 _PREFIX = "v1:"
 
@@ -48,18 +50,10 @@ def lookup_hash(value: str, *, context: str) -> str:
     return hmac.new(key, f"{context}\x00{value}".encode(), hashlib.sha256).hexdigest()
 
 
-def key_bytes(value: str) -> bytes:
-    """A key setting as bytes: base64 of at least 32 bytes, else the text itself."""
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    return raw if len(raw) >= 32 else value.encode()
-
-
 def grant_key() -> bytes:
-    """Signs the short-lived grants the hub issues (media rooms and nodes, recording replay)."""
-    return key_bytes(settings.GRANT_SIGNING_KEY)
+    """Signs the short-lived grants the hub issues (media rooms and nodes, recording
+    replay): the ``grant`` purpose's derived key (``hub.signing``, ADR 0034)."""
+    return derive_key(Purpose.GRANT)
 
 
 def token_hash(token: str) -> str:

@@ -1,8 +1,13 @@
 """Short-lived grants signed by the hub, verified by the media node.
 
 A grant is ``base64url(json payload) "." base64url(HMAC-SHA256)``; the payload
-carries its purpose (``room`` or ``replay``), subject and ``exp`` (Unix
-seconds). The engine trusts nothing else: no database, no session.
+carries its purpose (``room``, ``node`` or ``replay``), subject and ``exp``
+(Unix seconds). The engine trusts nothing else: no database, no session.
+
+The engine imports nothing of the hub, so this module keeps a same-format copy
+of ``hub.signing``: :func:`canonical_json` gives the same bytes, :func:`mac` is
+the same HMAC-SHA256. Keys come from the hub already derived per purpose (the
+grant key for grants, the manifest key for manifests; ADR 0034).
 """
 
 from __future__ import annotations
@@ -24,6 +29,16 @@ class GrantError(Exception):
         self.message = message
 
 
+def canonical_json(data: dict[str, Any]) -> bytes:
+    """Sorted keys, compact separators, UTF-8: the bytes ``hub.signing.canonical_json`` gives."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def mac(key: bytes, message: bytes) -> bytes:
+    """HMAC-SHA256 of ``message`` under an already derived ``key``."""
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -35,9 +50,8 @@ def _unb64(text: str) -> bytes:
 def sign_grant(payload: dict[str, Any], *, key: bytes, ttl_seconds: int, now: float | None = None) -> str:
     """Sign ``payload`` with an expiry ``ttl_seconds`` from now."""
     body = {**payload, "exp": int((now if now is not None else time.time()) + ttl_seconds)}
-    raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    mac = hmac.new(key, raw, hashlib.sha256).digest()
-    return f"{_b64(raw)}.{_b64(mac)}"
+    raw = canonical_json(body)
+    return f"{_b64(raw)}.{_b64(mac(key, raw))}"
 
 
 def verify_grant(token: str, *, key: bytes, purpose: str, now: float | None = None) -> dict[str, Any]:
@@ -45,10 +59,10 @@ def verify_grant(token: str, *, key: bytes, purpose: str, now: float | None = No
     try:
         raw_b64, mac_b64 = token.split(".", 1)
         raw = _unb64(raw_b64)
-        mac = _unb64(mac_b64)
+        claimed = _unb64(mac_b64)
     except (ValueError, TypeError) as exc:
         raise GrantError("grant.malformed", "授权凭证格式不正确") from exc
-    if not hmac.compare_digest(mac, hmac.new(key, raw, hashlib.sha256).digest()):
+    if not hmac.compare_digest(claimed, mac(key, raw)):
         raise GrantError("grant.invalid", "授权凭证无效")
     payload: dict[str, Any] = json.loads(raw)
     if payload.get("purpose") != purpose:

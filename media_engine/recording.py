@@ -43,6 +43,8 @@ import av
 
 from .codecs import EncodedPacket
 from .forwarding import TrackSource
+from .grants import canonical_json as canonical_json  # one canonical JSON in the engine
+from .grants import mac
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +57,11 @@ _MAX_PENDING = 500
 _RTP_HALF = 1 << 31  # half the 32-bit RTP timestamp range
 
 
-def canonical_json(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def seal_manifest(manifest: dict[str, Any], key: bytes) -> dict[str, Any]:
-    """Return ``manifest`` with its ``hmac`` field set (over every other field)."""
+    """Return ``manifest`` with its ``hmac`` field set (hex, over the canonical JSON
+    of every other field); ``key`` is the hub's derived manifest key."""
     body = {k: v for k, v in manifest.items() if k != "hmac"}
-    return {**body, "hmac": hmac.new(key, canonical_json(body), hashlib.sha256).hexdigest()}
+    return {**body, "hmac": mac(key, canonical_json(body)).hex()}
 
 
 def file_digest(path: Path) -> tuple[int, str]:

@@ -4,14 +4,12 @@ all take these from here."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import uuid
 from pathlib import Path
 
 from django.conf import settings
 
-from hub.crypto import key_bytes
+from hub.signing import Purpose, derive_key
 
 from .models import Recording
 
@@ -34,5 +32,6 @@ def recording_file(recording: Recording) -> Path:
 
 
 def manifest_key() -> bytes:
-    """Seals recording manifests; derived so it differs from every other key."""
-    return hmac.new(key_bytes(settings.AUDIT_HMAC_KEY), b"recording-manifest/v1", hashlib.sha256).digest()
+    """Seals recording manifests: the ``recording-manifest/v1`` purpose's derived key
+    (the same bytes as before ADR 0034, so manifests sealed earlier still verify)."""
+    return derive_key(Purpose.RECORDING_MANIFEST)

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from hub import signing
 from hub.context import current_request_meta
 
 from .models import AuditEvent, AuditHead
@@ -21,9 +22,15 @@ GENESIS = "0" * 64
 
 
 def _digest(prev_hash: str, fields: dict[str, Any]) -> str:
-    key = base64.b64decode(settings.AUDIT_HMAC_KEY)
-    body = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hmac.new(key, f"{prev_hash}|{body}".encode(), hashlib.sha256).hexdigest()
+    """HMAC-SHA256 over ``prev_hash|canonical JSON`` under the audit chain's derived key."""
+    return signing.seal(fields, signing.Purpose.AUDIT_CHAIN, prefix=f"{prev_hash}|")
+
+
+def _legacy_digest(prev_hash: str, fields: dict[str, Any]) -> str:
+    """The same message under the root key itself: how rows were chained before
+    ADR 0034. Only the verifier uses it, and only for the chain's leading rows."""
+    message = f"{prev_hash}|".encode() + signing.canonical_json(fields)
+    return hmac.new(base64.b64decode(settings.AUDIT_HMAC_KEY), message, hashlib.sha256).hexdigest()
 
 
 def _fields(event: AuditEvent) -> dict[str, Any]:
@@ -95,15 +102,23 @@ class VerifyResult:
 def audit_verify_chain() -> VerifyResult:
     """Walk the chain from the genesis and name the first row whose hash or link
     does not match. A deleted row shows up as a broken link at its successor; a
-    deleted tail shows up against the head."""
+    deleted tail shows up against the head.
+
+    Rows written before ADR 0034 were hashed under the root key; they are
+    accepted only as the chain's leading run: once a row verifies under the
+    derived key, every later row must too."""
     prev = GENESIS
     checked = 0
     last_id = 0
+    legacy_allowed = True
     for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
         checked += 1
         if event.prev_hash != prev:
             return VerifyResult(False, checked, event.id, "link")
-        if not hmac.compare_digest(_digest(event.prev_hash, _fields(event)), event.hash):
+        fields = _fields(event)
+        if hmac.compare_digest(_digest(event.prev_hash, fields), event.hash):
+            legacy_allowed = False
+        elif not (legacy_allowed and hmac.compare_digest(_legacy_digest(event.prev_hash, fields), event.hash)):
             return VerifyResult(False, checked, event.id, "hash")
         prev = event.hash
         last_id = event.id

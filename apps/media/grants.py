@@ -1,5 +1,9 @@
 """Media grants on the hub side (the media node only verifies): room grants for
-clients, and the authorisers of the node's RTMP and HTTP-FLV/HLS ports."""
+clients, and the authorisers of the node's RTMP and HTTP-FLV/HLS ports.
+
+Signed with ``hub.crypto.grant_key()``, the ``grant/v1`` key derived by
+``hub.signing`` (ADR 0034): the node is handed that key and verifies with
+``media_engine.grants``, the same format without the hub."""
 
 from __future__ import annotations
 

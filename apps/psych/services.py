@@ -7,11 +7,7 @@ event row and the audit record, and publishes after commit."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-import hmac
-import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -27,6 +23,7 @@ from apps.audit.services import audit_record
 from apps.core import lifecycle
 from apps.core.lifecycle import AuditEntry, Publication
 from apps.im.models import Conversation
+from hub import signing
 from hub.errors import ApiError, NotFound
 
 from . import errors, events, selectors
@@ -499,9 +496,9 @@ def alerts_escalate_due(*, now: dt.datetime | None = None) -> dict[str, int]:
 
 
 def review_signature(result: Result, note: str, signer_id: int) -> str:
-    """HMAC over what the doctor signs: the frozen scores and answers plus the note."""
-    key = hashlib.sha256(b"psych.review|" + base64.b64decode(settings.AUDIT_HMAC_KEY)).digest()
-    body = json.dumps(
+    """HMAC over what the doctor signs: the frozen scores and answers plus the note
+    (``hub.signing``, purpose ``psych-review/v1``)."""
+    return signing.seal(
         {
             "result": result.pk,
             "answers": result.answers,
@@ -512,11 +509,8 @@ def review_signature(result: Result, note: str, signer_id: int) -> str:
             "note": note,
             "signer": signer_id,
         },
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
+        signing.Purpose.PSYCH_REVIEW,
     )
-    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
 
 
 def result_sign(*, doctor: User, result_id: int, note: str) -> ResultReview:
