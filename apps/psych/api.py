@@ -55,6 +55,9 @@ ALERT_ACTIONS = ("acknowledge", "close")
 
 def _assignment_out(user: User, row: dict[str, Any]) -> dict[str, Any]:
     among = ASSIGNMENT_ACTIONS_BY_ROLE.get(user.role, ())
+    if user.role == Role.PATIENT:
+        # The instruction to the clinician is not the patient's to read.
+        row = {**row, "critical": [{**c, "action": ""} for c in row["critical"]]}
     return {**row, "allowed_actions": allowed_actions(ASSIGNMENT_TRANSITIONS, row["status"], among=among)}
 
 

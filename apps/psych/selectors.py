@@ -247,11 +247,18 @@ def _band_table(result: Result) -> list[dict[str, Any]]:
     ]
 
 
-def critical_items(result: Result) -> list[dict[str, Any]]:
+def critical_items(result: Result, *, clinical: bool = True) -> list[dict[str, Any]]:
     """The one ``critical`` shape of every response: the critical items that
-    fired (code, item, value, label, action), [] when none."""
+    fired (code, item, value, label, action), [] when none. ``action`` is the
+    instruction to the clinician: empty in what the patient reads."""
     return [
-        {"code": c["code"], "item": c["item"], "value": c["value"], "label": c["label"], "action": c.get("action", "")}
+        {
+            "code": c["code"],
+            "item": c["item"],
+            "value": c["value"],
+            "label": c["label"],
+            "action": c.get("action", "") if clinical else "",
+        }
         for c in result.critical
     ]
 
@@ -320,7 +327,7 @@ def patient_report(result: Result) -> dict[str, Any]:
         "advice": _band_advice(result),
         "norm_label": result.norm_label,
         "flags": [f["label"] for f in result.flags],
-        "critical": critical_items(result),
+        "critical": critical_items(result, clinical=False),
         "needs_help": bool(result.critical),
         "help_text": HELP_TEXT if result.critical else "",
         "disclaimer": DISCLAIMER,
@@ -349,6 +356,7 @@ def clinical_report(result: Result) -> dict[str, Any]:
     alerts = [alert_row(al) for al in result.alerts.select_related("patient", "result__scale").order_by("id")]
     return {
         **patient_report(result),
+        "critical": critical_items(result),
         "assignment": {
             "id": a.pk,
             "assigned_by": {"id": a.assigned_by_id, "name": a.assigned_by.display_name},

@@ -239,8 +239,14 @@ def test_results_carry_the_band_code_one_critical_shape_and_utc_times(care) -> N
     assert "items" not in report  # the clinical part stays out of the patient version
     listed = p.get("/psych/assignments").json()["items"][0]
     assert listed["band"] == "mild" and listed["critical"] == report["critical"]
+    # The instruction to the clinician is in what the doctor reads, never in the patient's.
+    assert all(c["action"] == "" for c in report["critical"] + listed["critical"])
     clinical = d.get(f"/psych/results/{report['result_id']}").json()
-    assert clinical["kind"] == "clinical" and clinical["critical"] == report["critical"]
-    assert clinical["trend"][0]["band"] == "mild" and clinical["trend"][0]["critical"] == report["critical"]
+    codes = [c["code"] for c in report["critical"]]
+    assert clinical["kind"] == "clinical" and [c["code"] for c in clinical["critical"]] == codes
+    assert all(c["action"] for c in clinical["critical"])
+    assert clinical["trend"][0]["band"] == "mild" and clinical["trend"][0]["critical"] == clinical["critical"]
+    doctor_list = d.get("/psych/assignments", patient_id=care.child.pk).json()["items"][0]
+    assert doctor_list["critical"] == clinical["critical"]
     assert [b["code"] for b in clinical["bands"]][:2] == ["none", "mild"]
     assert clinical["submitted_at"].endswith("Z") and clinical["alerts"][0]["created_at"].endswith("Z")
