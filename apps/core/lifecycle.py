@@ -55,6 +55,17 @@ class AuditEntry:
     detail: dict[str, Any] = field(default_factory=dict)
     actor_username: str = ""  # e.g. "system" when there is no actor
 
+    def write(self, actor: Any) -> None:
+        """Append this record (inside the caller's transaction)."""
+        audit_record(
+            action=self.action,
+            actor=actor,
+            actor_username=self.actor_username,
+            object_type=self.object_type,
+            object_id=self.object_id,
+            detail=self.detail,
+        )
+
 
 def next_status(table: Table, status: str, action: str) -> str | None:
     return table.get((status, action))
@@ -133,14 +144,7 @@ def transition(
                 reason=reason[:500],
             )
         if audit is not None:
-            audit_record(
-                action=audit.action,
-                actor=actor,
-                actor_username=audit.actor_username,
-                object_type=audit.object_type,
-                object_id=audit.object_id,
-                detail=audit.detail,
-            )
+            audit.write(actor)
         for topic, event, data in publish(obj) if publish is not None else ():
             publish_on_commit(topic, event, data)
     return obj

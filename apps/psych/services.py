@@ -329,15 +329,7 @@ def _alert_audit(alert: Alert, action: str, actor: User | None, detail: dict[str
 def _alert_log(alert: Alert, action: str, actor: User | None, note: str = "", **detail: Any) -> None:
     """An entry of the alert's own log that is not a status change (raised, notified, no on-duty)."""
     AlertEvent.objects.create(alert=alert, action=action, actor=actor, note=note[:500], detail=detail)
-    entry = _alert_audit(alert, action, actor, detail)
-    audit_record(
-        action=entry.action,
-        actor=actor,
-        actor_username=entry.actor_username,
-        object_type=entry.object_type,
-        object_id=entry.object_id,
-        detail=entry.detail,
-    )
+    _alert_audit(alert, action, actor, detail).write(actor)
 
 
 def _alert_publications(event: str) -> Callable[[Alert], list[Publication]]:

@@ -4,8 +4,6 @@ the doctor's player, still the same connection, gets the patient's camera back."
 
 from __future__ import annotations
 
-import json
-import random
 import time
 from typing import Any
 
@@ -13,30 +11,15 @@ import psutil
 import pytest
 from playwright.sync_api import expect
 
-from apps.accounts.roles import Role
-from apps.accounts.services import token_issue
-from apps.im.services import conversation_for_pair
 from media_engine.client import SubscriberClient, subscribe
-from tests.conftest import make_patient, make_staff
 from tests.e2e.helpers import patient_login
-from tests.e2e.test_media_room import LOCAL, Loop, http, sdp_signal
+from tests.e2e.test_media_room import LOCAL, Loop, sdp_signal, video_room
 
 pytestmark = pytest.mark.e2e
 
 
 def test_crashed_tab_republishes_and_the_doctor_keeps_playing(live_server_url: str, page: Any) -> None:
-    doctor = make_staff(Role.DOCTOR, "crashdoc")
-    phone = f"136{random.randint(0, 99_999_999):08d}"
-    patient = make_patient(phone, "王五")
-    room = f"conv-{conversation_for_pair(staff=doctor.user, patient=patient.user).pk}"
-    status, body = http(
-        f"{live_server_url}/api/v1/media/rooms/{room}/grant",
-        token=token_issue(user=doctor.user).raw,
-        body=b"{}",
-        content_type="application/json",
-    )
-    assert status == 200, body
-    grant = json.loads(body)
+    phone, room, grant = video_room(live_server_url, "crashdoc", "136", "王五")
     loop = Loop()
     sub: SubscriberClient | None = None
     try:

@@ -69,12 +69,13 @@ def sdp_signal(base: str, path: str, token: str) -> Any:
     return post
 
 
-def test_patient_h5_video_room_plays_the_doctor_and_publishes_the_camera(live_server_url: str, page: Any) -> None:
-    doctor = make_staff(Role.DOCTOR, "videodoc")
-    phone = f"135{random.randint(0, 99_999_999):08d}"
-    patient = make_patient(phone, "李四")
+def video_room(live_server_url: str, doctor_username: str, phone_prefix: str, name: str) -> tuple[str, str, Any]:
+    """A doctor and a patient with their conversation's video room; the doctor's side
+    asks the hub for a room grant like any client. Returns (patient phone, room, grant)."""
+    doctor = make_staff(Role.DOCTOR, doctor_username)
+    phone = f"{phone_prefix}{random.randint(0, 99_999_999):08d}"
+    patient = make_patient(phone, name)
     room = f"conv-{conversation_for_pair(staff=doctor.user, patient=patient.user).pk}"
-    # The doctor's side asks the hub for a room grant like any client.
     status, body = http(
         f"{live_server_url}/api/v1/media/rooms/{room}/grant",
         token=token_issue(user=doctor.user).raw,
@@ -82,7 +83,11 @@ def test_patient_h5_video_room_plays_the_doctor_and_publishes_the_camera(live_se
         content_type="application/json",
     )
     assert status == 200, body
-    grant = json.loads(body)
+    return phone, room, json.loads(body)
+
+
+def test_patient_h5_video_room_plays_the_doctor_and_publishes_the_camera(live_server_url: str, page: Any) -> None:
+    phone, room, grant = video_room(live_server_url, "videodoc", "135", "李四")
     video, audio = encode_h264(width=320, height=240, seconds=2.0, gop_frames=30), encode_opus(seconds=2.0)
     loop = Loop()
     pub: PublisherClient | None = None
