@@ -1,18 +1,15 @@
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 
 from apps.accounts.roles import Role
-from apps.accounts.services import token_issue
 from apps.im import services
 from apps.im.models import Message
-from hub.asgi import application
 from tests.conftest import make_patient, make_staff
+from tests.support.socket_client import SocketClient
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -27,46 +24,28 @@ def setup_pair() -> tuple[Any, Any, Any, Any]:
     return doctor, patient, a, b
 
 
-async def client_for(user: Any) -> WebsocketCommunicator:
-    token = await sync_to_async(lambda: token_issue(user=user).raw)()
-    comm = WebsocketCommunicator(application, "/ws/", headers=[(b"origin", b"http://127.0.0.1:8000")])
-    assert (await comm.connect())[0]
-    await comm.send_to(text_data=json.dumps({"type": "auth", "id": "a", "token": token}))
-    assert (await comm.receive_json_from(timeout=3))["type"] == "auth.ok"
-    return comm
-
-
-async def request(comm: WebsocketCommunicator, frame: dict[str, Any]) -> dict[str, Any]:
-    await comm.send_to(text_data=json.dumps(frame))
-    while True:
-        reply = await comm.receive_json_from(timeout=5)
-        if reply.get("reply_to") == frame["id"]:
-            return reply
-
-
 async def test_send_ack_fanout_and_resume() -> None:
     doctor, patient, conv, _ = await setup_pair()
-    d, p = await client_for(doctor.user), await client_for(patient.user)
-    assert (await request(p, {"type": "subscribe", "id": "s", "topic": f"conv:{conv.pk}"}))["ok"]
-    ack = await request(
-        d, {"type": "im.send", "id": "1", "conversation": conv.pk, "client_msg_id": "m1", "body": {"text": "您好"}}
+    d, p = await SocketClient.for_user(doctor.user), await SocketClient.for_user(patient.user)
+    assert (await p.subscribe(f"conv:{conv.pk}"))["ok"]
+    ack = await d.request(
+        {"type": "im.send", "id": "1", "conversation": conv.pk, "client_msg_id": "m1", "body": {"text": "您好"}}
     )
     assert ack["ok"] and ack["data"]["seq"] == 1 and not ack["data"]["duplicate"]
-    event = await p.receive_json_from(timeout=3)
+    event = await p.receive(timeout=3)
     assert event["event"] == "im.message" and event["data"]["seq"] == 1 and event["data"]["body"] == {"text": "您好"}
     # The ack means committed: the row is there.
     assert await sync_to_async(Message.objects.filter(conversation=conv, seq=1).exists)()
     # A retried send returns the first ack and fans nothing out again.
-    again = await request(
-        d, {"type": "im.send", "id": "2", "conversation": conv.pk, "client_msg_id": "m1", "body": {"text": "您好"}}
+    again = await d.request(
+        {"type": "im.send", "id": "2", "conversation": conv.pk, "client_msg_id": "m1", "body": {"text": "您好"}}
     )
     assert again["data"]["seq"] == 1 and again["data"]["duplicate"]
     assert await p.receive_nothing(timeout=0.3)
     # The patient drops off; the doctor sends three more; the patient resumes from seq 1.
-    await p.disconnect()
+    await p.close()
     for n in range(2, 5):
-        await request(
-            d,
+        await d.request(
             {
                 "type": "im.send",
                 "id": f"s{n}",
@@ -75,59 +54,59 @@ async def test_send_ack_fanout_and_resume() -> None:
                 "body": {"text": f"第{n}条"},
             },
         )
-    p = await client_for(patient.user)
-    page = await request(p, {"type": "im.sync", "id": "sync", "conversation": conv.pk, "after_seq": 1})
+    p = await SocketClient.for_user(patient.user)
+    page = await p.request({"type": "im.sync", "id": "sync", "conversation": conv.pk, "after_seq": 1})
     assert [m["seq"] for m in page["data"]["items"]] == [2, 3, 4] and not page["data"]["has_more"]
-    receipt = await request(p, {"type": "im.read", "id": "r", "conversation": conv.pk, "seq": 4})
+    receipt = await p.request({"type": "im.read", "id": "r", "conversation": conv.pk, "seq": 4})
     assert receipt["data"]["read_seq"] == 4
-    await d.disconnect()
-    await p.disconnect()
+    await d.close()
+    await p.close()
 
 
 async def test_a_member_of_a_cannot_touch_b() -> None:
     _doctor, patient, _a, b = await setup_pair()
-    p = await client_for(patient.user)
-    refused = await request(p, {"type": "subscribe", "id": "s", "topic": f"conv:{b.pk}"})
+    p = await SocketClient.for_user(patient.user)
+    refused = await p.subscribe(f"conv:{b.pk}")
     assert refused["type"] == "error" and refused["code"] == "topic.forbidden"
-    sync = await request(p, {"type": "im.sync", "id": "y", "conversation": b.pk, "after_seq": 0})
+    sync = await p.request({"type": "im.sync", "id": "y", "conversation": b.pk, "after_seq": 0})
     assert sync["type"] == "error" and sync["code"] == "im.not_member"
-    send = await request(
-        p, {"type": "im.send", "id": "x", "conversation": b.pk, "client_msg_id": "z", "body": {"text": "hi"}}
+    send = await p.request(
+        {"type": "im.send", "id": "x", "conversation": b.pk, "client_msg_id": "z", "body": {"text": "hi"}}
     )
     assert send["type"] == "error" and send["code"] == "not_found"
-    typing = await request(p, {"type": "im.typing", "id": "t", "conversation": b.pk})
+    typing = await p.request({"type": "im.typing", "id": "t", "conversation": b.pk})
     assert typing["type"] == "error"
     assert not await sync_to_async(Message.objects.filter(conversation=b).exists)()
-    await p.disconnect()
+    await p.close()
 
 
 async def test_typing_is_ephemeral() -> None:
     doctor, patient, conv, _ = await setup_pair()
-    d, p = await client_for(doctor.user), await client_for(patient.user)
-    await request(d, {"type": "subscribe", "id": "s", "topic": f"conv:{conv.pk}"})
-    await request(p, {"type": "im.typing", "id": "t", "conversation": conv.pk})
-    event = await d.receive_json_from(timeout=3)
+    d, p = await SocketClient.for_user(doctor.user), await SocketClient.for_user(patient.user)
+    await d.subscribe(f"conv:{conv.pk}")
+    await p.request({"type": "im.typing", "id": "t", "conversation": conv.pk})
+    event = await d.receive(timeout=3)
     assert event["event"] == "im.typing" and event["data"]["user"] == patient.user.pk
     assert not await sync_to_async(Message.objects.exists)()
-    await d.disconnect()
-    await p.disconnect()
+    await d.close()
+    await p.close()
 
 
 async def test_members_hear_of_new_messages_on_their_own_topic() -> None:
     doctor, patient, conv, _ = await setup_pair()
-    d, p = await client_for(doctor.user), await client_for(patient.user)
+    d, p = await SocketClient.for_user(doctor.user), await SocketClient.for_user(patient.user)
     # The patient watches only their own topic, not the conversation.
-    assert (await request(p, {"type": "subscribe", "id": "u", "topic": f"user:{patient.user.pk}"}))["ok"]
-    assert (await request(d, {"type": "subscribe", "id": "u", "topic": f"user:{doctor.user.pk}"}))["ok"]
-    await request(
-        d, {"type": "im.send", "id": "1", "conversation": conv.pk, "client_msg_id": "n1", "body": {"text": "新消息"}}
+    assert (await p.subscribe(f"user:{patient.user.pk}"))["ok"]
+    assert (await d.subscribe(f"user:{doctor.user.pk}"))["ok"]
+    await d.request(
+        {"type": "im.send", "id": "1", "conversation": conv.pk, "client_msg_id": "n1", "body": {"text": "新消息"}}
     )
-    event = await p.receive_json_from(timeout=3)
+    event = await p.receive(timeout=3)
     assert event["topic"] == f"user:{patient.user.pk}" and event["event"] == "im.notify"
     assert event["data"]["conversation"] == conv.pk and event["data"]["seq"] == 1
     assert await d.receive_nothing(timeout=0.3)  # the sender is not notified of its own message
-    await d.disconnect()
-    await p.disconnect()
+    await d.close()
+    await p.close()
 
 
 async def test_removed_member_stops_receiving_on_the_open_socket() -> None:
@@ -141,33 +120,33 @@ async def test_removed_member_stops_receiving_on_the_open_socket() -> None:
             title="康复群",
         )
     )()
-    d, p = await client_for(doctor.user), await client_for(patient.user)
+    d, p = await SocketClient.for_user(doctor.user), await SocketClient.for_user(patient.user)
     for topic in (f"conv:{conv.pk}", f"conv:{second.pk}"):
-        assert (await request(p, {"type": "subscribe", "id": topic, "topic": topic}))["ok"]
+        assert (await p.subscribe(topic))["ok"]
 
     async def send(conversation: int, n: int) -> None:
         frame = {"conversation": conversation, "client_msg_id": f"r{n}", "body": {"text": f"第{n}条"}}
-        assert (await request(d, {"type": "im.send", "id": f"x{n}", **frame}))["ok"]
+        assert (await d.request({"type": "im.send", "id": f"x{n}", **frame}))["ok"]
 
     await send(conv.pk, 1)
-    assert (await p.receive_json_from(timeout=3))["data"]["conversation"] == conv.pk
+    assert (await p.receive(timeout=3))["data"]["conversation"] == conv.pk
 
     removed = await sync_to_async(services.member_remove)(conversation=conv, user=patient.user, actor=doctor.user)
     assert removed
-    notice = await p.receive_json_from(timeout=3)
+    notice = await p.receive(timeout=3)
     assert notice == {"type": "unsubscribed", "topic": f"conv:{conv.pk}", "reason": "member_removed"}
 
     await send(conv.pk, 2)
     await send(second.pk, 3)
-    event = await p.receive_json_from(timeout=3)
+    event = await p.receive(timeout=3)
     assert event["event"] == "im.message" and event["data"]["conversation"] == second.pk, event
     assert await p.receive_nothing(timeout=0.3), "the removed conversation still reaches the socket"
     # Still connected and authorised for its other topics; the removed one is refused.
-    again = await request(p, {"type": "subscribe", "id": "again", "topic": f"conv:{conv.pk}"})
+    again = await p.subscribe(f"conv:{conv.pk}")
     assert again["type"] == "error" and again["code"] == "topic.forbidden"
-    assert (await request(p, {"type": "ping", "id": "ping"}))["type"] == "pong"
+    assert (await p.request({"type": "ping", "id": "ping"}))["type"] == "pong"
     # Removing again is a no-op that revokes and audits nothing more.
     assert not await sync_to_async(services.member_remove)(conversation=conv, user=patient.user)
     assert await p.receive_nothing(timeout=0.3)
-    await d.disconnect()
-    await p.disconnect()
+    await d.close()
+    await p.close()

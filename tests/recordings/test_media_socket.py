@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
 from apps.accounts.roles import Role
-from apps.accounts.services import token_issue
 from apps.audit.models import AuditEvent
 from apps.im.services import conversation_for_pair
 from apps.media import embedded
 from apps.media.control import send_command
-from hub.asgi import application
 from media_engine.client import publish_clips, subscribe
 from media_engine.synthetic import encode_h264, encode_opus
 from tests.conftest import make_patient, make_staff
 from tests.recordings.test_media_node import start_node
+from tests.support.socket_client import SocketClient
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -37,36 +33,6 @@ def setup_room() -> tuple[str, Any, Any, Any]:
     outsider = make_patient("13911115555", name="旁人")
     conv = conversation_for_pair(staff=doctor.user, patient=patient.user)
     return f"conv-{conv.pk}", doctor.user, patient.user, outsider.user
-
-
-async def connect(user: Any) -> WebsocketCommunicator:
-    token = await sync_to_async(lambda: token_issue(user=user).raw)()
-    comm = WebsocketCommunicator(application, "/ws/", headers=[(b"origin", b"http://127.0.0.1:8000")])
-    assert (await comm.connect())[0]
-    await comm.send_to(text_data=json.dumps({"type": "auth", "id": "a", "token": token}))
-    assert (await comm.receive_json_from(timeout=5))["type"] == "auth.ok"
-    return comm
-
-
-_ids = iter(range(1, 1_000_000))
-
-
-async def request(comm: WebsocketCommunicator, frame: dict[str, Any]) -> dict[str, Any]:
-    frame = {**frame, "id": f"r{next(_ids)}"}
-    await comm.send_to(text_data=json.dumps(frame))
-    while True:
-        reply = await comm.receive_json_from(timeout=20)
-        if reply.get("reply_to") == frame["id"]:
-            return reply
-
-
-def socket_signal(comm: WebsocketCommunicator, frame: dict[str, Any]) -> Callable[[str], Awaitable[str]]:
-    async def signal(sdp: str) -> str:
-        reply = await request(comm, {**frame, "sdp": sdp})
-        assert reply["type"] == "reply" and reply["ok"], reply
-        return str(reply["data"]["sdp"])
-
-    return signal
 
 
 @sync_to_async
@@ -87,28 +53,28 @@ async def test_publish_and_play_over_the_socket(tmp_path: Path) -> None:
     video, audio = encode_h264(width=320, height=240, seconds=2.0, gop_frames=30), encode_opus(seconds=2.0)
     with override_settings(MEDIA_EMBEDDED=True, MEDIA_NODE="embedded", RECORDINGS_ROOT=tmp_path):
         room, doctor, patient, outsider = await setup_room()
-        d, p, o = await connect(doctor), await connect(patient), await connect(outsider)
+        d, p, o = [await SocketClient.for_user(user, timeout=20) for user in (doctor, patient, outsider)]
         pub = sub = None
         try:
             # A non-member is refused, with the same code as the grant endpoint's.
             for kind in ("media.publish", "media.play"):
-                refused = await request(o, {"type": kind, "room": room, "sdp": OFFER})
+                refused = await o.request({"type": kind, "room": room, "sdp": OFFER})
                 assert refused["type"] == "error" and refused["code"] == "im.not_member", refused
-            not_room = await request(o, {"type": "media.play", "room": "conv-x", "sdp": OFFER})
+            not_room = await o.request({"type": "media.play", "room": "conv-x", "sdp": OFFER})
             assert not_room["code"] == "not_found"
             # An observer of the conversation may play but not publish.
-            w = await connect(await add_observer(room))
-            watcher = await request(w, {"type": "media.publish", "room": room, "sdp": OFFER})
+            w = await SocketClient.for_user(await add_observer(room), timeout=20)
+            watcher = await w.request({"type": "media.publish", "room": room, "sdp": OFFER})
             assert watcher["code"] == "media.publish_forbidden", watcher
-            await w.disconnect()
-            bad = await request(p, {"type": "media.publish", "room": room, "sdp": "hello"})
+            await w.close()
+            bad = await p.request({"type": "media.publish", "room": room, "sdp": "hello"})
             assert bad["code"] == "validation_error"
             # Nobody publishes yet: the player is told so at once (and retries).
-            early = await request(d, {"type": "media.play", "room": room, "sdp": OFFER})
+            early = await d.request({"type": "media.play", "room": room, "sdp": OFFER})
             assert early["code"] == "media.no_publisher", early
 
-            pub = await publish_clips(socket_signal(p, {"type": "media.publish", "room": room}), video, audio)
-            sub = await subscribe(socket_signal(d, {"type": "media.play", "room": room, "wait": 2}), encoded=False)
+            pub = await publish_clips(p.signal({"type": "media.publish", "room": room}), video, audio)
+            sub = await subscribe(d.signal({"type": "media.play", "room": room, "wait": 2}), encoded=False)
             got = await sub.wait_count("video", 30, timeout=20)
             first = got.first_frame
             assert (first.width, first.height) == (320, 240)
@@ -127,7 +93,7 @@ async def test_publish_and_play_over_the_socket(tmp_path: Path) -> None:
             )()
             assert "socket.play" in vias and "socket.publish" in vias
 
-            left = await request(p, {"type": "media.leave", "room": room})
+            left = await p.request({"type": "media.leave", "room": room})
             assert left["ok"] and left["data"]["peer"] == f"u{patient.pk}"
             assert embedded.engine().room(room).publishers == {}
         finally:
@@ -135,7 +101,7 @@ async def test_publish_and_play_over_the_socket(tmp_path: Path) -> None:
                 if client is not None:
                     await client.close()
             for comm in (d, p, o):
-                await comm.disconnect()
+                await comm.close()
             await embedded.shutdown()
 
 
@@ -149,30 +115,30 @@ async def test_socket_signaling_reaches_a_remote_media_node(tmp_path: Path) -> N
             # The node answers its command channel before any socket frame relies on it.
             assert (await send_command(name, "node.ping", "", timeout=30)).get("ok")
             room, doctor, patient, outsider = await setup_room()
-            d, p, o = await connect(doctor), await connect(patient), await connect(outsider)
+            d, p, o = [await SocketClient.for_user(user, timeout=20) for user in (doctor, patient, outsider)]
             pub = sub = None
             try:
-                refused = await request(o, {"type": "media.publish", "room": room, "sdp": OFFER})
+                refused = await o.request({"type": "media.publish", "room": room, "sdp": OFFER})
                 assert refused["code"] == "im.not_member", refused
-                pub = await publish_clips(socket_signal(p, {"type": "media.publish", "room": room}), video, audio)
-                sub = await subscribe(socket_signal(d, {"type": "media.play", "room": room, "wait": 3}), encoded=False)
+                pub = await publish_clips(p.signal({"type": "media.publish", "room": room}), video, audio)
+                sub = await subscribe(d.signal({"type": "media.play", "room": room, "wait": 3}), encoded=False)
                 got = await sub.wait_count("video", 30, timeout=20)
                 assert (got.first_frame.width, got.first_frame.height) == (320, 240)
                 # Nothing of this room lives in the hub process.
                 assert room not in embedded.engine().rooms
-                left = await request(p, {"type": "media.leave", "room": room})
+                left = await p.request({"type": "media.leave", "room": room})
                 assert left["ok"], left
                 # The publication ended on the node: a new player finds nobody to play.
                 await sub.close()
                 sub = None
-                again = await request(d, {"type": "media.play", "room": room, "sdp": OFFER})
+                again = await d.request({"type": "media.play", "room": room, "sdp": OFFER})
                 assert again["code"] == "media.no_publisher", again
             finally:
                 for client in (sub, pub):
                     if client is not None:
                         await client.close()
                 for comm in (d, p, o):
-                    await comm.disconnect()
+                    await comm.close()
                 await embedded.shutdown()
     finally:
         node.kill()

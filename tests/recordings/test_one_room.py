@@ -11,7 +11,6 @@ pairing; no traceback in any server log.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import re
@@ -27,11 +26,9 @@ from typing import Any
 
 import av
 import pytest
-import websockets
 from asgiref.sync import sync_to_async
 from django.db import connection
 from django.test import override_settings
-from websockets.typing import Origin
 
 from apps.accounts.roles import Role
 from apps.accounts.services import token_issue
@@ -44,6 +41,7 @@ from tests.conftest import make_patient, make_staff
 from tests.media_engine.test_live_out import decodes_as_h264_and_aac, ffmpeg_pull
 from tests.media_engine.test_rtmp import ffmpeg_push
 from tests.support.server import DaphneServer, free_port, production_env
+from tests.support.socket_client import SocketClient
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -177,39 +175,6 @@ def http_signal(server: DaphneServer, path: str, token: str, locations: list[str
     return post
 
 
-class Socket:
-    """The hub socket as an app uses it: auth, then request frames answered by id."""
-
-    def __init__(self, server: DaphneServer) -> None:
-        self.server = server
-        self.ids = itertools.count(1)
-        self.ws: Any = None
-
-    async def open(self, token: str) -> Socket:
-        self.ws = await websockets.connect(self.server.ws_url, origin=Origin(self.server.url))
-        assert (await self.request({"type": "auth", "token": token}))["type"] == "auth.ok"
-        return self
-
-    async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
-        frame_id = f"f{next(self.ids)}"
-        await self.ws.send(json.dumps({**frame, "id": frame_id}))
-        while True:
-            reply = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
-            if reply.get("reply_to") == frame_id:
-                return dict(reply)
-
-    def signal(self, frame: dict[str, Any]) -> Callable[[str], Awaitable[str]]:
-        async def send(sdp: str) -> str:
-            reply = await self.request({**frame, "sdp": sdp})
-            assert reply["type"] == "reply" and reply["ok"], reply
-            return str(reply["data"]["sdp"])
-
-        return send
-
-    async def close(self) -> None:
-        await self.ws.close()
-
-
 async def record(stack: Stack, token: str, room: str, seconds: float) -> Recording:
     server = stack.server
     started = await api(server, token, f"/media/rooms/{room}/recording/start")
@@ -240,7 +205,7 @@ async def test_every_protocol_reaches_one_room(stack: Stack, tmp_path: Path) -> 
         _http, "POST", f"{server.url}/api/v1/media/rooms/{room}/recording/stop", doctor, b"{}"
     )
     assert status == 404, body
-    socket = await Socket(server).open(doctor)
+    socket = await SocketClient.connect(server.ws_url, doctor, origin=server.url, timeout=30)
     video, audio = encode_h264(width=320, height=240, seconds=2.0, gop_frames=30), encode_opus(seconds=2.0)
     locations: list[str] = []
     try:

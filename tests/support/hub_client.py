@@ -1,37 +1,51 @@
 """A test client that behaves like the real apps: an outbox retried until
-acked, reconnect with backoff, resume from the last seq, dedupe by seq."""
+acked, reconnect with backoff, resume from the last seq, dedupe by seq.
+The socket itself is ``tests.support.socket_client.SocketClient``."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import json
 from typing import Any
 
 import websockets
+
+from tests.support.socket_client import Frame, SocketClient
 
 
 class HubClient:
     def __init__(self, ws_url: str, origin: str, token: str, conversation: int) -> None:
         self.ws_url, self.origin, self.token, self.conversation = ws_url, origin, token, conversation
-        self.ws: Any = None
-        self.ids = itertools.count(1)
-        self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.socket: SocketClient | None = None
         self.received: dict[int, dict[str, Any]] = {}  # seq -> message (dedupe by seq)
         self.deliveries = 0  # every im.message frame seen, duplicates included
         self.resyncs = 0
-        self.reader: asyncio.Task[None] | None = None
         self.background: asyncio.Task[None] | None = None
+
+    @property
+    def reader(self) -> asyncio.Task[None] | None:
+        """The open socket's reader; done once the connection is lost."""
+        return self.socket.reader if self.socket is not None else None
+
+    def _on_frame(self, frame: Frame) -> bool:
+        if frame.get("type") == "event" and frame.get("event") == "im.message":
+            self.deliveries += 1
+            self.received.setdefault(frame["data"]["seq"], frame["data"])
+            return True
+        if frame.get("type") == "resync":
+            self.resyncs += 1
+            self.background = asyncio.create_task(self.sync())
+            return True
+        return False
 
     async def connect(self, attempts: int = 100) -> None:
         delay = 0.05
         for _ in range(attempts):
             try:
-                self.ws = await websockets.connect(self.ws_url, origin=self.origin, open_timeout=2)
-                self.reader = asyncio.create_task(self._read())
-                await self.request({"type": "auth", "token": self.token}, expect="auth.ok")
-                await self.request({"type": "subscribe", "topic": f"conv:{self.conversation}"})
+                self.socket = await SocketClient.connect(
+                    self.ws_url, origin=self.origin, open_timeout=2, timeout=3, on_frame=self._on_frame
+                )
+                await self.socket.auth(self.token)
+                await self.socket.subscribe(f"conv:{self.conversation}", expect="reply")
                 await self.sync()
                 return
             except (TimeoutError, OSError, websockets.WebSocketException):
@@ -41,49 +55,14 @@ class HubClient:
         raise ConnectionError("could not connect")
 
     async def close(self) -> None:
-        if self.reader is not None:
-            self.reader.cancel()
-            with contextlib.suppress(BaseException):
-                await self.reader
-            self.reader = None
-        if self.ws is not None:
-            with contextlib.suppress(BaseException):
-                await self.ws.close()
-            self.ws = None
-        for fut in self.pending.values():
-            if not fut.done():
-                fut.set_exception(ConnectionError("closed"))
-        self.pending.clear()
-
-    async def _read(self) -> None:
-        try:
-            async for raw in self.ws:
-                frame = json.loads(raw)
-                reply_to = frame.get("reply_to")
-                if reply_to is not None and reply_to in self.pending:
-                    self.pending.pop(reply_to).set_result(frame)
-                elif frame.get("type") == "event" and frame.get("event") == "im.message":
-                    self.deliveries += 1
-                    self.received.setdefault(frame["data"]["seq"], frame["data"])
-                elif frame.get("type") == "resync":
-                    self.resyncs += 1
-                    self.background = asyncio.create_task(self.sync())
-        except websockets.WebSocketException:
-            pass
-        finally:
-            for fut in self.pending.values():
-                if not fut.done():
-                    fut.set_exception(ConnectionError("closed"))
+        if self.socket is not None:
+            await self.socket.close()
+            self.socket = None
 
     async def request(self, frame: dict[str, Any], expect: str = "reply", timeout: float = 3) -> dict[str, Any]:
-        frame_id = str(next(self.ids))
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.pending[frame_id] = fut
-        await self.ws.send(json.dumps({**frame, "id": frame_id}))
-        reply = await asyncio.wait_for(fut, timeout)
-        if reply["type"] != expect:
-            raise RuntimeError(f"unexpected reply {reply}")
-        return reply
+        if self.socket is None:
+            raise ConnectionError("not connected")
+        return await self.socket.request(frame, expect=expect, timeout=timeout)
 
     async def sync(self) -> None:
         """Fetch exactly what is missing after the highest contiguous seq."""
@@ -109,7 +88,7 @@ class HubClient:
         stop = loop.time() + deadline
         while loop.time() < stop:
             try:
-                if self.ws is None:
+                if self.socket is None:
                     await self.connect()
                 reply = await self.request(
                     {
