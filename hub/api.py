@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -21,7 +20,7 @@ from apps.psych.api import router as psych_router
 from recordings.api import router as recordings_router
 
 from .auth import BearerAuth
-from .errors import ApiError
+from .errors import ApiError, HubCode, HubError, NotFound, error_response
 from .realtime.api import router as realtime_router
 
 log = logging.getLogger(__name__)
@@ -36,15 +35,12 @@ api = NinjaAPI(
 )
 
 
-def _error(
-    request: HttpRequest, status: int, code: str, message: str, detail: dict[str, Any] | None = None
-) -> HttpResponse:
-    return api.create_response(request, {"code": code, "message": message, "detail": detail or {}}, status=status)
+# Every handler answers through hub.errors.error_response: the one place the body is built.
 
 
 @api.exception_handler(ApiError)
 def on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
-    return _error(request, exc.status, exc.code, exc.message, exc.detail)
+    return error_response(exc)
 
 
 @api.exception_handler(ValidationError)
@@ -53,33 +49,32 @@ def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespo
     for err in exc.errors:
         loc = [str(part) for part in err.get("loc", []) if part not in ("body", "payload", "query", "path")]
         fields.append({"field": ".".join(loc), "problem": err.get("msg", "")})
-    return _error(request, 422, "validation_error", "提交的数据格式不正确", {"fields": fields})
+    return error_response(HubError(HubCode.VALIDATION_ERROR, fields=fields))
 
 
 @api.exception_handler(AuthenticationError)
 def on_auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    return _error(request, 401, "auth.unauthenticated", "登录已失效，请重新登录")
+    return error_response(HubError(HubCode.UNAUTHENTICATED))
 
 
 @api.exception_handler(Http404)
 def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-    return _error(request, 404, "not_found", "对象不存在或无权访问")
+    return error_response(NotFound())
 
 
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    return _error(request, exc.status_code, f"http_{exc.status_code}", str(exc.message))
+    # ninja's own refusals (unparsable body, CSRF, throttling): no table of ours lists them.
+    return error_response(HubError.unlisted(f"http_{exc.status_code}", exc.status_code, str(exc.message)))
 
 
 @api.exception_handler(Exception)
 def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     if isinstance(exc, OperationalError | InterfaceError | DatabaseError):
         log.warning("database unavailable: %s", exc)
-        return _error(request, 503, "service_unavailable", "服务暂时不可用，请稍后重试")
+        return error_response(HubError(HubCode.SERVICE_UNAVAILABLE))
     log.exception("unhandled error on %s", request.path)
-    return _error(
-        request, 500, "internal_error", "系统繁忙，请稍后重试", {"request_id": getattr(request, "request_id", "")}
-    )
+    return error_response(HubError(HubCode.INTERNAL_ERROR, request_id=getattr(request, "request_id", "")))
 
 
 api.add_router("/auth/", auth_router, tags=["登录认证"])

@@ -26,7 +26,7 @@ from hub.crypto import grant_key
 from media_engine.grants import sign_grant
 from media_engine.recording import recover_manifest, verify_manifest
 
-from .errors import ManifestInvalid, ReplayRefused
+from .errors import ManifestInvalid, RecordingCode, ReplayRefused
 from .models import RECORDING_TRANSITIONS, Recording
 from .storage import manifest_key, recording_file, recordings_root, storage_path
 
@@ -84,7 +84,7 @@ def recording_finish(
         "recover" if manifest.get("recovered") else "finish",
         table=RECORDING_TRANSITIONS,
         actor=None,
-        code="recording.transition_refused",
+        code=RecordingCode.TRANSITION_REFUSED,
         reason=reason,
         fields=["duration_seconds", "size", "sha256", "manifest", "ended_at"],
         audit=audit,

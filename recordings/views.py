@@ -7,11 +7,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
 from hub.crypto import grant_key
+from hub.errors import HubCode, HubError, NotFound, renders_errors
 from media_engine.grants import GrantError, verify_grant
 
 from .models import Recording
@@ -19,10 +20,6 @@ from .storage import recording_file
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 64 * 1024
-
-
-def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"code": code, "message": message, "detail": {}}, status=status)
 
 
 def _read(path: Path, start: int, length: int) -> Iterator[bytes]:
@@ -37,21 +34,22 @@ def _read(path: Path, start: int, length: int) -> Iterator[bytes]:
 
 
 @require_GET
+@renders_errors
 def recording_replay_file(request: HttpRequest, public_id: uuid.UUID) -> HttpResponseBase:
     """The MP4 of a recording, for a holder of an unexpired replay grant (URL ``grant``)."""
     token = request.GET.get("grant", "")
     try:
         grant = verify_grant(token, key=grant_key(), purpose="replay")
     except GrantError as exc:
-        return _error(403, exc.code, exc.message)
+        raise HubError.from_grant(exc.code, exc.message) from None
     if grant.get("rec") != str(public_id):
-        return _error(403, "grant.invalid", "授权凭证无效")
+        raise HubError(HubCode.GRANT_INVALID)
     recording = Recording.objects.filter(public_id=public_id).first()
     if recording is None:
-        return _error(404, "not_found", "录像不存在或无权访问")
+        raise NotFound("录像")
     path = recording_file(recording)
     if not path.exists():
-        return _error(404, "not_found", "录像文件不存在")
+        raise HubError(HubCode.NOT_FOUND, "录像文件不存在")
     size = path.stat().st_size
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-store"}
     match = _RANGE.match(request.headers.get("Range", "").strip())

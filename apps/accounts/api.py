@@ -9,11 +9,12 @@ from ninja import Query, Router, Status
 
 from apps.audit.services import audit_record
 from hub.auth import require_roles
-from hub.errors import ApiError
+from hub.errors import HubCode, HubError
 from hub.middleware import client_ip
 from hub.pagination import PageParams, page
 
-from . import errors, selectors, services
+from . import selectors, services
+from .errors import AuthCode, AuthError
 from .models import AuthToken, User
 from .roles import Role
 from .schemas import (
@@ -69,12 +70,7 @@ def staff_login(request: HttpRequest, payload: StaffLoginIn) -> dict[str, Any]:
         client=_client(request) or "console",
     )
     if result.issued is None:
-        raise ApiError(
-            "auth.password_expired",
-            "密码已过期或为初始密码，请先修改密码",
-            status=403,
-            detail={"change_token": result.change_token},
-        )
+        raise AuthError(AuthCode.PASSWORD_EXPIRED, change_token=result.change_token)
     return _token_out(result.issued)
 
 
@@ -86,7 +82,7 @@ def password_change(request: HttpRequest, payload: PasswordChangeIn) -> Status[N
         header = request.headers.get("Authorization", "")
         live = services.token_authenticate(header[7:]) if header.startswith("Bearer ") else None
     if live is None:
-        raise errors.unauthenticated()
+        raise HubError(HubCode.UNAUTHENTICATED)
     services.password_change(user=live.user, old_password=payload.old_password, new_password=payload.new_password)
     return Status(204, None)
 

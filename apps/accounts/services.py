@@ -20,12 +20,12 @@ from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
 from apps.notifications.services import notification_enqueue
 from hub import crypto
-from hub.errors import ApiError, Forbidden, NotFound
+from hub.errors import Forbidden, Invalid, NotFound
 from hub.realtime.sessions import end_sessions_on_commit
 from hub.sqlutil import as_datetime
 
-from . import errors
 from .adapters import MiniProgramLoginError, miniprogram_adapter
+from .errors import AuthCode, AuthError
 from .idcard import InvalidIdNumber, parse_id_number
 from .models import (
     AuthToken,
@@ -197,10 +197,10 @@ def _throttle_check(username: str, ip: str) -> None:
     row = LoginThrottle.objects.filter(username=username, ip=ip).first()
     now = timezone.now()
     if row and row.locked_until and row.locked_until > now:
-        raise errors.locked(int((row.locked_until - now).total_seconds()) + 1)
+        raise AuthError(AuthCode.LOCKED, retry_after_seconds=int((row.locked_until - now).total_seconds()) + 1)
 
 
-def _throttle_fail(username: str, ip: str, user: User | None, error: ApiError | None = None) -> NoReturn:
+def _throttle_fail(username: str, ip: str, user: User | None, error: AuthError | None = None) -> NoReturn:
     now = timezone.now()
     window = dt.timedelta(minutes=settings.LOGIN_LOCK_MINUTES)
     with transaction.atomic():
@@ -233,8 +233,8 @@ def _throttle_fail(username: str, ip: str, user: User | None, error: ApiError | 
                 detail={"until": row.locked_until.isoformat()},
             )
     if row.locked_until:
-        raise errors.locked(int(window.total_seconds()))
-    raise error or errors.invalid_credentials()
+        raise AuthError(AuthCode.LOCKED, retry_after_seconds=int(window.total_seconds()))
+    raise error or AuthError(AuthCode.INVALID_CREDENTIALS)
 
 
 def totp_verify(user: User, code: str) -> bool:
@@ -265,10 +265,10 @@ def staff_login(*, username: str, password: str, otp: str = "", ip: str = "", cl
     assert user is not None
     if user.role in TOTP_ROLES:
         if not otp:
-            raise errors.otp_required()
+            raise AuthError(AuthCode.OTP_REQUIRED)
         if not totp_verify(user, otp):
             audit_record(action="auth.mfa_failed", actor=user, result=AuditEvent.Result.FAILED)
-            _throttle_fail(username, ip, user, error=errors.otp_invalid())
+            _throttle_fail(username, ip, user, error=AuthError(AuthCode.OTP_INVALID))
         audit_record(action="auth.mfa_ok", actor=user)
     LoginThrottle.objects.filter(username=username, ip=ip).delete()
     if password_expired(user):
@@ -290,12 +290,12 @@ def _check_dummy(password: str) -> bool:
 def password_change(*, user: User, old_password: str, new_password: str) -> None:
     if not user.check_password(old_password):
         audit_record(action="auth.password_change", actor=user, result=AuditEvent.Result.FAILED)
-        raise errors.invalid_credentials()
+        raise AuthError(AuthCode.INVALID_CREDENTIALS)
     problems = password_problems(new_password, user=user)
     if user.check_password(new_password) and "不能与最近" not in "".join(problems):
         problems.append("新密码不能与当前密码相同")
     if problems:
-        raise ApiError("auth.password_weak", "密码不符合安全要求", status=422, detail={"reasons": problems})
+        raise AuthError(AuthCode.PASSWORD_WEAK, reasons=problems)
     with transaction.atomic():
         if user.has_usable_password():
             PasswordHistory.objects.create(user=user, password=user.password)
@@ -315,7 +315,7 @@ def _normalise_phone(phone: str) -> str:
     if phone.startswith("+86"):
         phone = phone[3:]
     if not PHONE_RE.match(phone):
-        raise ApiError("validation_error", "请输入正确的手机号", status=422, detail={"field": "phone"})
+        raise Invalid("请输入正确的手机号", field="phone")
     return phone
 
 
@@ -331,17 +331,13 @@ def sms_send(*, phone: str, ip: str = "") -> None:
     interval = settings.OTP_SEND_INTERVAL_SECONDS
     if last and (now - last.created_at).total_seconds() < interval:
         wait = interval - int((now - last.created_at).total_seconds())
-        raise ApiError(
-            "auth.otp_cooldown", "验证码发送过于频繁，请稍后再试", status=429, detail={"retry_after_seconds": wait}
-        )
+        raise AuthError(AuthCode.OTP_COOLDOWN, retry_after_seconds=wait)
     # The cache gate closes the race between two concurrent sends.
     if not cache.add(f"sms-send:{phone_hash}", 1, interval):
-        raise ApiError(
-            "auth.otp_cooldown", "验证码发送过于频繁，请稍后再试", status=429, detail={"retry_after_seconds": interval}
-        )
+        raise AuthError(AuthCode.OTP_COOLDOWN, retry_after_seconds=interval)
     day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     if SmsCode.objects.filter(phone_hash=phone_hash, created_at__gte=day_start).count() >= settings.OTP_DAILY_LIMIT:
-        raise ApiError("auth.otp_daily_limit", "今日验证码发送次数已达上限", status=429)
+        raise AuthError(AuthCode.OTP_DAILY_LIMIT)
     code = f"{secrets.randbelow(10**6):06d}"
     with transaction.atomic():
         SmsCode.objects.filter(phone_hash=phone_hash, consumed_at__isnull=True).update(consumed_at=now)
@@ -372,20 +368,20 @@ def sms_verify(*, phone: str, code: str) -> str:
     now = timezone.now()
     row = SmsCode.objects.filter(phone_hash=phone_hash).order_by("-created_at").first()
     if row is None or row.consumed_at is not None:
-        raise errors.otp_invalid(remaining_attempts=0)
+        raise AuthError(AuthCode.OTP_INVALID, remaining_attempts=0)
     if row.attempts >= settings.OTP_MAX_ATTEMPTS:
-        raise ApiError("auth.otp_exhausted", "验证码错误次数过多，请重新获取", status=401)
+        raise AuthError(AuthCode.OTP_EXHAUSTED)
     if row.expires_at <= now:
-        raise ApiError("auth.otp_expired", "验证码已过期，请重新获取", status=401)
+        raise AuthError(AuthCode.OTP_EXPIRED)
     if not (code.isdigit() and len(code) == 6 and secrets.compare_digest(row.code_hash, _code_hash(phone_hash, code))):
         SmsCode.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1)
         remaining = settings.OTP_MAX_ATTEMPTS - row.attempts - 1
         audit_record(action="auth.otp_failed", result=AuditEvent.Result.FAILED, detail={"remaining": remaining})
         if remaining <= 0:
-            raise ApiError("auth.otp_exhausted", "验证码错误次数过多，请重新获取", status=401)
-        raise errors.otp_invalid(remaining_attempts=remaining)
+            raise AuthError(AuthCode.OTP_EXHAUSTED)
+        raise AuthError(AuthCode.OTP_INVALID, remaining_attempts=remaining)
     if not SmsCode.objects.filter(pk=row.pk, consumed_at__isnull=True).update(consumed_at=now):
-        raise errors.otp_invalid(remaining_attempts=0)
+        raise AuthError(AuthCode.OTP_INVALID, remaining_attempts=0)
     return phone
 
 
@@ -404,7 +400,7 @@ def sms_login(*, phone: str, code: str, ip: str = "", client: str = "") -> Issue
             user.set_phone(phone)
             user.save(update_fields=["phone_enc", "phone_hash"])
         if not user.is_active:
-            raise ApiError("auth.account_disabled", "账号已停用，请联系客服", status=403)
+            raise AuthError(AuthCode.ACCOUNT_DISABLED)
         issued = token_issue(user=user, client=client, ip=ip)
         audit_record(action="auth.login", actor=user, detail={"method": "sms", "new_account": created})
     return issued
@@ -412,7 +408,7 @@ def sms_login(*, phone: str, code: str, ip: str = "", client: str = "") -> Issue
 
 def miniprogram_login(*, platform: str, code: str, ip: str = "") -> IssuedToken:
     if platform not in MiniProgramIdentity.Platform.values:
-        raise ApiError("validation_error", "不支持的平台", status=422, detail={"field": "platform"})
+        raise Invalid("不支持的平台", field="platform")
     try:
         session = miniprogram_adapter().exchange(platform=platform, code=code)
     except MiniProgramLoginError as exc:
@@ -421,7 +417,7 @@ def miniprogram_login(*, platform: str, code: str, ip: str = "") -> IssuedToken:
             result=AuditEvent.Result.FAILED,
             detail={"method": platform, "errcode": exc.errcode},
         )
-        raise ApiError("auth.miniprogram_code_invalid", "登录凭证无效，请重新进入小程序", status=401) from exc
+        raise AuthError(AuthCode.MINIPROGRAM_CODE_INVALID) from exc
     with transaction.atomic():
         identity = (
             MiniProgramIdentity.objects.select_related("user").filter(platform=platform, openid=session.openid).first()
@@ -431,7 +427,7 @@ def miniprogram_login(*, platform: str, code: str, ip: str = "") -> IssuedToken:
             identity = MiniProgramIdentity.objects.create(user=user, platform=platform, openid=session.openid)
         user = identity.user
         if not user.is_active:
-            raise ApiError("auth.account_disabled", "账号已停用，请联系客服", status=403)
+            raise AuthError(AuthCode.ACCOUNT_DISABLED)
         issued = token_issue(user=user, client=f"mp-{platform}", ip=ip)
         audit_record(action="auth.login", actor=user, detail={"method": platform})
     return issued
@@ -466,14 +462,9 @@ def user_create_staff(
 ) -> CreatedStaff:
     _require(actor, Role.SYSADMIN)
     if role not in STAFF_ROLES or role in ADMIN_ROLES:
-        raise ApiError("admin.forbidden_role", "管理类角色只能通过应急流程创建", status=403)
+        raise AuthError(AuthCode.ADMIN_FORBIDDEN_ROLE)
     if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9_.-]{2,31}", username):
-        raise ApiError(
-            "validation_error",
-            "用户名须为3-32位字母、数字、下划线，以字母开头",
-            status=422,
-            detail={"field": "username"},
-        )
+        raise Invalid("用户名须为3-32位字母、数字、下划线，以字母开头", field="username")
     if phone:
         phone = _normalise_phone(phone)
     password = generate_password()
@@ -488,7 +479,7 @@ def user_create_staff(
                     must_change_password=True,
                 )
         except IntegrityError as exc:
-            raise ApiError("admin.username_taken", "用户名已存在", status=409) from exc
+            raise AuthError(AuthCode.ADMIN_USERNAME_TAKEN) from exc
         user.set_phone(phone)
         totp_uri = ""
         if role in TOTP_ROLES:
@@ -509,9 +500,9 @@ def user_create_staff(
 def user_set_active(*, actor: User, user: User, active: bool) -> User:
     _require(actor, Role.SYSADMIN)
     if user.pk == actor.pk:
-        raise ApiError("admin.self_action", "不能停用自己的账号", status=409)
+        raise AuthError(AuthCode.ADMIN_SELF_ACTION, "不能停用自己的账号")
     if user.is_admin_role:
-        raise ApiError("admin.separation_of_duties", "管理类账号须由应急流程处理", status=409)
+        raise AuthError(AuthCode.ADMIN_SEPARATION_OF_DUTIES, "管理类账号须由应急流程处理")
     with transaction.atomic():
         user.is_active = active
         user.save(update_fields=["is_active"])
@@ -530,11 +521,11 @@ def user_set_role(*, actor: User, user: User, role: str) -> tuple[User, str]:
     """Returns the user and, when the new role needs TOTP, the enrolment URI."""
     _require(actor, Role.SECADMIN)
     if user.pk == actor.pk:
-        raise ApiError("admin.self_action", "不能修改自己的角色", status=409)
+        raise AuthError(AuthCode.ADMIN_SELF_ACTION, "不能修改自己的角色")
     if role not in Role.values:
-        raise ApiError("validation_error", "未知角色", status=422, detail={"field": "role"})
+        raise Invalid("未知角色", field="role")
     if role in ADMIN_ROLES or user.is_admin_role or role == Role.PATIENT or user.role == Role.PATIENT:
-        raise ApiError("admin.separation_of_duties", "该角色变更违反职责分离要求", status=409)
+        raise AuthError(AuthCode.ADMIN_SEPARATION_OF_DUTIES, "该角色变更违反职责分离要求")
     totp_uri = ""
     with transaction.atomic():
         old = user.role
@@ -572,13 +563,13 @@ def patient_add(*, owner: User, name: str, id_number: str, phone: str, relation:
         raise Forbidden()
     name = name.strip()
     if not (1 < len(name) <= 32):
-        raise ApiError("validation_error", "请输入真实姓名", status=422, detail={"field": "name"})
+        raise Invalid("请输入真实姓名", field="name")
     if relation not in Patient.Relation.values:
-        raise ApiError("validation_error", "请选择与本人关系", status=422, detail={"field": "relation"})
+        raise Invalid("请选择与本人关系", field="relation")
     try:
         info = parse_id_number(id_number)
     except InvalidIdNumber as exc:
-        raise ApiError("accounts.id_number_invalid", str(exc), status=422, detail={"field": "id_number"}) from exc
+        raise AuthError(AuthCode.ID_NUMBER_INVALID, str(exc), field="id_number") from exc
     phone = _normalise_phone(phone) if phone else ""
     with transaction.atomic():
         # Lock the owner so concurrent adds cannot exceed the family limit.
@@ -588,11 +579,11 @@ def patient_add(*, owner: User, name: str, id_number: str, phone: str, relation:
             relation != Patient.Relation.SELF
             and active.exclude(relation=Patient.Relation.SELF).count() >= MAX_FAMILY_MEMBERS
         ):
-            raise ApiError("accounts.family_limit", f"最多添加{MAX_FAMILY_MEMBERS}位家庭成员", status=422)
+            raise AuthError(AuthCode.FAMILY_LIMIT, f"最多添加{MAX_FAMILY_MEMBERS}位家庭成员")
         if relation == Patient.Relation.SELF and active.filter(relation=Patient.Relation.SELF).exists():
-            raise ApiError("accounts.patient_exists", "本人信息已登记", status=409)
+            raise AuthError(AuthCode.PATIENT_EXISTS, "本人信息已登记")
         if active.filter(id_number_hash=crypto.lookup_hash(info.number, context="id_number")).exists():
-            raise ApiError("accounts.patient_exists", "该就诊人已添加", status=409)
+            raise AuthError(AuthCode.PATIENT_EXISTS)
         patient = Patient(owner=owner, name=name, relation=relation, sex=info.sex, birth_date=info.birth_date)
         patient.set_identifiers(id_number=info.number, phone=phone)
         patient.save()
@@ -606,7 +597,7 @@ def patient_remove(*, owner: User, patient_id: int) -> None:
         if patient is None:
             raise NotFound("就诊人")
         if patient.relation == Patient.Relation.SELF:
-            raise ApiError("accounts.cannot_remove_self", "不能删除本人", status=409)
+            raise AuthError(AuthCode.CANNOT_REMOVE_SELF)
         # Soft delete: records that refer to the person (visits, orders) must remain.
         patient.is_active = False
         patient.save(update_fields=["is_active"])
@@ -615,7 +606,7 @@ def patient_remove(*, owner: User, patient_id: int) -> None:
 
 def consent_set(*, user: User, purpose: str, granted: bool, ip: str = "") -> ConsentRecord:
     if purpose not in ConsentRecord.Purpose.values:
-        raise ApiError("validation_error", "未知的授权事项", status=422, detail={"field": "purpose"})
+        raise Invalid("未知的授权事项", field="purpose")
     with transaction.atomic():
         record = ConsentRecord.objects.create(user=user, purpose=purpose, granted=granted, ip=ip)
         audit_record(

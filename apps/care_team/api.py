@@ -16,7 +16,8 @@ from apps.accounts.roles import CLINICAL_ROLES
 from apps.audit.services import audit_record
 from hub.auth import require_roles
 
-from . import errors, selectors, services
+from . import selectors, services
+from .errors import CareCode, CareError
 from .models import CareRelationship
 from .schemas import (
     ConversationPatientsOut,
@@ -127,5 +128,5 @@ def patient_care(request: HttpRequest, patient_id: int) -> dict[str, Any]:
         audit_record(
             action="care.access_denied", actor=staff, object_type="patient", object_id=patient_id, result="denied"
         )
-        raise errors.relationship_not_found()
+        raise CareError(CareCode.RELATIONSHIP_NOT_FOUND)
     return {"patient": _patient_out(patient), "in_care": True, "reasons": reasons}

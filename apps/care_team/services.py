@@ -15,7 +15,8 @@ from apps.accounts.roles import Role
 from apps.audit.services import audit_record
 from apps.im.models import Conversation, Member
 
-from . import errors, selectors
+from . import selectors
+from .errors import CareCode, CareError
 from .models import CareRelationship
 
 MAX_DAYS = 365
@@ -34,7 +35,7 @@ def _check_until(until: dt.datetime | None, reason: str, now: dt.datetime) -> dt
     if timezone.is_naive(until):
         until = timezone.make_aware(until)
     if until <= now or until > now + dt.timedelta(days=MAX_DAYS):
-        raise errors.until_invalid(MAX_DAYS)
+        raise CareError(CareCode.UNTIL_INVALID, max_days=MAX_DAYS)
     return until
 
 
@@ -55,7 +56,7 @@ def relationship_open(
     relationship for the same source is returned unchanged. Callers check who
     may ask; this checks only that the staff member may hold anyone in care."""
     if not selectors.holds_care(staff):
-        raise errors.not_clinical_staff()
+        raise CareError(CareCode.NOT_CLINICAL_STAFF)
     now = timezone.now()
     until = _check_until(until, reason, now)
     key = {"staff": staff, "patient": patient, "reason": reason, "source_type": source_type, "source_id": source_id}
@@ -115,7 +116,7 @@ def _care_conversation(actor: User, conversation_id: int, *, action: str) -> tup
     refused (audited) with the same answer whether the conversation exists."""
     if not selectors.holds_care(actor):
         _denied(actor, "im_conversation", conversation_id, "not_clinical", action=action)
-        raise errors.not_clinical_staff()
+        raise CareError(CareCode.NOT_CLINICAL_STAFF)
     conv = Conversation.objects.filter(pk=conversation_id, kind__in=selectors.CARE_CONVERSATION_KINDS).first()
     is_staff_member = (
         conv is not None
@@ -123,7 +124,7 @@ def _care_conversation(actor: User, conversation_id: int, *, action: str) -> tup
     )
     if conv is None or not is_staff_member:
         _denied(actor, "im_conversation", conversation_id, "not_member", action=action)
-        raise errors.conversation_not_found()
+        raise CareError(CareCode.CONVERSATION_NOT_FOUND)
     owners = Member.objects.filter(
         conversation=conv, role=Member.Role.PATIENT, left_at__isnull=True, user__role=Role.PATIENT
     ).values("user_id")
@@ -151,12 +152,12 @@ def take_into_care(
     conv, candidates = _care_conversation(actor, conversation_id, action="care.relationship_create")
     if conv.closed_at is not None:
         _denied(actor, "im_conversation", conversation_id, "closed")
-        raise errors.conversation_closed()
+        raise CareError(CareCode.CONVERSATION_CLOSED)
     if patient_id is not None:
         patient = candidates.filter(pk=patient_id).first()
         if patient is None:
             _denied(actor, "patient", patient_id, "not_in_conversation")
-            raise errors.patient_not_in_conversation()
+            raise CareError(CareCode.PATIENT_NOT_IN_CONVERSATION)
     else:
         rows = list(candidates)
         selves = [p for p in rows if p.relation == Patient.Relation.SELF]
@@ -165,7 +166,7 @@ def take_into_care(
         elif len(selves) == 1:
             patient = selves[0]
         else:
-            raise errors.patient_required([p.pk for p in rows])
+            raise CareError(CareCode.PATIENT_REQUIRED, patient_ids=[p.pk for p in rows])
     return relationship_open(
         staff=actor,
         patient=patient,
@@ -190,11 +191,11 @@ def relationship_end(*, actor: User, relationship_id: int, note: str = "") -> Ca
             object_id=relationship_id,
             result="denied",
         )
-        raise errors.relationship_not_found()
+        raise CareError(CareCode.RELATIONSHIP_NOT_FOUND)
     with transaction.atomic():
         rel = CareRelationship.objects.select_for_update().select_related("patient", "staff").get(pk=relationship_id)
         if rel.ended_at is not None:
-            raise errors.already_ended()
+            raise CareError(CareCode.ALREADY_ENDED)
         now = timezone.now()
         rel.ended_at = now
         rel.ended_by = actor

@@ -36,13 +36,10 @@ M = TypeVar("M", bound=models.Model)
 class TransitionRefused(ApiError):
     """The table does not allow ``action`` from the current status; nothing was written."""
 
+    # Not bound to a table: each lifecycle passes its own ``<domain>.transition_refused``
+    # code (declared 409 in that domain's table).
     def __init__(self, *, code: str, status: str, status_label: str, action: str) -> None:
-        super().__init__(
-            code,
-            f"当前状态为“{status_label}”，不能执行该操作",
-            status=409,
-            detail={"status": status, "action": action},
-        )
+        self._set(code, 409, f"当前状态为“{status_label}”，不能执行该操作", {"status": status, "action": action})
 
 
 @dataclass(frozen=True)

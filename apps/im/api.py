@@ -12,9 +12,10 @@ from django.http import FileResponse, HttpRequest
 from ninja import File, Form, Router, Status
 from ninja.files import UploadedFile
 
-from hub.errors import ApiError
+from hub.errors import Invalid
 
 from . import selectors, services
+from .errors import ImCode, ImError
 from .models import Attachment
 from .schemas import (
     AttachmentOut,
@@ -129,18 +130,15 @@ def attachment_upload(
     file.seek(0)
     sniffed = sniff(head)
     if sniffed is None:
-        raise ApiError("im.attachment_type", "不支持的文件类型", status=415)
+        raise ImError(ImCode.ATTACHMENT_TYPE)
     kind, content_type = sniffed
     size = file.size or 0
     if size <= 0 or size > LIMITS[kind]:
-        raise ApiError(
-            "im.attachment_too_large",
-            f"文件过大（上限{LIMITS[kind] // (1024 * 1024)}MB）",
-            status=413,
-            detail={"max": LIMITS[kind]},
+        raise ImError(
+            ImCode.ATTACHMENT_TOO_LARGE, f"文件过大（上限{LIMITS[kind] // (1024 * 1024)}MB）", max=LIMITS[kind]
         )
     if kind == "voice" and (duration_ms is None or not (0 < duration_ms <= VOICE_MAX_MS)):
-        raise ApiError("validation_error", "语音时长须在1-60秒之间", status=422, detail={"field": "duration_ms"})
+        raise Invalid("语音时长须在1-60秒之间", field="duration_ms")
     root = Path(settings.UPLOAD_ROOT)
     relative = Path("im") / str(conversation_id) / uuid.uuid4().hex
     target = root / relative

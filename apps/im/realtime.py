@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from hub.errors import ApiError
+from hub.errors import ApiError, Invalid
 from hub.realtime.batching import GroupCommit
 from hub.realtime.db import run_db
 from hub.realtime.handlers import register_handler
@@ -13,6 +13,7 @@ from hub.realtime.node import node
 from hub.realtime.sessions import event_frame
 
 from . import selectors, services
+from .errors import ImCode, ImError
 
 TYPING_INTERVAL = 2.0
 
@@ -20,14 +21,14 @@ TYPING_INTERVAL = 2.0
 def _conversation_id(frame: dict[str, Any]) -> int:
     cid = frame.get("conversation")
     if not isinstance(cid, int) or cid <= 0:
-        raise ApiError("validation_error", "缺少会话编号", status=422)
+        raise Invalid("缺少会话编号")
     return cid
 
 
 def _int(frame: dict[str, Any], key: str, default: int | None = None) -> int:
     value = frame.get(key, default)
     if not isinstance(value, int) or value < 0:
-        raise ApiError("validation_error", f"{key} 格式错误", status=422)
+        raise Invalid(f"{key} 格式错误")
     return value
 
 
@@ -38,7 +39,7 @@ async def _member_check(socket: Any, cid: int) -> None:
     if cid in known:
         return
     if not await run_db(selectors.is_member, socket.user, cid):
-        raise ApiError("im.not_member", "您不是该会话成员", status=403)
+        raise ImError(ImCode.NOT_MEMBER)
     known.add(cid)
 
 
@@ -132,12 +133,12 @@ async def on_signal(socket: Any, frame: dict[str, Any]) -> None:
     cid = _conversation_id(frame)
     data = frame.get("data")
     if not isinstance(data, dict):
-        raise ApiError("validation_error", "信号内容格式错误", status=422)
+        raise Invalid("信号内容格式错误")
     await _member_check(socket, cid)
     topic = services.topic_for(cid)
     text = event_frame(topic, "im.signal", {"conversation": cid, "user": socket.user.pk, "data": data})
     if len(text) > SIGNAL_MAX_BYTES:
-        raise ApiError("im.signal_too_large", "信号内容过大", status=413)
+        raise ImError(ImCode.SIGNAL_TOO_LARGE)
     await node().publish(topic, text, exclude=socket)
     return None
 

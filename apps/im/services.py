@@ -21,9 +21,10 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.audit.services import audit_record
-from hub.errors import ApiError, Forbidden, NotFound
+from hub.errors import ApiError, Invalid, NotFound
 from hub.realtime.sessions import publish_on_commit, revoke_topic_on_commit
 
+from .errors import ImCode, ImError
 from .models import Attachment, Conversation, Member, Message
 
 RECALL_WINDOW = dt.timedelta(minutes=2)
@@ -135,23 +136,23 @@ class SendResult:
 
 def _validate_body(*, conversation_id: int, sender: User, kind: str, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise ApiError("validation_error", "消息内容格式错误", status=422)
+        raise Invalid("消息内容格式错误")
     if kind == Message.Kind.TEXT:
         text = body.get("text")
         if not isinstance(text, str) or not text.strip():
-            raise ApiError("validation_error", "消息内容不能为空", status=422)
+            raise Invalid("消息内容不能为空")
         if len(text) > TEXT_MAX:
-            raise ApiError("im.too_long", f"消息不能超过{TEXT_MAX}字", status=422)
+            raise ImError(ImCode.TOO_LONG, f"消息不能超过{TEXT_MAX}字")
         return {"text": text}
     if kind in (Message.Kind.IMAGE, Message.Kind.VOICE, Message.Kind.FILE):
         attachment_id = body.get("attachment")
         if not isinstance(attachment_id, int):
-            raise ApiError("validation_error", "缺少附件", status=422)
+            raise Invalid("缺少附件")
         att = Attachment.objects.filter(
             pk=attachment_id, conversation_id=conversation_id, owner=sender, kind=kind
         ).first()
         if att is None:
-            raise ApiError("im.attachment_invalid", "附件不存在或类型不符", status=422)
+            raise ImError(ImCode.ATTACHMENT_INVALID)
         out: dict[str, Any] = {
             "attachment": att.pk,
             "content_type": att.content_type,
@@ -161,7 +162,7 @@ def _validate_body(*, conversation_id: int, sender: User, kind: str, body: Any) 
         if att.duration_ms is not None:
             out["duration_ms"] = att.duration_ms
         return out
-    raise ApiError("im.kind_forbidden", "不支持发送该类型的消息", status=422)
+    raise ImError(ImCode.KIND_FORBIDDEN)
 
 
 _INSERT_PG = """
@@ -248,9 +249,9 @@ def message_send(
     ``publish=False`` lets the socket path fan out from the event loop itself
     (faster); every other caller leaves it on."""
     if not isinstance(client_msg_id, str) or not (1 <= len(client_msg_id) <= 64):
-        raise ApiError("validation_error", "缺少 client_msg_id", status=422)
+        raise Invalid("缺少 client_msg_id")
     if not _system and kind not in CLIENT_KINDS:
-        raise ApiError("im.kind_forbidden", "不支持发送该类型的消息", status=422)
+        raise ImError(ImCode.KIND_FORBIDDEN)
     clean = body if _system else _validate_body(conversation_id=conversation_id, sender=sender, kind=kind, body=body)
 
     def insert() -> Message | None:
@@ -274,13 +275,13 @@ def message_send(
         if existing is None:
             raise
         if existing.conversation_id != conversation_id:
-            raise ApiError("im.client_msg_id_reused", "消息编号重复", status=409) from None
+            raise ImError(ImCode.CLIENT_MSG_ID_REUSED) from None
         return SendResult(message_view(existing), duplicate=True)
     if message is None:
         if not Conversation.objects.filter(pk=conversation_id).exists():
             raise NotFound("会话")
         if Conversation.objects.filter(pk=conversation_id, closed_at__isnull=False).exists():
-            raise ApiError("im.conversation_closed", "会话已结束", status=409)
+            raise ImError(ImCode.CONVERSATION_CLOSED)
         raise NotFound("会话")
     view = message_view(message)
     notify = tuple(u for u in getattr(message, "member_ids", ()) if u != sender.pk)
@@ -326,7 +327,7 @@ def _send_text_batch_pg(requests: list[SendRequest]) -> list[SendResult | ApiErr
     for i, r in enumerate(requests):
         try:
             if not isinstance(r.client_msg_id, str) or not (1 <= len(r.client_msg_id) <= 64):
-                raise ApiError("validation_error", "缺少 client_msg_id", status=422)
+                raise Invalid("缺少 client_msg_id")
             clean[i] = _validate_body(conversation_id=r.conversation_id, sender=r.sender, kind=r.kind, body=r.body)
         except ApiError as exc:
             results[i] = exc
@@ -367,7 +368,7 @@ def _send_text_batch_pg(requests: list[SendRequest]) -> list[SendResult | ApiErr
             for cid in ids:
                 if cid not in last:
                     for i in accepted[cid]:
-                        results[i] = ApiError("im.conversation_closed", "会话已结束", status=409)
+                        results[i] = ImError(ImCode.CONVERSATION_CLOSED)
                     continue
                 seq = last[cid] - len(accepted[cid])
                 for i in accepted[cid]:
@@ -442,9 +443,9 @@ def message_recall(*, user: User, conversation_id: int, seq: int) -> dict[str, A
         if original is None:
             raise NotFound("消息")
         if original.recalled_at is not None:
-            raise ApiError("im.already_recalled", "消息已撤回", status=409)
+            raise ImError(ImCode.ALREADY_RECALLED)
         if timezone.now() - original.created_at > RECALL_WINDOW:
-            raise ApiError("im.recall_expired", "超过2分钟的消息不能撤回", status=409)
+            raise ImError(ImCode.RECALL_EXPIRED)
         original.recalled_at = timezone.now()
         original.save(update_fields=["recalled_at"])
         result = message_send(
@@ -522,5 +523,5 @@ def attachment_check_access(*, user: User, attachment_id: int) -> Attachment:
 def require_member(*, user: User, conversation_id: int) -> Member:
     member = Member.objects.filter(conversation_id=conversation_id, user=user, left_at__isnull=True).first()
     if member is None:
-        raise Forbidden("您不是该会话成员", code="im.not_member")
+        raise ImError(ImCode.NOT_MEMBER)
     return member

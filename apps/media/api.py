@@ -16,12 +16,13 @@ from ninja import Router, Schema
 from apps.accounts.roles import CLINICAL_ROLES
 from apps.audit.services import audit_record
 from apps.im.models import Member
-from hub.errors import ApiError, Forbidden, NotFound
+from hub.errors import Forbidden, NotFound
 from recordings.models import Recording
 
 from . import embedded
 from .access import room_access, room_member
 from .control import start_recording, stop_recording
+from .errors import MediaCode, MediaError
 from .grants import room_grant
 
 router = Router()
@@ -107,7 +108,7 @@ def _state(recording: Recording) -> dict[str, Any]:
 def media_recording_start(request: HttpRequest, room_id: str) -> dict[str, Any]:
     member = _staff_member(request, room_id)
     if Recording.objects.filter(room_id=room_id, status=Recording.Status.RECORDING).exists():
-        raise ApiError("media.already_recording", "该房间已在录制", status=409)
+        raise MediaError(MediaCode.ALREADY_RECORDING)
     staff = [
         m.user
         for m in Member.objects.filter(conversation_id=member.conversation_id, left_at__isnull=True).select_related(

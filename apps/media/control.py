@@ -16,18 +16,19 @@ from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
 from redis.exceptions import RedisError
 
 from apps.accounts.models import User
 from hub.crypto import grant_key
-from hub.errors import ApiError
 from media_engine.grants import sign_grant
 from recordings.models import Recording
 from recordings.services import handle_event, node_lost, recording_recover_or_drop, recording_register
 
 from . import embedded
+from .errors import MediaCode, MediaError
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,9 @@ def room_node(room_id: str) -> str:
     return str(settings.MEDIA_NODE)
 
 
-# A node that cannot be reached: no reply in time, or the channel layer's Redis down.
-UNREACHABLE = (TimeoutError, OSError, RedisError)
-
-
-class NodeUnavailable(ApiError):
-    def __init__(self) -> None:
-        super().__init__("media.node_unavailable", "媒体服务暂不可用，请稍后重试", status=503)
+# A node that cannot be reached: no reply in time, the channel layer's Redis down, or
+# the node's channel full (it is not reading): each is a 503, never a 500.
+UNREACHABLE = (TimeoutError, OSError, RedisError, ChannelFull)
 
 
 def node_grant(cmd: str, room_id: str, **claims: Any) -> str:
@@ -82,14 +79,14 @@ async def send_command(node: str, cmd: str, room_id: str, *, timeout: float = 15
 
 async def node_call(cmd: str, room_id: str, *, timeout: float = 15.0, **data: Any) -> dict[str, Any]:
     """:func:`send_command` to the room's node for a client: a refusal becomes an
-    :class:`ApiError` with the node's code (409), no answer a 503."""
+    :class:`MediaError` with the node's code (409), no answer a 503."""
     try:
         result = await send_command(room_node(room_id), cmd, room_id, timeout=timeout, **data)
     except UNREACHABLE as exc:
         log.warning("media node %s did not answer %s: %r", room_node(room_id), cmd, exc)
-        raise NodeUnavailable() from exc
+        raise MediaError(MediaCode.NODE_UNAVAILABLE) from exc
     if not result.get("ok"):
-        raise ApiError(str(result.get("code")), str(result.get("message")), status=409)
+        raise MediaError.from_node(result)
     return result
 
 
@@ -99,7 +96,7 @@ async def start_recording(
     """Register the recording, then have the node holding the room start writing it.
 
     Nothing is left behind when the node refuses (``media.no_publisher``...: an
-    :class:`ApiError` 409) or does not answer (503): the row is removed, so the
+    :class:`MediaError` 409) or does not answer (503): the row is removed, so the
     room can be recorded again.
     """
     node = node or room_node(room_id)
@@ -109,12 +106,12 @@ async def start_recording(
             node, "record.start", room_id, recording=str(recording.public_id), wait_seconds=wait_seconds
         )
         if not result.get("ok"):
-            raise ApiError(str(result.get("code")), str(result.get("message")), status=409)
+            raise MediaError.from_node(result)
     except BaseException as exc:
         await Recording.objects.filter(pk=recording.pk).adelete()
         if isinstance(exc, UNREACHABLE):
             log.warning("media node %s did not answer record.start: %r", node, exc)
-            raise NodeUnavailable() from exc
+            raise MediaError(MediaCode.NODE_UNAVAILABLE) from exc
         raise
     return recording
 
@@ -129,13 +126,13 @@ async def stop_recording(recording: Recording, *, timeout: float = 30.0) -> Reco
     try:
         result = await send_command(recording.node, "record.stop", recording.room_id, timeout=timeout)
     except UNREACHABLE as exc:
-        raise NodeUnavailable() from exc
+        raise MediaError(MediaCode.NODE_UNAVAILABLE) from exc
     if not result.get("ok"):
         if result.get("code") == "media.not_recording":
             recovered = await sync_to_async(recording_recover_or_drop)(recording=recording, reason="not_recording")
             if recovered is not None:
                 return recovered
-        raise ApiError(str(result.get("code")), str(result.get("message")), status=409)
+        raise MediaError.from_node(result)
     # The record.stopped event carries the same manifest; applying it twice is a no-op.
     event = {"type": "record.stopped", "recording": str(recording.public_id), "manifest": result["manifest"]}
     applied = await sync_to_async(handle_event)(event)

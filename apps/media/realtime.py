@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.errors import ApiError, Forbidden
+from hub.errors import Invalid
 from hub.realtime.db import run_db
 from hub.realtime.handlers import register_handler
 
 from .access import RoomAccess, room_access
 from .control import node_call
+from .errors import MediaCode, MediaError
 
 SDP_MAX_CHARS = 32 * 1024
 
@@ -25,14 +26,14 @@ SDP_MAX_CHARS = 32 * 1024
 def _room(frame: dict[str, Any]) -> str:
     room = frame.get("room")
     if not isinstance(room, str) or not room or len(room) > 64:
-        raise ApiError("validation_error", "缺少视频房间", status=422)
+        raise Invalid("缺少视频房间")
     return room
 
 
 def _sdp(frame: dict[str, Any]) -> str:
     sdp = frame.get("sdp")
     if not isinstance(sdp, str) or not sdp.startswith("v=0") or len(sdp) > SDP_MAX_CHARS:
-        raise ApiError("validation_error", "SDP 格式错误", status=422)
+        raise Invalid("SDP 格式错误")
     return sdp
 
 
@@ -44,7 +45,7 @@ async def on_publish(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
     room_id, sdp = _room(frame), _sdp(frame)
     access = await _access(socket, room_id, "publish")
     if not access.publish:
-        raise Forbidden("旁听成员只能观看，不能推流", code="media.publish_forbidden")
+        raise MediaError(MediaCode.PUBLISH_FORBIDDEN)
     result = await node_call("peer.publish", room_id, peer=access.peer_id, sdp=sdp)
     return {"room": room_id, "peer": access.peer_id, "sdp": result["sdp"]}
 
@@ -53,7 +54,7 @@ async def on_play(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
     room_id, sdp = _room(frame), _sdp(frame)
     wait = frame.get("wait", 0)
     if not isinstance(wait, int | float) or isinstance(wait, bool) or not 0 <= wait <= 5:
-        raise ApiError("validation_error", "wait 须为 0 到 5 秒", status=422)
+        raise Invalid("wait 须为 0 到 5 秒")
     access = await _access(socket, room_id, "play")
     result = await node_call("peer.play", room_id, peer=access.peer_id, sdp=sdp, wait_seconds=float(wait))
     return {"room": room_id, "peer": access.peer_id, "publisher": result["publisher"], "sdp": result["sdp"]}

@@ -16,36 +16,34 @@ from __future__ import annotations
 
 import re
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from hub.errors import ApiError
+from hub.errors import HubCode, HubError, renders_errors
 from media_engine.grants import GrantError
 
 from .control import node_call
+from .errors import MediaCode, MediaError
 from .grants import verify
 
 SDP_MAX_BYTES = 32 * 1024
 _SESSION = re.compile(r"^[\w-]{16,64}$")
 
 
-def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"code": code, "message": message, "detail": {}}, status=status)
-
-
-def _grant(request: HttpRequest, room_id: str, action: str) -> dict[str, object] | JsonResponse:
+def _grant(request: HttpRequest, room_id: str, action: str) -> dict[str, object]:
     auth = request.headers.get("Authorization", "")
     if not auth.startswith("Bearer "):
-        return _error(401, "grant.missing", "缺少媒体授权凭证")
+        raise HubError(HubCode.GRANT_MISSING)
     try:
         grant = verify(auth[7:].strip(), purpose="room")
     except GrantError as exc:
-        return _error(403, exc.code, exc.message)
+        raise HubError.from_grant(exc.code, exc.message) from None
     if grant.get("room") != room_id or not grant.get(action) or not grant.get("peer"):
-        return _error(403, "grant.invalid", "授权凭证与房间或操作不符")
+        raise HubError(HubCode.GRANT_INVALID, "授权凭证与房间或操作不符")
     return grant
 
 
+@renders_errors
 async def _handle(request: HttpRequest, room_id: str, action: str) -> HttpResponse:
     if request.method == "OPTIONS":
         response = HttpResponse(status=204)
@@ -53,14 +51,12 @@ async def _handle(request: HttpRequest, room_id: str, action: str) -> HttpRespon
         response["Accept-Post"] = "application/sdp"
         return response
     if request.method != "POST":
-        return _error(405, "method_not_allowed", "不支持的请求方法")
+        raise HubError(HubCode.METHOD_NOT_ALLOWED)
     grant = _grant(request, room_id, action)
-    if isinstance(grant, JsonResponse):
-        return grant
     if request.content_type != "application/sdp":
-        return _error(415, "media.bad_content_type", "请求内容须为 application/sdp")
+        raise MediaError(MediaCode.BAD_CONTENT_TYPE)
     if len(request.body) > SDP_MAX_BYTES:
-        return _error(413, "media.bad_offer", "SDP 过大")
+        raise MediaError(MediaCode.BAD_OFFER, "SDP 过大").answered_with(413)
     peer, sdp = str(grant["peer"]), request.body.decode(errors="replace")
     try:
         if action == "publish":
@@ -68,9 +64,11 @@ async def _handle(request: HttpRequest, room_id: str, action: str) -> HttpRespon
         else:
             # The other side: never the player's own publication.
             result = await node_call("peer.play", room_id, peer=peer, sdp=sdp, wait_seconds=5.0)
-    except ApiError as exc:
-        status = 400 if exc.code == "media.bad_offer" else exc.status
-        return _error(status, exc.code, exc.message)
+    except MediaError as exc:
+        # WHIP (RFC 9725): an offer the server cannot take is a 400.
+        if exc.code == MediaCode.BAD_OFFER:
+            exc.answered_with(400)
+        raise
     response = HttpResponse(result["sdp"], status=201, content_type="application/sdp")
     response["Location"] = f"/media/{'whip' if action == 'publish' else 'whep'}/{room_id}/{result['session']}"
     response["ETag"] = f'"{result["session"]}"'
@@ -88,17 +86,15 @@ async def whep(request: HttpRequest, room_id: str) -> HttpResponse:
 
 
 @csrf_exempt
+@renders_errors
 async def media_session(request: HttpRequest, room_id: str, session: str) -> HttpResponse:
     """DELETE ends the publication (WHIP) or the playback (WHEP) of this session only; a
     session already ended or replaced by a newer one of the same peer answers 200 too."""
     if request.method == "PATCH":
-        return _error(405, "media.no_trickle", "不支持增量 ICE")
+        raise MediaError(MediaCode.NO_TRICKLE)
     if request.method != "DELETE":
-        return _error(405, "method_not_allowed", "不支持的请求方法")
+        raise HubError(HubCode.METHOD_NOT_ALLOWED)
     if not _SESSION.match(session):
-        return _error(404, "not_found", "会话不存在")
-    try:
-        await node_call("session.end", room_id, session=session)
-    except ApiError as exc:
-        return _error(exc.status, exc.code, exc.message)
+        raise HubError(HubCode.NOT_FOUND, "会话不存在")
+    await node_call("session.end", room_id, session=session)
     return HttpResponse(status=200)

@@ -11,8 +11,9 @@ from ninja import Router
 from apps.accounts.models import MiniProgramIdentity, SandboxOutbox, User
 from hub import crypto
 
-from . import errors, services
+from . import services
 from .adapters import PHONE_RE
+from .errors import NotificationCode, NotificationError
 from .models import Channel, Notification, QuietHours, SubscriptionGrant
 from .schemas import InboxOut, PreferencesIn, PreferencesOut, SandboxSmsOut, SubscriptionIn, SubscriptionOut
 
@@ -67,10 +68,10 @@ def preferences_put(request: HttpRequest, payload: PreferencesIn) -> dict[str, A
     user = _user(request)
     for channel, enabled in payload.channels.items():
         if channel not in Channel.values:
-            raise errors.unknown_channel(channel)
+            raise NotificationError(NotificationCode.UNKNOWN_CHANNEL, channel=channel)
         services.preference_set(user=user, channel=channel, enabled=enabled)
     if (payload.quiet_start is None) != (payload.quiet_end is None):
-        raise errors.bad_quiet_hours()
+        raise NotificationError(NotificationCode.BAD_QUIET_HOURS)
     services.quiet_hours_set(user=user, start=payload.quiet_start, end=payload.quiet_end)
     return _preferences(user)
 
@@ -80,7 +81,7 @@ def subscription_create(request: HttpRequest, payload: SubscriptionIn) -> dict[s
     """The WeChat mini-program reports one accepted ``wx.requestSubscribeMessage``."""
     user = _user(request)
     if not MiniProgramIdentity.objects.filter(user=user, platform="weixin").exists():
-        raise errors.no_miniprogram_identity()
+        raise NotificationError(NotificationCode.NO_WECHAT_IDENTITY)
     services.subscription_grant(user=user, template=payload.template)
     unused = SubscriptionGrant.objects.filter(user=user, template=payload.template, used_at__isnull=True).count()
     return {"template": payload.template, "unused_grants": unused}

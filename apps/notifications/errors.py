@@ -1,26 +1,29 @@
-"""Errors of the notification domain, with stable codes for clients."""
+"""Error codes of the notification domain (status and default message of each, one error type),
+and the adapters' send error."""
 
 from __future__ import annotations
 
-from hub.errors import ApiError
+from enum import StrEnum
+
+from hub.errors import ApiError, ErrorSpec
+
+
+class NotificationCode(StrEnum):
+    UNKNOWN_CHANNEL = "notifications.unknown_channel"  # detail: channel
+    NO_WECHAT_IDENTITY = "notifications.no_wechat_identity"
+    BAD_QUIET_HOURS = "notifications.bad_quiet_hours"
+
+
+ERRORS: dict[str, ErrorSpec] = {
+    NotificationCode.UNKNOWN_CHANNEL: ErrorSpec(422, "不支持的通知渠道"),
+    NotificationCode.NO_WECHAT_IDENTITY: ErrorSpec(409, "请在微信小程序中登录后再订阅消息"),
+    NotificationCode.BAD_QUIET_HOURS: ErrorSpec(422, "免打扰时段需同时填写开始和结束时间"),
+}
 
 
 class NotificationError(ApiError):
-    pass
-
-
-def unknown_channel(channel: str) -> NotificationError:
-    return NotificationError(
-        "notifications.unknown_channel", "不支持的通知渠道", status=422, detail={"channel": channel}
-    )
-
-
-def no_miniprogram_identity() -> NotificationError:
-    return NotificationError("notifications.no_wechat_identity", "请在微信小程序中登录后再订阅消息", status=409)
-
-
-def bad_quiet_hours() -> NotificationError:
-    return NotificationError("notifications.bad_quiet_hours", "免打扰时段需同时填写开始和结束时间", status=422)
+    codes = NotificationCode
+    table = ERRORS
 
 
 class SendError(Exception):

@@ -18,7 +18,7 @@ from apps.accounts.roles import Role
 from apps.audit.services import audit_record
 from apps.core.lifecycle import allowed_actions
 from hub.auth import require_roles
-from hub.errors import ApiError, NotFound
+from hub.errors import Invalid, NotFound
 from hub.pagination import PageParams, page
 
 from . import selectors, services
@@ -105,7 +105,7 @@ def assign(request: HttpRequest, payload: AssignIn) -> Status[dict[str, Any]]:
     elif payload.due_date is not None:
         due = services.due_from_date(payload.due_date)
     else:
-        raise ApiError("validation_error", "请选择截止日期", status=422)
+        raise Invalid("请选择截止日期")
     created = services.assignments_create(
         doctor=doctor, patient_id=payload.patient_id, scale_codes=payload.scale_codes, due_at=due, note=payload.note
     )
@@ -118,7 +118,7 @@ def assignment_list(
 ) -> dict[str, Any]:
     user = require_roles(request, [Role.PATIENT, Role.DOCTOR])
     if status and status not in Assignment.Status.values:
-        raise ApiError("validation_error", "状态无效", status=422)
+        raise Invalid("状态无效")
     qs = selectors.assignments_query(user, patient_id=patient_id, status=status).select_related("result")
     return page(qs, params, lambda rows: [_assignment_out(user, selectors.assignment_row(a)) for a in rows])
 
@@ -224,7 +224,7 @@ def result_sign(request: HttpRequest, result_id: int, payload: NoteIn) -> Status
 def alert_list(request: HttpRequest, params: Query[PageParams], status: str = "") -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
     if status and status != "active" and status not in Alert.Status.values:
-        raise ApiError("validation_error", "状态无效", status=422)
+        raise Invalid("状态无效")
     return page(
         selectors.alerts_query(doctor, status=status),
         params,

@@ -24,9 +24,10 @@ from apps.core import lifecycle
 from apps.core.lifecycle import AuditEntry, Publication
 from apps.im.models import Conversation
 from hub import signing
-from hub.errors import ApiError, NotFound
+from hub.errors import Invalid, NotFound
 
-from . import errors, events, selectors
+from . import events, selectors
+from .errors import PsychCode, PsychError
 from .models import Alert, AlertEvent, Assignment, DutyShift, Result, ResultReview
 from .scoring import AnswerError, check_answer, score
 from .states import ALERT_TRANSITIONS, ASSIGNMENT_TRANSITIONS
@@ -43,16 +44,21 @@ def _fmt_local(value: dt.datetime) -> str:
 # --- assignment lifecycle -----------------------------------------------------------
 
 
-REFUSED = "psych.transition_refused"
+REFUSED = PsychCode.TRANSITION_REFUSED
 
 
-def _assignment_refused(status: str, action: str) -> errors.PsychError:
+def _assignment_refused(status: str, action: str) -> PsychError:
     # The patient app tells "already submitted" and "closed" apart from other refusals.
     if status == Assignment.Status.SUBMITTED and action in ("answer", "submit"):
-        return errors.already_submitted()
+        return PsychError(PsychCode.ALREADY_SUBMITTED)
     if action in ("answer", "submit"):
-        return errors.assignment_closed(Assignment.Status(status).label)
-    return errors.transition_refused(status, action, Assignment.Status(status).label)
+        return PsychError(PsychCode.ASSIGNMENT_CLOSED, f"该量表{Assignment.Status(status).label}，不能填写")
+    return PsychError(
+        PsychCode.TRANSITION_REFUSED,
+        f"当前状态为“{Assignment.Status(status).label}”，不能执行该操作",
+        status=status,
+        action=action,
+    )
 
 
 def _assignment_check(a: Assignment, action: str) -> None:
@@ -130,15 +136,15 @@ def assignments_create(
         raise NotFound("就诊人")
     now = timezone.now()
     if due_at <= now or due_at > now + dt.timedelta(days=MAX_DUE_DAYS):
-        raise errors.due_invalid()
+        raise PsychError(PsychCode.DUE_INVALID)
     codes = list(dict.fromkeys(c.strip() for c in scale_codes if c.strip()))
     if not codes:
-        raise ApiError("validation_error", "请至少选择一个量表", status=422)
+        raise Invalid("请至少选择一个量表")
     scales = []
     for code in codes:
         scale = selectors.latest_scale(code)
         if scale is None:
-            raise errors.scale_unknown(code)
+            raise PsychError(PsychCode.SCALE_UNKNOWN, scale=code)
         scales.append(scale)
     batch = uuid.uuid4().hex
     with transaction.atomic():
@@ -212,7 +218,7 @@ def answers_save(*, user: User, assignment_id: int, answers: dict[int, int]) -> 
             try:
                 check_answer(a.scale.data, item_no, value)
             except AnswerError as exc:
-                raise errors.answer_invalid(str(exc), exc.item) from None
+                raise PsychError(PsychCode.ANSWER_INVALID, str(exc), item=exc.item) from None
         merged = {**a.draft_answers, **{str(k): v for k, v in answers.items()}}
         a.draft_answers = merged
         fields = ["draft_answers"]
@@ -234,13 +240,13 @@ def assignment_submit(*, user: User, assignment_id: int, answers: dict[int, int]
                 try:
                     check_answer(a.scale.data, item_no, value)
                 except AnswerError as exc:
-                    raise errors.answer_invalid(str(exc), exc.item) from None
+                    raise PsychError(PsychCode.ANSWER_INVALID, str(exc), item=exc.item) from None
         _assignment_check(a, "submit")
         sheet = {int(k): v for k, v in {**a.draft_answers, **{str(k): v for k, v in (answers or {}).items()}}.items()}
         try:
             s = score(a.scale.data, sheet, norm=settings.PSYCH_ZUNG_NORM, rounding=settings.PSYCH_STANDARD_ROUNDING)
         except AnswerError as exc:
-            raise errors.incomplete(str(exc), exc.item) from None
+            raise PsychError(PsychCode.INCOMPLETE, str(exc), first_missing_item=exc.item) from None
         now = timezone.now()
         a.draft_answers = {str(k): v for k, v in sorted(sheet.items())}
         a.submitted_at = now
@@ -411,7 +417,7 @@ def alert_acknowledge(*, user: User, alert_id: int, note: str = "") -> Alert:
 
 def alert_close(*, user: User, alert_id: int, note: str) -> Alert:
     if not note.strip():
-        raise ApiError("validation_error", "请填写处理记录", status=422)
+        raise Invalid("请填写处理记录")
     selectors.alert_visible(user, alert_id)
     with transaction.atomic():
         alert = Alert.objects.select_for_update(of=("self",)).select_related("patient", "result").get(pk=alert_id)
@@ -508,7 +514,7 @@ def review_signature(result: Result, note: str, signer_id: int) -> str:
 def result_sign(*, doctor: User, result_id: int, note: str) -> ResultReview:
     note = note.strip()
     if not note:
-        raise ApiError("validation_error", "请填写医生意见", status=422)
+        raise Invalid("请填写医生意见")
     result = selectors.result_visible(doctor, result_id)
     if doctor.role != Role.DOCTOR:
         raise NotFound("记录")
@@ -516,7 +522,7 @@ def result_sign(*, doctor: User, result_id: int, note: str) -> ResultReview:
         # Serialise signers of the same result; the unique review row settles it.
         Result.objects.select_for_update().filter(pk=result.pk).first()
         if ResultReview.objects.filter(result=result).exists():
-            raise errors.already_signed()
+            raise PsychError(PsychCode.ALREADY_SIGNED)
         review = ResultReview.objects.create(
             result=result,
             note=note[:2000],
@@ -535,9 +541,9 @@ def duty_shift_create(
 ) -> DutyShift:
     doctor = User.objects.filter(pk=doctor_id, role=Role.DOCTOR, is_active=True).first()
     if doctor is None:
-        raise ApiError("psych.duty_doctor_invalid", "值班医生不存在或不是医生账号", status=422)
+        raise PsychError(PsychCode.DUTY_DOCTOR_INVALID)
     if ends_at <= starts_at:
-        raise ApiError("psych.duty_window_invalid", "结束时间必须晚于开始时间", status=422)
+        raise PsychError(PsychCode.DUTY_WINDOW_INVALID)
     with transaction.atomic():
         shift = DutyShift.objects.create(
             department=department.strip(), doctor=doctor, starts_at=starts_at, ends_at=ends_at, created_by=actor
