@@ -1,4 +1,5 @@
-"""Log a persona into the console or the patient H5 app, as a person would."""
+"""The two apps' browser profiles, and logging a persona into the console or the
+patient H5 app, as a person would."""
 
 from __future__ import annotations
 
@@ -11,6 +12,18 @@ from playwright.sync_api import expect
 from apps.accounts.models import SandboxOutbox
 from hub import crypto
 from tests.conftest import STRONG, Persona
+
+# Every context: Chinese locale and the hospital's time zone.
+BASE_CONTEXT: dict[str, Any] = {"locale": "zh-CN", "timezone_id": "Asia/Shanghai"}
+# The patient app is a phone app: tested at 390x844 (a common phone's CSS size), with touch.
+PATIENT_PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
+# The console is a desktop app.
+CONSOLE_DESKTOP: dict[str, Any] = {"viewport": {"width": 1440, "height": 900}}
 
 
 def console_login(page: Any, url: str, username: str, persona: Persona) -> None:
