@@ -228,7 +228,7 @@ def errors(*codes: str, auth: bool = True) -> dict[int, Any]:
             by_status[spec.status].append(str(code))
     out: dict[int, Any] = {}
     for status, listed in sorted(by_status.items()):
-        text = HTTPStatus(status).phrase + ": " + ", ".join(listed)
+        text = HTTPStatus(status).phrase + ": " + "; ".join(f"{c}（{code_spec(c).message}）" for c in listed)
         extra: dict[str, Any] = {"x-error-codes": listed}
         out[status] = Annotated[ErrorOut, Field(description=text, json_schema_extra=extra)]
     return out

@@ -12,9 +12,10 @@ from pydantic import Field
 
 from apps.accounts.roles import CLINICAL_ROLES, Role
 from hub.auth import require_roles
-from hub.errors import NotFound
+from hub.errors import HubCode, NotFound, errors
 from hub.pagination import PageParams, page
 
+from .errors import RecordingCode
 from .models import Recording
 from .services import recording_legal_hold, recording_replay
 
@@ -60,7 +61,9 @@ def _get(public_id: uuid.UUID) -> Recording:
     return recording
 
 
-@router.get("/", response=RecordingList, summary="查找录像")
+@router.get(
+    "/", response={200: RecordingList, **errors(HubCode.FORBIDDEN, HubCode.VALIDATION_ERROR)}, summary="查找录像"
+)
 def recordings_find(request: HttpRequest, params: Query[PageParams], room_id: str = "") -> dict[str, Any]:
     user = require_roles(request, [*CLINICAL_ROLES, Role.SECADMIN])
     qs = Recording.objects.all()
@@ -71,13 +74,33 @@ def recordings_find(request: HttpRequest, params: Query[PageParams], room_id: st
     return page(qs, params, _rows)
 
 
-@router.post("/{public_id}/replay", response=ReplayOut, summary="获取回放地址")
+@router.post(
+    "/{public_id}/replay",
+    response={
+        200: ReplayOut,
+        **errors(
+            HubCode.FORBIDDEN,
+            HubCode.NOT_FOUND,
+            RecordingCode.REPLAY_REFUSED,
+            RecordingCode.MANIFEST_INVALID,
+            HubCode.VALIDATION_ERROR,
+        ),
+    },
+    summary="获取回放地址",
+)
 def recordings_replay(request: HttpRequest, public_id: uuid.UUID) -> dict[str, Any]:
     user = require_roles(request, CLINICAL_ROLES)
     return recording_replay(recording=_get(public_id), user=user)
 
 
-@router.post("/{public_id}/legal-hold", response=RecordingOut, summary="设置或解除法律保全")
+@router.post(
+    "/{public_id}/legal-hold",
+    response={
+        200: RecordingOut,
+        **errors(HubCode.FORBIDDEN, HubCode.NOT_FOUND, RecordingCode.TRANSITION_REFUSED, HubCode.VALIDATION_ERROR),
+    },
+    summary="设置或解除法律保全",
+)
 def recordings_legal_hold(request: HttpRequest, public_id: uuid.UUID, payload: LegalHoldIn) -> Recording:
     user = require_roles(request, [Role.SECADMIN])
     return recording_legal_hold(recording=_get(public_id), actor=user, hold=payload.hold, reason=payload.reason)

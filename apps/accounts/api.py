@@ -9,7 +9,7 @@ from ninja import Query, Router, Status
 
 from apps.audit.services import audit_record
 from hub.auth import require_roles
-from hub.errors import HubCode, HubError
+from hub.errors import HubCode, HubError, errors
 from hub.middleware import client_ip
 from hub.pagination import PageParams, page
 
@@ -60,7 +60,23 @@ def _token_out(issued: services.IssuedToken) -> dict[str, Any]:
 # --- login -----------------------------------------------------------------
 
 
-@auth_router.post("/staff/login", auth=None, response=TokenOut, summary="工作人员登录")
+@auth_router.post(
+    "/staff/login",
+    auth=None,
+    response={
+        200: TokenOut,
+        **errors(
+            AuthCode.INVALID_CREDENTIALS,
+            AuthCode.LOCKED,
+            AuthCode.OTP_REQUIRED,
+            AuthCode.OTP_INVALID,
+            AuthCode.PASSWORD_EXPIRED,
+            HubCode.VALIDATION_ERROR,
+            auth=False,
+        ),
+    },
+    summary="工作人员登录",
+)
 def staff_login(request: HttpRequest, payload: StaffLoginIn) -> dict[str, Any]:
     result = services.staff_login(
         username=payload.username,
@@ -74,7 +90,21 @@ def staff_login(request: HttpRequest, payload: StaffLoginIn) -> dict[str, Any]:
     return _token_out(result.issued)
 
 
-@auth_router.post("/password/change", auth=None, response={204: None}, summary="修改密码")
+@auth_router.post(
+    "/password/change",
+    auth=None,
+    response={
+        204: None,
+        **errors(
+            HubCode.UNAUTHENTICATED,
+            AuthCode.INVALID_CREDENTIALS,
+            AuthCode.PASSWORD_WEAK,
+            HubCode.VALIDATION_ERROR,
+            auth=False,
+        ),
+    },
+    summary="修改密码",
+)
 def password_change(request: HttpRequest, payload: PasswordChangeIn) -> Status[None]:
     if payload.change_token:
         live = services.token_authenticate(payload.change_token, kind=AuthToken.Kind.PASSWORD_CHANGE)
@@ -87,13 +117,36 @@ def password_change(request: HttpRequest, payload: PasswordChangeIn) -> Status[N
     return Status(204, None)
 
 
-@auth_router.post("/sms/send", auth=None, response=SmsSendOut, summary="发送短信验证码")
+@auth_router.post(
+    "/sms/send",
+    auth=None,
+    response={
+        200: SmsSendOut,
+        **errors(AuthCode.OTP_COOLDOWN, AuthCode.OTP_DAILY_LIMIT, HubCode.VALIDATION_ERROR, auth=False),
+    },
+    summary="发送短信验证码",
+)
 def sms_send(request: HttpRequest, payload: SmsSendIn) -> dict[str, int]:
     services.sms_send(phone=payload.phone, ip=client_ip(request))
     return {"cooldown_seconds": settings.OTP_SEND_INTERVAL_SECONDS, "expires_in": settings.OTP_TTL_SECONDS}
 
 
-@auth_router.post("/sms/login", auth=None, response=TokenOut, summary="短信验证码登录")
+@auth_router.post(
+    "/sms/login",
+    auth=None,
+    response={
+        200: TokenOut,
+        **errors(
+            AuthCode.OTP_INVALID,
+            AuthCode.OTP_EXHAUSTED,
+            AuthCode.OTP_EXPIRED,
+            AuthCode.ACCOUNT_DISABLED,
+            HubCode.VALIDATION_ERROR,
+            auth=False,
+        ),
+    },
+    summary="短信验证码登录",
+)
 def sms_login(request: HttpRequest, payload: SmsLoginIn) -> dict[str, Any]:
     issued = services.sms_login(
         phone=payload.phone, code=payload.code, ip=client_ip(request), client=_client(request) or "h5"
@@ -101,13 +154,21 @@ def sms_login(request: HttpRequest, payload: SmsLoginIn) -> dict[str, Any]:
     return _token_out(issued)
 
 
-@auth_router.post("/miniprogram/login", auth=None, response=TokenOut, summary="小程序授权登录")
+@auth_router.post(
+    "/miniprogram/login",
+    auth=None,
+    response={
+        200: TokenOut,
+        **errors(AuthCode.MINIPROGRAM_CODE_INVALID, AuthCode.ACCOUNT_DISABLED, HubCode.VALIDATION_ERROR, auth=False),
+    },
+    summary="小程序授权登录",
+)
 def miniprogram_login(request: HttpRequest, payload: MiniProgramLoginIn) -> dict[str, Any]:
     issued = services.miniprogram_login(platform=payload.platform, code=payload.code, ip=client_ip(request))
     return _token_out(issued)
 
 
-@auth_router.post("/logout", response={204: None}, summary="退出登录")
+@auth_router.post("/logout", response={204: None, **errors()}, summary="退出登录")
 def logout(request: HttpRequest) -> Status[None]:
     services.token_revoke(token=request.auth_token, reason="logout")  # type: ignore[attr-defined]
     return Status(204, None)
@@ -116,12 +177,12 @@ def logout(request: HttpRequest) -> Status[None]:
 # --- the signed-in user ------------------------------------------------------
 
 
-@router.get("/me", response=UserOut, summary="当前登录用户")
+@router.get("/me", response={200: UserOut, **errors(), **errors()}, summary="当前登录用户")
 def me(request: HttpRequest) -> dict[str, Any]:
     return selectors.user_public(request.auth)  # type: ignore[attr-defined]
 
 
-@router.get("/patients", response=PatientList, summary="就诊人列表")
+@router.get("/patients", response={200: PatientList, **errors(HubCode.FORBIDDEN)}, summary="就诊人列表")
 def patient_list(request: HttpRequest) -> dict[str, Any]:
     user = require_roles(request, [Role.PATIENT])
     patients = list(selectors.patients_of(user))
@@ -129,7 +190,20 @@ def patient_list(request: HttpRequest) -> dict[str, Any]:
     return {"items": [selectors.patient_view(p, viewer=user) for p in patients], "count": len(patients)}
 
 
-@router.post("/patients", response={201: PatientOut}, summary="添加就诊人")
+@router.post(
+    "/patients",
+    response={
+        201: PatientOut,
+        **errors(
+            HubCode.FORBIDDEN,
+            AuthCode.ID_NUMBER_INVALID,
+            AuthCode.FAMILY_LIMIT,
+            AuthCode.PATIENT_EXISTS,
+            HubCode.VALIDATION_ERROR,
+        ),
+    },
+    summary="添加就诊人",
+)
 def patient_add(request: HttpRequest, payload: PatientIn) -> Status[dict[str, Any]]:
     user = require_roles(request, [Role.PATIENT])
     patient = services.patient_add(
@@ -138,19 +212,26 @@ def patient_add(request: HttpRequest, payload: PatientIn) -> Status[dict[str, An
     return Status(201, selectors.patient_view(patient, viewer=user))
 
 
-@router.delete("/patients/{patient_id}", response={204: None}, summary="删除就诊人")
+@router.delete(
+    "/patients/{patient_id}",
+    response={
+        204: None,
+        **errors(HubCode.FORBIDDEN, HubCode.NOT_FOUND, AuthCode.CANNOT_REMOVE_SELF, HubCode.VALIDATION_ERROR),
+    },
+    summary="删除就诊人",
+)
 def patient_remove(request: HttpRequest, patient_id: int) -> Status[None]:
     user = require_roles(request, [Role.PATIENT])
     services.patient_remove(owner=user, patient_id=patient_id)
     return Status(204, None)
 
 
-@router.get("/consents", response=ConsentList, summary="授权同意记录")
+@router.get("/consents", response={200: ConsentList, **errors()}, summary="授权同意记录")
 def consent_list(request: HttpRequest) -> dict[str, Any]:
     return {"items": selectors.consents_of(request.auth)}  # type: ignore[attr-defined]
 
 
-@router.post("/consents", response=ConsentOut, summary="授予或撤回同意")
+@router.post("/consents", response={200: ConsentOut, **errors(HubCode.VALIDATION_ERROR)}, summary="授予或撤回同意")
 def consent_set(request: HttpRequest, payload: ConsentIn) -> dict[str, Any]:
     user = request.auth  # type: ignore[attr-defined]
     services.consent_set(user=user, purpose=payload.purpose, granted=payload.granted, ip=client_ip(request))
@@ -165,13 +246,26 @@ def _admin_rows(users: list[User]) -> list[dict[str, Any]]:
     return [selectors.user_admin_row(u, locks.get(u.username)) for u in users]
 
 
-@admin_router.get("/users", response=AdminUserList, summary="工作人员列表")
+@admin_router.get(
+    "/users",
+    response={200: AdminUserList, **errors(HubCode.FORBIDDEN, HubCode.VALIDATION_ERROR)},
+    summary="工作人员列表",
+)
 def admin_user_list(request: HttpRequest, params: Query[PageParams], role: str = "", q: str = "") -> dict[str, Any]:
     require_roles(request, [Role.SYSADMIN, Role.SECADMIN])
     return page(selectors.users_for_admin(role=role, q=q[:50]), params, _admin_rows)
 
 
-@admin_router.post("/users", response={201: StaffCreatedOut}, summary="创建工作人员账号")
+@admin_router.post(
+    "/users",
+    response={
+        201: StaffCreatedOut,
+        **errors(
+            HubCode.FORBIDDEN, AuthCode.ADMIN_FORBIDDEN_ROLE, AuthCode.ADMIN_USERNAME_TAKEN, HubCode.VALIDATION_ERROR
+        ),
+    },
+    summary="创建工作人员账号",
+)
 def admin_user_create(request: HttpRequest, payload: StaffCreateIn) -> Status[dict[str, Any]]:
     actor = require_roles(request, [Role.SYSADMIN])
     created = services.user_create_staff(actor=actor, **payload.dict())
@@ -189,26 +283,69 @@ def _staff(user_id: int) -> User:
     return get_object_or_404(User.objects.exclude(role=Role.PATIENT), pk=user_id)
 
 
-@admin_router.post("/users/{user_id}/disable", response=AdminUserOut, summary="停用账号")
+@admin_router.post(
+    "/users/{user_id}/disable",
+    response={
+        200: AdminUserOut,
+        **errors(
+            HubCode.FORBIDDEN,
+            HubCode.NOT_FOUND,
+            AuthCode.ADMIN_SELF_ACTION,
+            AuthCode.ADMIN_SEPARATION_OF_DUTIES,
+            HubCode.VALIDATION_ERROR,
+        ),
+    },
+    summary="停用账号",
+)
 def admin_user_disable(request: HttpRequest, user_id: int) -> dict[str, Any]:
     actor = require_roles(request, [Role.SYSADMIN])
     return _admin_rows([services.user_set_active(actor=actor, user=_staff(user_id), active=False)])[0]
 
 
-@admin_router.post("/users/{user_id}/enable", response=AdminUserOut, summary="启用账号")
+@admin_router.post(
+    "/users/{user_id}/enable",
+    response={
+        200: AdminUserOut,
+        **errors(
+            HubCode.FORBIDDEN,
+            HubCode.NOT_FOUND,
+            AuthCode.ADMIN_SELF_ACTION,
+            AuthCode.ADMIN_SEPARATION_OF_DUTIES,
+            HubCode.VALIDATION_ERROR,
+        ),
+    },
+    summary="启用账号",
+)
 def admin_user_enable(request: HttpRequest, user_id: int) -> dict[str, Any]:
     actor = require_roles(request, [Role.SYSADMIN])
     return _admin_rows([services.user_set_active(actor=actor, user=_staff(user_id), active=True)])[0]
 
 
-@admin_router.post("/users/{user_id}/role", response=RoleChangedOut, summary="变更角色")
+@admin_router.post(
+    "/users/{user_id}/role",
+    response={
+        200: RoleChangedOut,
+        **errors(
+            HubCode.FORBIDDEN,
+            HubCode.NOT_FOUND,
+            AuthCode.ADMIN_SELF_ACTION,
+            AuthCode.ADMIN_SEPARATION_OF_DUTIES,
+            HubCode.VALIDATION_ERROR,
+        ),
+    },
+    summary="变更角色",
+)
 def admin_user_role(request: HttpRequest, user_id: int, payload: RoleIn) -> dict[str, Any]:
     actor = require_roles(request, [Role.SECADMIN])
     user, totp_uri = services.user_set_role(actor=actor, user=_staff(user_id), role=payload.role)
     return {"user": _admin_rows([user])[0], "totp_uri": totp_uri}
 
 
-@admin_router.post("/users/{user_id}/unlock", response=AdminUserOut, summary="解除登录锁定")
+@admin_router.post(
+    "/users/{user_id}/unlock",
+    response={200: AdminUserOut, **errors(HubCode.FORBIDDEN, HubCode.NOT_FOUND, HubCode.VALIDATION_ERROR)},
+    summary="解除登录锁定",
+)
 def admin_user_unlock(request: HttpRequest, user_id: int) -> dict[str, Any]:
     actor = require_roles(request, [Role.SECADMIN])
     return _admin_rows([services.user_unlock(actor=actor, user=_staff(user_id))])[0]

@@ -8,6 +8,7 @@ from ninja import Query, Router, Schema
 
 from apps.accounts.roles import Role
 from hub.auth import require_roles
+from hub.errors import HubCode, errors
 from hub.pagination import PageParams, page
 
 from .models import AuditEvent
@@ -46,7 +47,9 @@ def _rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
     return [{f: getattr(e, f) for f in AuditEventOut.model_fields} for e in events]
 
 
-@router.get("/events", response=AuditEventList, summary="审计日志")
+@router.get(
+    "/events", response={200: AuditEventList, **errors(HubCode.FORBIDDEN, HubCode.VALIDATION_ERROR)}, summary="审计日志"
+)
 def events(request: HttpRequest, params: Query[PageParams], action: str = "", actor: str = "") -> dict[str, Any]:
     user = require_roles(request, [Role.AUDITOR])
     qs = AuditEvent.objects.order_by("-id")
@@ -59,7 +62,7 @@ def events(request: HttpRequest, params: Query[PageParams], action: str = "", ac
     return page(qs, params, _rows)
 
 
-@router.post("/verify", response=VerifyOut, summary="校验审计日志链")
+@router.post("/verify", response={200: VerifyOut, **errors(HubCode.FORBIDDEN)}, summary="校验审计日志链")
 def verify(request: HttpRequest) -> dict[str, Any]:
     user = require_roles(request, [Role.AUDITOR])
     result = audit_verify_chain()

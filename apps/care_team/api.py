@@ -15,6 +15,7 @@ from apps.accounts.models import Patient, User
 from apps.accounts.roles import CLINICAL_ROLES
 from apps.audit.services import audit_record
 from hub.auth import require_roles
+from hub.errors import HubCode, errors
 
 from . import selectors, services
 from .errors import CareCode, CareError
@@ -63,7 +64,22 @@ def _staff(request: HttpRequest) -> User:
 
 
 @router.post(
-    "/relationships", response={201: RelationshipOut, 200: RelationshipOut}, summary="从会话接诊（建立诊疗关系）"
+    "/relationships",
+    response={
+        201: RelationshipOut,
+        200: RelationshipOut,
+        **errors(
+            HubCode.FORBIDDEN,
+            CareCode.NOT_CLINICAL_STAFF,
+            CareCode.CONVERSATION_NOT_FOUND,
+            CareCode.CONVERSATION_CLOSED,
+            CareCode.PATIENT_NOT_IN_CONVERSATION,
+            CareCode.PATIENT_REQUIRED,
+            CareCode.UNTIL_INVALID,
+            HubCode.VALIDATION_ERROR,
+        ),
+    },
+    summary="从会话接诊（建立诊疗关系）",
 )
 def take_into_care(request: HttpRequest, payload: TakeIntoCareIn) -> Status[dict[str, Any]]:
     staff = _staff(request)
@@ -77,7 +93,11 @@ def take_into_care(request: HttpRequest, payload: TakeIntoCareIn) -> Status[dict
     return Status(201 if created else 200, relationship_out(rel))
 
 
-@router.get("/relationships", response=RelationshipListOut, summary="我的诊疗关系")
+@router.get(
+    "/relationships",
+    response={200: RelationshipListOut, **errors(HubCode.FORBIDDEN, HubCode.VALIDATION_ERROR)},
+    summary="我的诊疗关系",
+)
 def relationship_list(
     request: HttpRequest, patient_id: int | None = None, include_ended: bool = False, limit: int = 50, offset: int = 0
 ) -> dict[str, Any]:
@@ -87,7 +107,14 @@ def relationship_list(
     return {"items": [relationship_out(r) for r in qs[offset : offset + limit]], "count": qs.count()}
 
 
-@router.post("/relationships/{relationship_id}/end", response=RelationshipOut, summary="结束诊疗关系")
+@router.post(
+    "/relationships/{relationship_id}/end",
+    response={
+        200: RelationshipOut,
+        **errors(HubCode.FORBIDDEN, CareCode.RELATIONSHIP_NOT_FOUND, CareCode.ALREADY_ENDED, HubCode.VALIDATION_ERROR),
+    },
+    summary="结束诊疗关系",
+)
 def relationship_end(request: HttpRequest, relationship_id: int, payload: EndIn) -> dict[str, Any]:
     staff = _staff(request)
     return relationship_out(services.relationship_end(actor=staff, relationship_id=relationship_id, note=payload.note))
@@ -95,7 +122,10 @@ def relationship_end(request: HttpRequest, relationship_id: int, payload: EndIn)
 
 @router.get(
     "/conversations/{conversation_id}/patients",
-    response=ConversationPatientsOut,
+    response={
+        200: ConversationPatientsOut,
+        **errors(HubCode.FORBIDDEN, CareCode.CONVERSATION_NOT_FOUND, HubCode.VALIDATION_ERROR),
+    },
     summary="会话中可接诊的就诊人（含是否已接诊）",
 )
 def conversation_patients(request: HttpRequest, conversation_id: int) -> dict[str, Any]:
@@ -118,7 +148,14 @@ def conversation_patients(request: HttpRequest, conversation_id: int) -> dict[st
     }
 
 
-@router.get("/patients/{patient_id}", response=PatientCareOut, summary="我与该就诊人的诊疗关系（原因与期限）")
+@router.get(
+    "/patients/{patient_id}",
+    response={
+        200: PatientCareOut,
+        **errors(HubCode.FORBIDDEN, CareCode.RELATIONSHIP_NOT_FOUND, HubCode.VALIDATION_ERROR),
+    },
+    summary="我与该就诊人的诊疗关系（原因与期限）",
+)
 def patient_care(request: HttpRequest, patient_id: int) -> dict[str, Any]:
     staff = _staff(request)
     patient = Patient.objects.filter(pk=patient_id, is_active=True).first()

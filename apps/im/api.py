@@ -12,7 +12,7 @@ from django.http import FileResponse, HttpRequest
 from ninja import File, Form, Router, Status
 from ninja.files import UploadedFile
 
-from hub.errors import Invalid
+from hub.errors import HubCode, Invalid, errors
 
 from . import selectors, services
 from .errors import ImCode, ImError
@@ -35,18 +35,30 @@ def _user(request: HttpRequest) -> Any:
     return request.auth  # type: ignore[attr-defined]
 
 
-@router.get("/conversations", response=ConversationListOut, summary="会话列表（按最近消息排序，含未读数）")
+@router.get(
+    "/conversations",
+    response={200: ConversationListOut, **errors(HubCode.VALIDATION_ERROR)},
+    summary="会话列表（按最近消息排序，含未读数）",
+)
 def conversation_list(request: HttpRequest, before: dt.datetime | None = None, limit: int = 30) -> dict[str, Any]:
     return selectors.conversations_of(user=_user(request), before=before, limit=limit)
 
 
-@router.get("/conversations/{conversation_id}", response=ConversationDetailOut, summary="会话详情与成员")
+@router.get(
+    "/conversations/{conversation_id}",
+    response={200: ConversationDetailOut, **errors(ImCode.NOT_MEMBER, HubCode.VALIDATION_ERROR)},
+    summary="会话详情与成员",
+)
 def conversation_detail(request: HttpRequest, conversation_id: int) -> dict[str, Any]:
     services.require_member(user=_user(request), conversation_id=conversation_id)
     return {"id": conversation_id, "members": selectors.members_of(conversation_id)}
 
 
-@router.get("/conversations/{conversation_id}/messages", response=MessagePageOut, summary="历史消息（按 seq 翻页）")
+@router.get(
+    "/conversations/{conversation_id}/messages",
+    response={200: MessagePageOut, **errors(ImCode.NOT_MEMBER, HubCode.VALIDATION_ERROR)},
+    summary="历史消息（按 seq 翻页）",
+)
 def message_list(
     request: HttpRequest,
     conversation_id: int,
@@ -61,7 +73,21 @@ def message_list(
 
 
 @router.post(
-    "/conversations/{conversation_id}/messages", response={201: MessageOut, 200: MessageOut}, summary="发送消息"
+    "/conversations/{conversation_id}/messages",
+    response={
+        201: MessageOut,
+        200: MessageOut,
+        **errors(
+            HubCode.NOT_FOUND,
+            ImCode.TOO_LONG,
+            ImCode.ATTACHMENT_INVALID,
+            ImCode.KIND_FORBIDDEN,
+            ImCode.CLIENT_MSG_ID_REUSED,
+            ImCode.CONVERSATION_CLOSED,
+            HubCode.VALIDATION_ERROR,
+        ),
+    },
+    summary="发送消息",
 )
 def message_send(request: HttpRequest, conversation_id: int, payload: SendIn) -> Status[dict[str, Any]]:
     result = services.message_send(
@@ -74,13 +100,22 @@ def message_send(request: HttpRequest, conversation_id: int, payload: SendIn) ->
     return Status(200 if result.duplicate else 201, result.message)
 
 
-@router.post("/conversations/{conversation_id}/read", response=ReceiptOut, summary="标记已读（累计）")
+@router.post(
+    "/conversations/{conversation_id}/read",
+    response={200: ReceiptOut, **errors(HubCode.NOT_FOUND, HubCode.VALIDATION_ERROR)},
+    summary="标记已读（累计）",
+)
 def mark_read(request: HttpRequest, conversation_id: int, payload: ReadIn) -> dict[str, int]:
     return services.receipt_update(user=_user(request), conversation_id=conversation_id, read_seq=payload.seq)
 
 
 @router.post(
-    "/conversations/{conversation_id}/messages/{seq}/recall", response=MessageOut, summary="撤回消息（2分钟内）"
+    "/conversations/{conversation_id}/messages/{seq}/recall",
+    response={
+        200: MessageOut,
+        **errors(HubCode.NOT_FOUND, ImCode.ALREADY_RECALLED, ImCode.RECALL_EXPIRED, HubCode.VALIDATION_ERROR),
+    },
+    summary="撤回消息（2分钟内）",
 )
 def recall(request: HttpRequest, conversation_id: int, seq: int) -> dict[str, Any]:
     return services.message_recall(user=_user(request), conversation_id=conversation_id, seq=seq)
@@ -117,7 +152,14 @@ def sniff(head: bytes) -> tuple[str, str] | None:
     return None
 
 
-@router.post("/conversations/{conversation_id}/attachments", response={201: AttachmentOut}, summary="上传附件")
+@router.post(
+    "/conversations/{conversation_id}/attachments",
+    response={
+        201: AttachmentOut,
+        **errors(ImCode.NOT_MEMBER, ImCode.ATTACHMENT_TYPE, ImCode.ATTACHMENT_TOO_LARGE, HubCode.VALIDATION_ERROR),
+    },
+    summary="上传附件",
+)
 def attachment_upload(
     request: HttpRequest,
     conversation_id: int,
@@ -179,6 +221,7 @@ def attachment_upload(
 
 @router.get(
     "/attachments/{attachment_id}",
+    response={**errors(HubCode.NOT_FOUND, HubCode.VALIDATION_ERROR)},
     summary="下载附件（鉴权并审计）",
     openapi_extra={
         "responses": {

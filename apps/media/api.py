@@ -15,8 +15,9 @@ from ninja import Router, Schema
 
 from apps.accounts.roles import CLINICAL_ROLES
 from apps.audit.services import audit_record
+from apps.im.errors import ImCode
 from apps.im.models import Member
-from hub.errors import Forbidden, NotFound
+from hub.errors import Forbidden, HubCode, NotFound, errors
 from recordings.models import Recording
 
 from . import embedded
@@ -65,7 +66,11 @@ def _node_bases(request: HttpRequest) -> tuple[str, str]:
     return rtmp.rstrip("/"), live.rstrip("/")
 
 
-@router.post("/rooms/{room_id}/grant", response=GrantOut, summary="获取视频房间授权")
+@router.post(
+    "/rooms/{room_id}/grant",
+    response={200: GrantOut, **errors(HubCode.NOT_FOUND, ImCode.NOT_MEMBER)},
+    summary="获取视频房间授权",
+)
 def media_room_grant(request: HttpRequest, room_id: str) -> dict[str, Any]:
     access = room_access(request.auth, room_id)  # type: ignore[attr-defined]
     token = room_grant(
@@ -104,7 +109,21 @@ def _state(recording: Recording) -> dict[str, Any]:
     }
 
 
-@router.post("/rooms/{room_id}/recording/start", response=RecordingStateOut, summary="开始录制")
+@router.post(
+    "/rooms/{room_id}/recording/start",
+    response={
+        200: RecordingStateOut,
+        **errors(
+            HubCode.NOT_FOUND,
+            HubCode.FORBIDDEN,
+            ImCode.NOT_MEMBER,
+            MediaCode.ALREADY_RECORDING,
+            MediaCode.NO_PUBLISHER,
+            MediaCode.NODE_UNAVAILABLE,
+        ),
+    },
+    summary="开始录制",
+)
 def media_recording_start(request: HttpRequest, room_id: str) -> dict[str, Any]:
     member = _staff_member(request, room_id)
     if Recording.objects.filter(room_id=room_id, status=Recording.Status.RECORDING).exists():
@@ -121,7 +140,16 @@ def media_recording_start(request: HttpRequest, room_id: str) -> dict[str, Any]:
     return _state(recording)
 
 
-@router.post("/rooms/{room_id}/recording/stop", response=RecordingStateOut, summary="停止录制")
+@router.post(
+    "/rooms/{room_id}/recording/stop",
+    response={
+        200: RecordingStateOut,
+        **errors(
+            HubCode.NOT_FOUND, HubCode.FORBIDDEN, ImCode.NOT_MEMBER, MediaCode.NOT_RECORDING, MediaCode.NODE_UNAVAILABLE
+        ),
+    },
+    summary="停止录制",
+)
 def media_recording_stop(request: HttpRequest, room_id: str) -> dict[str, Any]:
     member = _staff_member(request, room_id)
     recording = Recording.objects.filter(room_id=room_id, status=Recording.Status.RECORDING).first()

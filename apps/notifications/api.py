@@ -10,6 +10,7 @@ from ninja import Router
 
 from apps.accounts.models import MiniProgramIdentity, SandboxOutbox, User
 from hub import crypto
+from hub.errors import HubCode, errors
 
 from . import services
 from .adapters import PHONE_RE
@@ -26,7 +27,7 @@ def _user(request: HttpRequest) -> User:
     return user
 
 
-@router.get("/inbox", response=InboxOut)
+@router.get("/inbox", response={200: InboxOut, **errors()})
 def inbox(request: HttpRequest) -> dict[str, Any]:
     rows = Notification.objects.filter(
         user=_user(request), channel=Channel.INAPP, status=Notification.Status.SENT
@@ -58,12 +59,18 @@ def _preferences(user: User) -> dict[str, Any]:
     }
 
 
-@router.get("/preferences", response=PreferencesOut)
+@router.get("/preferences", response={200: PreferencesOut, **errors()})
 def preferences_get(request: HttpRequest) -> dict[str, Any]:
     return _preferences(_user(request))
 
 
-@router.put("/preferences", response=PreferencesOut)
+@router.put(
+    "/preferences",
+    response={
+        200: PreferencesOut,
+        **errors(NotificationCode.UNKNOWN_CHANNEL, NotificationCode.BAD_QUIET_HOURS, HubCode.VALIDATION_ERROR),
+    },
+)
 def preferences_put(request: HttpRequest, payload: PreferencesIn) -> dict[str, Any]:
     user = _user(request)
     for channel, enabled in payload.channels.items():
@@ -76,7 +83,10 @@ def preferences_put(request: HttpRequest, payload: PreferencesIn) -> dict[str, A
     return _preferences(user)
 
 
-@router.post("/subscriptions", response=SubscriptionOut)
+@router.post(
+    "/subscriptions",
+    response={200: SubscriptionOut, **errors(NotificationCode.NO_WECHAT_IDENTITY, HubCode.VALIDATION_ERROR)},
+)
 def subscription_create(request: HttpRequest, payload: SubscriptionIn) -> dict[str, Any]:
     """The WeChat mini-program reports one accepted ``wx.requestSubscribeMessage``."""
     user = _user(request)
@@ -87,7 +97,7 @@ def subscription_create(request: HttpRequest, payload: SubscriptionIn) -> dict[s
     return {"template": payload.template, "unused_grants": unused}
 
 
-@router.get("/sandbox/sms", response=SandboxSmsOut, auth=None)
+@router.get("/sandbox/sms", response={200: SandboxSmsOut, **errors(HubCode.VALIDATION_ERROR, auth=False)}, auth=None)
 def sandbox_sms(request: HttpRequest, phone: str = "") -> dict[str, Any]:
     """The latest sandbox SMS to ``phone``, for the demo's login page. Answers
     ``visible: false`` (and nothing else) unless the embedded demo turned the

@@ -18,10 +18,11 @@ from apps.accounts.roles import Role
 from apps.audit.services import audit_record
 from apps.core.lifecycle import allowed_actions
 from hub.auth import require_roles
-from hub.errors import Invalid, NotFound
+from hub.errors import HubCode, Invalid, NotFound, errors
 from hub.pagination import PageParams, page
 
 from . import selectors, services
+from .errors import PsychCode
 from .models import Alert, Assignment, DutyShift
 from .schemas import (
     AlertDetailOut,
@@ -72,12 +73,14 @@ def _user(request: HttpRequest) -> User:
 # --- scales ----------------------------------------------------------------------------
 
 
-@router.get("/scales", response=ScaleListOut, summary="可用量表（每个量表的最新版本）")
+@router.get("/scales", response={200: ScaleListOut, **errors()}, summary="可用量表（每个量表的最新版本）")
 def scale_list(request: HttpRequest) -> dict[str, Any]:
     return {"items": [selectors.scale_brief(s) for s in selectors.latest_scales()]}
 
 
-@router.get("/scales/{code}", response=ScaleOut, summary="量表定义（题目、选项及分值）")
+@router.get(
+    "/scales/{code}", response={200: ScaleOut, **errors(HubCode.NOT_FOUND)}, summary="量表定义（题目、选项及分值）"
+)
 def scale_detail(request: HttpRequest, code: str) -> dict[str, Any]:
     scale = selectors.latest_scale(code)
     if scale is None:
@@ -88,7 +91,11 @@ def scale_detail(request: HttpRequest, code: str) -> dict[str, Any]:
 # --- doctor: patients and assignments ------------------------------------------------------
 
 
-@router.get("/patients", response=PatientListOut, summary="我的患者（医生）")
+@router.get(
+    "/patients",
+    response={200: PatientListOut, **errors(HubCode.FORBIDDEN, HubCode.VALIDATION_ERROR)},
+    summary="我的患者（医生）",
+)
 def my_patients(request: HttpRequest, params: Query[PageParams], q: str = "") -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
     qs = selectors.doctor_patients(doctor).select_related("owner")
@@ -97,7 +104,20 @@ def my_patients(request: HttpRequest, params: Query[PageParams], q: str = "") ->
     return page(qs, params, lambda rows: [selectors.patient_brief(p) for p in rows])
 
 
-@router.post("/assignments", response={201: AssignmentsCreatedOut}, summary="分配量表（医生）")
+@router.post(
+    "/assignments",
+    response={
+        201: AssignmentsCreatedOut,
+        **errors(
+            HubCode.FORBIDDEN,
+            HubCode.NOT_FOUND,
+            PsychCode.DUE_INVALID,
+            PsychCode.SCALE_UNKNOWN,
+            HubCode.VALIDATION_ERROR,
+        ),
+    },
+    summary="分配量表（医生）",
+)
 def assign(request: HttpRequest, payload: AssignIn) -> Status[dict[str, Any]]:
     doctor = require_roles(request, [Role.DOCTOR])
     if payload.due_at is not None:
@@ -112,7 +132,11 @@ def assign(request: HttpRequest, payload: AssignIn) -> Status[dict[str, Any]]:
     return Status(201, {"items": [_assignment_out(doctor, selectors.assignment_row(a)) for a in created]})
 
 
-@router.get("/assignments", response=AssignmentListOut, summary="量表任务列表（患者：本人及家庭成员；医生：我的患者）")
+@router.get(
+    "/assignments",
+    response={200: AssignmentListOut, **errors(HubCode.FORBIDDEN, HubCode.VALIDATION_ERROR)},
+    summary="量表任务列表（患者：本人及家庭成员；医生：我的患者）",
+)
 def assignment_list(
     request: HttpRequest, params: Query[PageParams], patient_id: int | None = None, status: str = ""
 ) -> dict[str, Any]:
@@ -125,7 +149,7 @@ def assignment_list(
 
 @router.get(
     "/assignments/{assignment_id}",
-    response=AssignmentFillingOut,
+    response={200: AssignmentFillingOut, **errors(HubCode.FORBIDDEN, HubCode.NOT_FOUND, HubCode.VALIDATION_ERROR)},
     summary="量表任务详情（患者填写用：题目与已保存答案）",
 )
 def assignment_detail(request: HttpRequest, assignment_id: int) -> dict[str, Any]:
@@ -135,7 +159,20 @@ def assignment_detail(request: HttpRequest, assignment_id: int) -> dict[str, Any
 
 
 @router.post(
-    "/assignments/{assignment_id}/answers", response=AssignmentFillingOut, summary="保存答案（可多次，提交前可修改）"
+    "/assignments/{assignment_id}/answers",
+    response={
+        200: AssignmentFillingOut,
+        **errors(
+            HubCode.FORBIDDEN,
+            HubCode.NOT_FOUND,
+            PsychCode.ALREADY_SUBMITTED,
+            PsychCode.ASSIGNMENT_CLOSED,
+            PsychCode.TRANSITION_REFUSED,
+            PsychCode.ANSWER_INVALID,
+            HubCode.VALIDATION_ERROR,
+        ),
+    },
+    summary="保存答案（可多次，提交前可修改）",
 )
 def answers_save(request: HttpRequest, assignment_id: int, payload: AnswersIn) -> dict[str, Any]:
     user = require_roles(request, [Role.PATIENT])
@@ -144,7 +181,19 @@ def answers_save(request: HttpRequest, assignment_id: int, payload: AnswersIn) -
 
 @router.post(
     "/assignments/{assignment_id}/submit",
-    response=ReportOut,
+    response={
+        200: ReportOut,
+        **errors(
+            HubCode.FORBIDDEN,
+            HubCode.NOT_FOUND,
+            PsychCode.ALREADY_SUBMITTED,
+            PsychCode.ASSIGNMENT_CLOSED,
+            PsychCode.TRANSITION_REFUSED,
+            PsychCode.ANSWER_INVALID,
+            PsychCode.INCOMPLETE,
+            HubCode.VALIDATION_ERROR,
+        ),
+    },
     exclude_unset=True,
     summary="提交并计分（提交后答案不可更改）",
 )
@@ -154,7 +203,14 @@ def submit(request: HttpRequest, assignment_id: int, payload: SubmitIn) -> dict[
     return {**selectors.patient_report(result), "kind": "patient"}
 
 
-@router.post("/assignments/{assignment_id}/cancel", response=AssignmentOut, summary="取消量表任务（医生）")
+@router.post(
+    "/assignments/{assignment_id}/cancel",
+    response={
+        200: AssignmentOut,
+        **errors(HubCode.FORBIDDEN, HubCode.NOT_FOUND, PsychCode.TRANSITION_REFUSED, HubCode.VALIDATION_ERROR),
+    },
+    summary="取消量表任务（医生）",
+)
 def cancel(request: HttpRequest, assignment_id: int) -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
     return _assignment_out(
@@ -179,7 +235,7 @@ def _report(user: User, result_id: int) -> dict[str, Any]:
 
 @router.get(
     "/results/{result_id}",
-    response=ReportOut,
+    response={200: ReportOut, **errors(HubCode.FORBIDDEN, HubCode.NOT_FOUND, HubCode.VALIDATION_ERROR)},
     exclude_unset=True,
     summary="测评报告（患者：通俗版；医生：临床版，含逐题作答和趋势）",
 )
@@ -190,6 +246,7 @@ def result_report(request: HttpRequest, result_id: int) -> dict[str, Any]:
 
 @router.get(
     "/results/{result_id}/print",
+    response={**errors(HubCode.FORBIDDEN, HubCode.NOT_FOUND, HubCode.VALIDATION_ERROR)},
     summary="可打印报告（HTML）",
     openapi_extra={
         "responses": {
@@ -208,7 +265,14 @@ def result_print(request: HttpRequest, result_id: int) -> HttpResponse:
     return HttpResponse(html, content_type="text/html; charset=utf-8")
 
 
-@router.post("/results/{result_id}/sign", response={201: ReviewOut}, summary="医生填写意见并签名（签名后不可修改）")
+@router.post(
+    "/results/{result_id}/sign",
+    response={
+        201: ReviewOut,
+        **errors(HubCode.FORBIDDEN, HubCode.NOT_FOUND, PsychCode.ALREADY_SIGNED, HubCode.VALIDATION_ERROR),
+    },
+    summary="医生填写意见并签名（签名后不可修改）",
+)
 def result_sign(request: HttpRequest, result_id: int, payload: NoteIn) -> Status[dict[str, Any]]:
     doctor = require_roles(request, [Role.DOCTOR])
     review = services.result_sign(doctor=doctor, result_id=result_id, note=payload.note)
@@ -220,7 +284,11 @@ def result_sign(request: HttpRequest, result_id: int, payload: NoteIn) -> Status
 # --- alerts ----------------------------------------------------------------------------------
 
 
-@router.get("/alerts", response=AlertListOut, summary="危急预警（我负责的及升级给我的）")
+@router.get(
+    "/alerts",
+    response={200: AlertListOut, **errors(HubCode.FORBIDDEN, HubCode.VALIDATION_ERROR)},
+    summary="危急预警（我负责的及升级给我的）",
+)
 def alert_list(request: HttpRequest, params: Query[PageParams], status: str = "") -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
     if status and status != "active" and status not in Alert.Status.values:
@@ -232,13 +300,24 @@ def alert_list(request: HttpRequest, params: Query[PageParams], status: str = ""
     )
 
 
-@router.get("/alerts/{alert_id}", response=AlertDetailOut, summary="预警详情与处理记录")
+@router.get(
+    "/alerts/{alert_id}",
+    response={200: AlertDetailOut, **errors(HubCode.FORBIDDEN, HubCode.NOT_FOUND, HubCode.VALIDATION_ERROR)},
+    summary="预警详情与处理记录",
+)
 def alert_detail(request: HttpRequest, alert_id: int) -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
     return _alert_out(selectors.alert_detail(selectors.alert_visible(doctor, alert_id)))
 
 
-@router.post("/alerts/{alert_id}/acknowledge", response=AlertDetailOut, summary="确认预警")
+@router.post(
+    "/alerts/{alert_id}/acknowledge",
+    response={
+        200: AlertDetailOut,
+        **errors(HubCode.FORBIDDEN, HubCode.NOT_FOUND, PsychCode.TRANSITION_REFUSED, HubCode.VALIDATION_ERROR),
+    },
+    summary="确认预警",
+)
 def alert_acknowledge(request: HttpRequest, alert_id: int, payload: NoteIn) -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
     return _alert_out(
@@ -246,7 +325,14 @@ def alert_acknowledge(request: HttpRequest, alert_id: int, payload: NoteIn) -> d
     )
 
 
-@router.post("/alerts/{alert_id}/close", response=AlertDetailOut, summary="关闭预警（填写处理记录）")
+@router.post(
+    "/alerts/{alert_id}/close",
+    response={
+        200: AlertDetailOut,
+        **errors(HubCode.FORBIDDEN, HubCode.NOT_FOUND, PsychCode.TRANSITION_REFUSED, HubCode.VALIDATION_ERROR),
+    },
+    summary="关闭预警（填写处理记录）",
+)
 def alert_close(request: HttpRequest, alert_id: int, payload: NoteIn) -> dict[str, Any]:
     doctor = require_roles(request, [Role.DOCTOR])
     return _alert_out(selectors.alert_detail(services.alert_close(user=doctor, alert_id=alert_id, note=payload.note)))
@@ -265,7 +351,7 @@ def _duty_row(s: DutyShift) -> dict[str, Any]:
     }
 
 
-@router.get("/duty", response=DutyListOut, summary="值班表（今后及当前班次）")
+@router.get("/duty", response={200: DutyListOut, **errors(HubCode.FORBIDDEN)}, summary="值班表（今后及当前班次）")
 def duty_list(request: HttpRequest, department: str = "") -> dict[str, Any]:
     require_roles(request, [Role.DOCTOR, Role.SYSADMIN])
     qs = DutyShift.objects.select_related("doctor").filter(ends_at__gt=timezone.now()).order_by("starts_at")
@@ -274,7 +360,16 @@ def duty_list(request: HttpRequest, department: str = "") -> dict[str, Any]:
     return {"items": [_duty_row(s) for s in qs[:200]]}
 
 
-@router.post("/duty", response={201: DutyOut}, summary="新增值班（系统管理员）")
+@router.post(
+    "/duty",
+    response={
+        201: DutyOut,
+        **errors(
+            HubCode.FORBIDDEN, PsychCode.DUTY_DOCTOR_INVALID, PsychCode.DUTY_WINDOW_INVALID, HubCode.VALIDATION_ERROR
+        ),
+    },
+    summary="新增值班（系统管理员）",
+)
 def duty_create(request: HttpRequest, payload: DutyIn) -> Status[dict[str, Any]]:
     admin = require_roles(request, [Role.SYSADMIN])
     shift = services.duty_shift_create(

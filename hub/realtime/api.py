@@ -6,6 +6,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Schema
 
+from hub.errors import errors
 from hub.identity import identity
 
 router = Router()
@@ -16,7 +17,7 @@ class TicketOut(Schema):
     expires_in: int
 
 
-@router.post("/ticket", response=TicketOut, summary="获取实时连接票据")
+@router.post("/ticket", response={200: TicketOut, **errors()}, summary="获取实时连接票据")
 def ticket(request: HttpRequest) -> dict[str, Any]:
     """A single-use ticket for the socket's first frame (mini-programs)."""
     raw = identity().ticket_issue(request.auth_token)  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""Every 2xx response of the API declares a typed body (issue 9).
+"""Every 2xx response of the API declares a typed body, every error response the
+ErrorOut schema with its stable codes, every authenticated route its 401 (issue 9).
 
 Walks ``/api/v1/openapi.json``: each 2xx response of each operation must have
 a JSON content schema that is a ``$ref`` to a component with declared
@@ -66,3 +67,62 @@ def test_every_2xx_response_has_a_typed_schema() -> None:
     spec = Client().get("/api/v1/openapi.json").json()
     problems = untyped_responses(spec)
     assert not problems, f"{len(problems)} untyped 2xx responses:\n" + "\n".join(problems)
+
+
+# --- error responses (issue 9): ErrorOut with the stable codes per status -------------------------
+
+ERROR_REF = "#/components/schemas/ErrorOut"
+
+
+def error_problems(spec: dict[str, Any]) -> list[str]:
+    from hub.errors import declared_codes
+
+    known = declared_codes()
+    problems = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            where = f"{method.upper()} {path}"
+            responses = op.get("responses", {})
+            if op.get("security") and "401" not in responses:
+                problems.append(f"{where}: requires auth but declares no 401")
+            for status, response in responses.items():
+                if not str(status).startswith(("4", "5")):
+                    continue
+                schema = ((response.get("content") or {}).get("application/json") or {}).get("schema") or {}
+                if schema.get("$ref") != ERROR_REF:
+                    problems.append(f"{where} {status}: not the ErrorOut schema: {schema}")
+                    continue
+                codes = schema.get("x-error-codes") or []
+                if not codes:
+                    problems.append(f"{where} {status}: lists no error codes")
+                for code in codes:
+                    if code not in known:
+                        problems.append(f"{where} {status}: {code} is in no code table")
+                    elif known[code].status != int(status):
+                        problems.append(f"{where} {status}: {code} answers {known[code].status}")
+    return problems
+
+
+@pytest.mark.django_db
+def test_every_error_response_is_error_out_with_its_codes() -> None:
+    spec = Client().get("/api/v1/openapi.json").json()
+    assert spec["components"]["schemas"]["ErrorOut"]["required"] == ["code", "message", "detail"]
+    problems = error_problems(spec)
+    assert not problems, f"{len(problems)} error responses:\n" + "\n".join(problems)
+    # The walk bites: an authenticated route's 401 and a psych route's own codes are listed.
+    op = spec["paths"]["/api/v1/psych/assignments"]["post"]["responses"]
+    assert op["401"]["content"]["application/json"]["schema"]["x-error-codes"] == ["auth.unauthenticated"]
+    assert "psych.scale_unknown" in op["422"]["content"]["application/json"]["schema"]["x-error-codes"]
+
+
+def test_the_walk_fails_on_an_untyped_4xx_and_a_missing_401() -> None:
+    spec = {
+        "paths": {
+            "/x": {
+                "get": {"security": [{"BearerAuth": []}], "responses": {"200": {}, "404": {"description": "NF"}}},
+            }
+        }
+    }
+    problems = error_problems(spec)
+    assert any("declares no 401" in p for p in problems)
+    assert any("404: not the ErrorOut schema" in p for p in problems)
