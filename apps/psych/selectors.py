@@ -25,6 +25,7 @@ from apps.im.models import Conversation
 from hub.errors import NotFound
 
 from .models import Alert, Assignment, Result, ScaleDefinition
+from .signing import review_signature_valid
 
 DISCLAIMER = "本结果为心理量表筛查结果，仅供参考，不能作为诊断依据；如有疑问请咨询专业医生。"
 HELP_TEXT = (
@@ -274,8 +275,6 @@ def _band_advice(result: Result) -> str:
 
 
 def review_view(result: Result) -> dict[str, Any] | None:
-    from .services import review_signature
-
     review = getattr(result, "review", None)
     if review is None:
         return None
@@ -283,7 +282,7 @@ def review_view(result: Result) -> dict[str, Any] | None:
         "note": review.note,
         "signed_by": {"id": review.signed_by_id, "name": review.signed_by.display_name},
         "signed_at": _utc(review.signed_at),
-        "signature_valid": review.signature == review_signature(result, review.note, review.signed_by_id),
+        "signature_valid": review_signature_valid(result, review.note, review.signed_by_id, review.signature),
     }
 
 

@@ -23,13 +23,13 @@ from apps.audit.services import audit_record
 from apps.core import lifecycle
 from apps.core.lifecycle import AuditEntry, Publication
 from apps.im.models import Conversation
-from hub import signing
 from hub.errors import Invalid, NotFound
 
 from . import events, selectors
 from .errors import PsychCode, PsychError
 from .models import Alert, AlertEvent, Assignment, DutyShift, Result, ResultReview
 from .scoring import AnswerError, check_answer, score
+from .signing import review_signature
 from .states import ALERT_TRANSITIONS, ASSIGNMENT_TRANSITIONS
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def assignments_create(
                 "patient_id": patient.pk,
                 "patient_name": patient.name,
                 "scales": [{"code": s.code, "name": s.data["short_name"]} for s in scales],
-                "due_at": due_at.isoformat(),
+                "due_at": due_at.astimezone(dt.UTC).isoformat(),  # UTC, as the API (docs/api.md)
                 "summary": summary,
                 "page": "/pages/psych/list",
             },
@@ -491,24 +491,6 @@ def alerts_escalate_due(*, now: dt.datetime | None = None) -> dict[str, int]:
 
 
 # --- review and signature ----------------------------------------------------------------
-
-
-def review_signature(result: Result, note: str, signer_id: int) -> str:
-    """HMAC over what the doctor signs: the frozen scores and answers plus the note
-    (``hub.signing``, purpose ``psych-review/v1``)."""
-    return signing.seal(
-        {
-            "result": result.pk,
-            "answers": result.answers,
-            "raw": result.raw_score,
-            "standard": result.standard_score,
-            "band": result.band_code,
-            "norm": result.norm,
-            "note": note,
-            "signer": signer_id,
-        },
-        signing.Purpose.PSYCH_REVIEW,
-    )
 
 
 def result_sign(*, doctor: User, result_id: int, note: str) -> ResultReview:
