@@ -5,3 +5,9 @@ class NotificationsConfig(AppConfig):
     name = "apps.notifications"
     label = "notifications"
     verbose_name = "通知"
+
+    def ready(self) -> None:
+        # services queues committed rows through tasks without importing them (tasks call services).
+        from . import services, tasks
+
+        services.enqueuer_register(tasks.enqueue)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -148,14 +149,25 @@ def notification_enqueue(
     return row
 
 
-def _queue(pk: int, eta: dt.datetime | None = None) -> None:
-    from .tasks import send_notification
+# How a committed row reaches the task queue: ``tasks.enqueue``, registered when the app
+# is ready (``apps.py``), so this module never imports the tasks that call it. Unset (or
+# the queue down): the row waits for the sweep, which sends it all the same.
+Enqueuer = Callable[[int, dt.datetime | None], None]
+_enqueuer: Enqueuer | None = None
 
+
+def enqueuer_register(enqueue: Enqueuer) -> None:
+    """Set how :func:`notification_enqueue` queues a committed row (``enqueue(pk, eta)``)."""
+    global _enqueuer
+    _enqueuer = enqueue
+
+
+def _queue(pk: int, eta: dt.datetime | None = None) -> None:
+    if _enqueuer is None:
+        log.warning("no notification enqueuer registered; the sweep will send %s", pk)
+        return
     try:
-        if eta is not None and eta > timezone.now():
-            send_notification.schedule((pk,), eta=eta)
-        else:
-            send_notification(pk)
+        _enqueuer(pk, eta)
     except Exception:
         # The row is committed; the sweep sends it even if the queue is unreachable.
         log.exception("enqueue of notification %s failed; the sweep will send it", pk)
