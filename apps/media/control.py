@@ -68,7 +68,15 @@ async def send_command(node: str, cmd: str, room_id: str, *, timeout: float = 15
     claims = {"peer": data["peer"]} if "peer" in data else {}
     message = {"type": "media.command", "cmd": cmd, "room": room_id, "grant": node_grant(cmd, room_id, **claims)}
     if embedded.is_embedded(node):
-        return await asyncio.wait_for(embedded.node().handle({**message, **data}), timeout)
+        try:
+            return await asyncio.wait_for(embedded.node().handle({**message, **data}), timeout)
+        except UNREACHABLE:
+            raise
+        except Exception as exc:
+            # A remote node that fails a command never answers (a 503 for the client); the
+            # embedded one fails the same way rather than as a 500.
+            log.exception("embedded media node failed %s %s", cmd, room_id)
+            raise MediaError(MediaCode.NODE_UNAVAILABLE) from exc
     layer = get_channel_layer()
     assert layer is not None
     reply = await layer.new_channel("media.reply.")

@@ -190,3 +190,44 @@ def test_hub_error_from_grant_keeps_the_grant_code() -> None:
         "message": "授权凭证已过期",
         "detail": {},
     }
+
+
+class _Node:
+    def __init__(self, outcome: object) -> None:
+        self.outcome = outcome
+
+    async def handle(self, command: dict[str, object]) -> dict[str, object]:
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        assert isinstance(self.outcome, dict)
+        return self.outcome
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "code"),
+    [
+        ({"ok": False, "code": "media.no_publisher", "message": "对方尚未开始推流"}, 409, "media.no_publisher"),
+        ({"ok": False, "code": "grant.invalid", "message": "授权凭证与命令不符"}, 409, "grant.invalid"),
+        ({"ok": False, "code": "media.future_code", "message": "新的拒绝"}, 409, "media.future_code"),
+        ({"ok": False}, 409, "media.refused"),
+        (TimeoutError(), 503, "media.node_unavailable"),
+        (RuntimeError("recorder crashed"), 503, "media.node_unavailable"),
+    ],
+)
+def test_node_call_refusals_are_409_and_failures_503_never_500(
+    monkeypatch: pytest.MonkeyPatch, outcome: object, status: int, code: str
+) -> None:
+    import asyncio
+
+    from channels.exceptions import ChannelFull
+
+    from apps.media import control, embedded
+
+    monkeypatch.setattr(embedded, "is_embedded", lambda node: True)
+    monkeypatch.setattr(embedded, "node", lambda: _Node(outcome))
+    monkeypatch.setattr(control, "node_grant", lambda *a, **k: "grant")
+    with pytest.raises(MediaError) as refused:
+        asyncio.run(control.node_call("peer.play", "conv-1", peer="u1", sdp="v=0"))
+    assert (refused.value.status, refused.value.code) == (status, code)
+    assert set(refused.value.as_dict()) == {"code", "message", "detail"}
+    assert ChannelFull in control.UNREACHABLE
