@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from hub.context import RequestMeta, set_request_meta
-from hub.errors import ApiError
+from hub.errors import ApiError, HubCode, HubError
 from hub.identity import identity
 
 from . import presence, protocol, topics
@@ -179,7 +179,8 @@ class HubConsumer(AsyncWebsocketConsumer):
             return
         except Exception:
             log.exception("handler %s failed", kind)
-            await self.send_frame(protocol.error(frame.get("id"), "internal_error", "系统繁忙，请稍后重试"))
+            failed = HubError(HubCode.INTERNAL_ERROR)
+            await self.send_frame(protocol.error(frame.get("id"), failed.code, failed.message))
             return
         if "id" in frame:
             await self.send_frame({"type": "reply", "reply_to": frame["id"], "ok": True, "data": data or {}})
