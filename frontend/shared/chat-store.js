@@ -22,6 +22,8 @@
 // wrapper that supplies Vue's reactive()): the patient app's uni-app build maps
 // 'vue' to its own runtime, so this file must not import it itself.
 let reactive = (value) => value
+import { cardPreview, cardTag } from './cards.js'
+
 export function useReactive(fn) {
   reactive = fn
 }
@@ -50,19 +52,9 @@ function newClientMsgId() {
   return `c${Date.now().toString(36)}${rnd}`
 }
 
-// 会话列表里“最后一条消息”的预览文字
-export const CARD_LABELS = {
-  prescription: '处方',
-  scale_assignment: '量表',
-  video_invite: '视频问诊邀请',
-  order: '订单',
-  followup_task: '随访任务',
-  report: '报告',
-  notice: '通知',
-}
-
+// 会话列表里“最后一条消息”的预览文字；卡片的名称来自 cards.js 的模板
 export function cardLabel(type) {
-  return CARD_LABELS[type] || '卡片'
+  return cardTag(type)
 }
 
 export function messagePreview(m, me) {
@@ -78,11 +70,8 @@ export function messagePreview(m, me) {
       return '[语音]'
     case 'file':
       return `[文件] ${body.filename || ''}`.trim()
-    case 'card': {
-      const data = body.data || {}
-      const title = data.title || data.summary || ''
-      return `[${cardLabel(body.card_type)}] ${title}`.trim()
-    }
+    case 'card':
+      return cardPreview(body)
     case 'system':
       return body.text || '[系统消息]'
     case 'recall':
