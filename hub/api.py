@@ -17,6 +17,7 @@ from apps.im.api import router as im_router
 from apps.media.api import router as media_router
 from apps.notifications.api import router as notifications_router
 from apps.psych.api import router as psych_router
+from apps.todos.api import router as todos_router
 from recordings.api import router as recordings_router
 
 from .auth import BearerAuth
@@ -88,3 +89,4 @@ api.add_router("/psych/", psych_router, tags=["心理测评"])
 api.add_router("/notifications/", notifications_router, tags=["通知"])
 api.add_router("/recordings/", recordings_router, tags=["录像"])
 api.add_router("/media/", media_router, tags=["音视频"])
+api.add_router("/todos/", todos_router, tags=["待办"])

@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "apps.care_team",
     "apps.psych",
     "apps.notifications",
+    "apps.todos",
     "recordings",
     "apps.media",
 ]

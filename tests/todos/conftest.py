@@ -1,0 +1,3 @@
+from tests.psych.conftest import care
+
+__all__ = ["care"]
