@@ -74,9 +74,9 @@ def test_doctor_and_patient_chat_live_and_resume_after_offline(live_server_url: 
         expect(first.locator("[data-testid=message-status]")).to_have_attribute("data-status", "sent")
         expect(first.locator("[data-testid=read-receipt]")).to_have_text("未读")
 
-        # The patient sees the unread conversation in 我的消息 and opens it.
+        # The patient sees the unread conversation under the 消息 tab and opens it.
         patient_login(pat, live_server_url, phone)
-        pat.click("[data-testid=messages-entry]")
+        pat.locator(".uni-tabbar__item", has_text="消息").click()
         conv_item = pat.locator(f"[data-testid=conversation-item][data-conversation-id='{conv.pk}']")
         expect(conv_item.locator("[data-testid=unread-badge]")).to_have_text("1")
         expect(conv_item).to_contain_text("请问哪里不舒服")

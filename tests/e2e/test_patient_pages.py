@@ -39,3 +39,60 @@ def test_consent_times_are_beijing_time_on_a_device_in_another_zone(live_server_
         expect(item).not_to_contain_text("11:30")
     finally:
         ctx.close()
+
+
+def test_home_todos_service_grid_tabs_and_records(live_server_url: str, browser: Any) -> None:
+    """The shell: a 待办 strip with a badge fed by /todos/, the service grid from the
+    module registry, tab badges, 服务记录 with its empty state, and 我的."""
+    from apps.im import services as im_services
+    from apps.psych import services as psych
+    from tests.psych.conftest import add_patient, make_doctor
+
+    doctor = make_doctor("e2eshell")
+    account = make_patient("13612340202", "陈静")
+    me = add_patient(account, "陈静")
+    im_services.conversation_for_pair(staff=doctor.user, patient=account.user)
+    due = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    (phq,) = psych.assignments_create(doctor=doctor.user, patient_id=me.pk, scale_codes=["PHQ-9"], due_at=due)
+    ctx, page = _phone(browser)
+    try:
+        patient_login(page, live_server_url, "13612340202")
+        todo = page.locator("[data-testid=todo-item][data-kind='psych.scales_to_fill']")
+        expect(todo).to_contain_text("待填写的心理量表（1）")
+        expect(todo).to_contain_text("PHQ-9")
+        expect(page.locator("[data-testid=todo-badge]")).to_have_text("1")
+        expect(page.locator("[data-testid=psych-entry]")).to_contain_text("心理测评")
+        tabs = page.locator(".uni-tabbar__item")
+        expect(tabs.locator(".uni-tabbar__label")).to_have_text(["首页", "消息", "服务记录", "我的"])
+        # 首页 carries the to-do count, 消息 the unread card the assignment posted.
+        expect(tabs.nth(0).locator(".uni-tabbar__badge")).to_have_text("1")
+        expect(tabs.nth(1).locator(".uni-tabbar__badge")).to_have_text("1")
+        page.screenshot(path="/tmp/shell-home.png")
+
+        # 服务记录 is empty until a service is done, and says what to do.
+        tabs.nth(2).click()
+        expect(page.locator("[data-testid=state-empty]")).to_contain_text("暂无服务记录")
+        psych.assignment_submit(user=account.user, assignment_id=phq.pk, answers={n: 0 for n in range(1, 10)})
+        page.reload()
+        record = page.locator("[data-testid=record-item]")
+        expect(record).to_have_count(1)
+        expect(record).to_contain_text("PHQ-9 · 无抑郁症状")
+        record.click()
+        expect(page.locator("[data-testid=psych-band]")).to_contain_text("无抑郁症状")
+
+        # Back home the to-do is gone and the strip says so.
+        page.goto(f"{live_server_url}/h5/#/pages/index/index")
+        expect(page.locator("[data-testid=todo-empty]")).to_be_visible()
+        expect(page.locator("[data-testid=todo-badge]")).to_have_count(0)
+
+        # 我的: the account's pages and sign-out (confirmed first).
+        page.locator(".uni-tabbar__item", has_text="我的").click()
+        expect(page.locator("[data-testid=me-page-name]")).to_have_text("陈静")
+        expect(page.locator("[data-testid=patients-entry]")).to_be_visible()
+        expect(page.locator("[data-testid=consents-entry]")).to_be_visible()
+        page.screenshot(path="/tmp/shell-me.png")
+        page.click("[data-testid=logout-button]")
+        page.locator(".uni-modal__btn_primary").click()
+        expect(page.locator("[data-testid=login-button]")).to_be_visible()
+    finally:
+        ctx.close()
