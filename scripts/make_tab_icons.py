@@ -100,16 +100,19 @@ def png(shape: Shape, rgb: tuple[int, int, int]) -> bytes:
     for py in range(SIZE):
         rows.append(0)  # filter: none
         for px in range(SIZE):
-            hits = sum(
-                shape(px + (i + 0.5) * step, py + (j + 0.5) * step) for i in range(SS) for j in range(SS)
-            )
+            hits = sum(shape(px + (i + 0.5) * step, py + (j + 0.5) * step) for i in range(SS) for j in range(SS))
             rows.extend((*rgb, round(255 * hits / (SS * SS))))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", SIZE, SIZE, 8, 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(rows), 9)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(rows), 9))
+        + chunk(b"IEND", b"")
+    )
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from ninja import Router, Status
 from apps.accounts.models import Patient, User
 from apps.accounts.roles import CLINICAL_ROLES
 from apps.audit.services import audit_record
+from hub import crypto
 from hub.auth import require_roles
 from hub.errors import HubCode, errors
 
@@ -24,6 +25,7 @@ from .schemas import (
     ConversationPatientsOut,
     EndIn,
     PatientCareOut,
+    PatientSearchOut,
     RelationshipListOut,
     RelationshipOut,
     TakeIntoCareIn,
@@ -166,4 +168,53 @@ def patient_care(request: HttpRequest, patient_id: int) -> dict[str, Any]:
             action="care.access_denied", actor=staff, object_type="patient", object_id=patient_id, result="denied"
         )
         raise CareError(CareCode.RELATIONSHIP_NOT_FOUND)
-    return {"patient": _patient_out(patient), "in_care": True, "reasons": reasons}
+    audit_record(action="care.patient_view", actor=staff, object_type="patient", object_id=patient.pk)
+    return {
+        "patient": _patient_out(patient),
+        "in_care": True,
+        "reasons": reasons,
+        "profile": profile_out(patient, reasons),
+    }
+
+
+def profile_out(p: Patient, reasons: list[dict[str, Any]]) -> dict[str, Any]:
+    """Identifiers masked for every clinical role (the console never needs them whole)."""
+    phone = p.phone or (p.owner.phone if p.owner_id else "")
+    return {
+        "id": p.pk,
+        "name": p.name,
+        "relation_label": Patient.Relation(p.relation).label,
+        "sex_label": Patient.Sex(p.sex).label,
+        "age": selectors.age_of(p),
+        "birth_date": p.birth_date,
+        "phone_masked": crypto.mask_phone(phone) if phone else "",
+        "id_number_masked": crypto.mask_id_number(p.id_number),
+        "account_name": p.owner.display_name,
+        "reasons": sorted({r["reason_label"] for r in reasons}),
+    }
+
+
+SEARCH_LIMIT = 20
+
+
+@router.get(
+    "/patients",
+    response={200: PatientSearchOut, **errors(HubCode.FORBIDDEN, HubCode.VALIDATION_ERROR)},
+    summary="查找我诊疗关系内的就诊人（姓名、手机或证件号后四位）",
+)
+def patient_search(request: HttpRequest, q: str = "") -> dict[str, Any]:
+    staff = _staff(request)
+    q = q.strip()[:32]
+    rows = selectors.search_patients_in_care(staff, q, limit=SEARCH_LIMIT + 1)
+    # The query itself may be digits of a phone or ID number: only its kind and length are kept.
+    audit_record(
+        action="care.patient_search",
+        actor=staff,
+        detail={
+            "query_kind": "tail" if q[:-1].isdigit() and len(q) >= 4 else ("name" if q else "all"),
+            "query_length": len(q),
+            "results": min(len(rows), SEARCH_LIMIT),
+        },
+    )
+    items = [profile_out(p, selectors.care_reasons(staff, p)) for p in rows[:SEARCH_LIMIT]]
+    return {"items": items, "count": len(items), "truncated": len(rows) > SEARCH_LIMIT}

@@ -62,10 +62,26 @@ class ReasonOut(Schema):
     until: dt.datetime | None
 
 
+class PatientProfileOut(Schema):
+    """A 就诊人 as the console shows them to clinical staff: identifiers masked."""
+
+    id: int
+    name: str
+    relation_label: str
+    sex_label: str
+    age: int
+    birth_date: dt.date
+    phone_masked: str
+    id_number_masked: str
+    account_name: str  # the managing account's display name (本人 or the family member who manages)
+    reasons: list[str]  # why the caller holds them in care, as labels
+
+
 class PatientCareOut(Schema):
     patient: PatientOut
     in_care: bool
     reasons: list[ReasonOut]
+    profile: PatientProfileOut
 
 
 class CandidateOut(Schema):
@@ -78,3 +94,9 @@ class CandidateOut(Schema):
 
 class ConversationPatientsOut(Schema):
     items: list[CandidateOut]
+
+
+class PatientSearchOut(Schema):
+    items: list[PatientProfileOut]
+    count: int
+    truncated: bool

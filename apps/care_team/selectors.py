@@ -143,3 +143,37 @@ def relationships_of(
 def is_open(rel: CareRelationship, *, at: dt.datetime | None = None) -> bool:
     at = at or timezone.now()
     return rel.ended_at is None and rel.starts_at <= at < rel.until
+
+
+# --- patient search (console 患者查询) -------------------------------------------------
+
+SEARCH_SCAN_MAX = 5000  # 就诊人 in one staff member's care; identifiers are decrypted to match tails
+
+
+def age_of(patient: Patient, today: dt.date | None = None) -> int:
+    today = today or timezone.localdate()
+    b = patient.birth_date
+    return today.year - b.year - ((today.month, today.day) < (b.month, b.day))
+
+
+def search_patients_in_care(staff: User, q: str, *, limit: int = 20) -> list[Patient]:
+    """就诊人 in ``staff``'s care matching ``q``: a name fragment, or four or more
+    trailing digits (X allowed) of the 就诊人's or the account's phone or of the ID
+    number. Only patients already in care are ever read, so a search cannot find
+    anyone the caller may not see; identifiers are encrypted, so tails are matched
+    after decryption within that bounded set."""
+    q = q.strip()
+    pool = patients_in_care(staff).select_related("owner")
+    if not q:
+        return list(pool[:limit])
+    tail = q.upper()
+    if len(tail) >= 4 and tail[:-1].isdigit() and (tail[-1].isdigit() or tail[-1] == "X"):
+        hits: list[Patient] = []
+        for p in pool[:SEARCH_SCAN_MAX]:
+            phones = (p.phone, p.owner.phone if p.owner_id else "")
+            if any(ph and ph.endswith(tail) for ph in phones) or p.id_number.upper().endswith(tail):
+                hits.append(p)
+                if len(hits) >= limit:
+                    break
+        return hits
+    return list(pool.filter(name__icontains=q)[:limit])

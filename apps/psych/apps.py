@@ -20,9 +20,9 @@ class PsychConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_sync_scales, sender=self, dispatch_uid="psych_sync_scales")
-        from . import checks  # noqa: F401  (registers the settings check)
         from apps.todos.registry import register
 
+        from . import checks  # noqa: F401  (registers the settings check)
         from .todos import psych_todos
 
         register("psych", psych_todos)

@@ -239,3 +239,43 @@ def test_seed_demo_gives_the_doctor_a_care_team(db: Any) -> None:
     call_command("seed_demo", "--reset", stdout=StringIO())
     assert Conversation.objects.filter(ref_type="demo_care_team").count() == 1
     assert CareRelationship.objects.count() == rels.count()
+
+
+# --- patient search (console 患者查询) ------------------------------------------------
+
+
+def test_search_finds_only_patients_in_care_by_name_phone_and_id_tails(care: Care) -> None:
+    api = care.doctor.api()
+    everyone = api.get("/care/patients").json()
+    assert sorted(x["name"] for x in everyone["items"]) == ["张三", "张小明"]
+    child = next(x for x in everyone["items"] if x["name"] == "张小明")
+    assert (child["relation_label"], child["account_name"]) == ("子女", "张三") and child["sex_label"] in ("男", "女")
+    assert child["age"] >= 14 and "会话成员" in child["reasons"]
+    assert "*" in child["id_number_masked"] and care.child.id_number not in str(everyone)
+    assert [x["name"] for x in api.get("/care/patients", q="小明").json()["items"]] == ["张小明"]
+    # The account's phone 13900000021 ends in 0021: both of its 就诊人 match.
+    assert len(api.get("/care/patients", q="0021").json()["items"]) == 2
+    tail = care.child.id_number[-4:]
+    assert [x["name"] for x in api.get("/care/patients", q=tail).json()["items"]] == ["张小明"]
+    # A patient outside the doctor's care is never found, by name or by tail.
+    stranger_account = make_patient("13900000777", "李四")
+    add_patient(stranger_account, "李四")
+    assert api.get("/care/patients", q="李四").json()["items"] == []
+    assert api.get("/care/patients", q="0777").json()["items"] == []
+    # The query (digits of a phone) is not written to the audit log, only its kind.
+    row = AuditEvent.objects.filter(action="care.patient_search").order_by("-id").first()
+    assert row is not None and row.detail["query_kind"] == "tail" and "0777" not in str(row.detail)
+
+
+def test_search_is_for_clinical_staff_only(care: Care) -> None:
+    assert care.account.api().get("/care/patients").status_code == 403
+    agent = make_staff(Role.CS_AGENT, "searchagent")
+    assert agent.api().get("/care/patients").status_code == 403
+
+
+def test_patient_page_profile_is_masked_and_audited(care: Care) -> None:
+    r = care.doctor.api().get(f"/care/patients/{care.me.pk}")
+    assert r.status_code == 200, r.json()
+    profile = r.json()["profile"]
+    assert profile["name"] == "张三" and profile["phone_masked"].startswith("139") and "****" in profile["phone_masked"]
+    assert AuditEvent.objects.filter(action="care.patient_view", object_id=str(care.me.pk)).exists()
