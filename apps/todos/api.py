@@ -7,13 +7,15 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Router
 
+from hub.errors import errors
+
 from .registry import todos_for
 from .schemas import TodoListOut
 
 router = Router()
 
 
-@router.get("", response=TodoListOut, summary="我的待办（各模块汇总）")
+@router.get("", response={200: TodoListOut, **errors()}, summary="我的待办（各模块汇总）")
 def todo_list(request: HttpRequest) -> dict[str, Any]:
     items, partial = todos_for(request.auth)  # type: ignore[attr-defined]
     return {
