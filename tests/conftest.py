@@ -65,6 +65,7 @@ def make_staff(role: str, username: str | None = None, password: str = STRONG) -
     if role in TOTP_ROLES:
         secret = pyotp.random_base32()
         user.set_totp_secret(secret)
+        user.totp_confirmed_at = timezone.now()  # an enrolled persona (enrolment has its own tests)
     user.save()
     return Persona(user=user, password=password, totp_secret=secret)
 

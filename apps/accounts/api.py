@@ -37,6 +37,9 @@ from .schemas import (
     StaffCreateIn,
     StaffLoginIn,
     TokenOut,
+    TotpConfirmIn,
+    TotpEnrolIn,
+    TotpEnrolmentOut,
     UserOut,
 )
 
@@ -71,6 +74,7 @@ def _token_out(issued: services.IssuedToken) -> dict[str, Any]:
             AuthCode.OTP_REQUIRED,
             AuthCode.OTP_INVALID,
             AuthCode.PASSWORD_EXPIRED,
+            AuthCode.TOTP_ENROLMENT_REQUIRED,
             HubCode.VALIDATION_ERROR,
             auth=False,
         ),
@@ -85,9 +89,59 @@ def staff_login(request: HttpRequest, payload: StaffLoginIn) -> dict[str, Any]:
         ip=client_ip(request),
         client=_client(request) or "console",
     )
+    return _login_answer(result)
+
+
+def _login_answer(result: services.StaffLoginResult) -> dict[str, Any]:
+    if result.enrol_token:
+        raise AuthError(AuthCode.TOTP_ENROLMENT_REQUIRED, enrol_token=result.enrol_token)
     if result.issued is None:
         raise AuthError(AuthCode.PASSWORD_EXPIRED, change_token=result.change_token)
     return _token_out(result.issued)
+
+
+@auth_router.post(
+    "/totp/enrolment",
+    auth=None,
+    response={200: TotpEnrolmentOut, **errors(AuthCode.TOTP_ENROL_EXPIRED, HubCode.VALIDATION_ERROR, auth=False)},
+    summary="首次登录：获取身份验证器绑定二维码（每次调用生成新密钥）",
+)
+def totp_enrolment(request: HttpRequest, payload: TotpEnrolIn) -> dict[str, Any]:
+    e = services.totp_enrolment_start(enrol_token=payload.enrol_token)
+    return {
+        "secret": e.secret,
+        "otpauth_uri": e.otpauth_uri,
+        "qr_svg": e.qr_svg,
+        "account": e.account,
+        "issuer": e.issuer,
+    }
+
+
+@auth_router.post(
+    "/totp/confirm",
+    auth=None,
+    response={
+        200: TokenOut,
+        **errors(
+            AuthCode.TOTP_ENROL_EXPIRED,
+            AuthCode.TOTP_ENROL_NOT_STARTED,
+            AuthCode.OTP_INVALID,
+            AuthCode.LOCKED,
+            AuthCode.PASSWORD_EXPIRED,
+            HubCode.VALIDATION_ERROR,
+            auth=False,
+        ),
+    },
+    summary="首次登录：输入身份验证器上的验证码完成绑定并登录",
+)
+def totp_confirm(request: HttpRequest, payload: TotpConfirmIn) -> dict[str, Any]:
+    result = services.totp_enrolment_confirm(
+        enrol_token=payload.enrol_token,
+        code=payload.code,
+        ip=client_ip(request),
+        client=_client(request) or "console",
+    )
+    return _login_answer(result)
 
 
 @auth_router.post(
@@ -274,7 +328,7 @@ def admin_user_create(request: HttpRequest, payload: StaffCreateIn) -> Status[di
         {
             "user": _admin_rows([created.user])[0],
             "initial_password": created.initial_password,
-            "totp_uri": created.totp_uri,
+            "totp_enrolment_pending": created.totp_enrolment_pending,
         },
     )
 
@@ -337,8 +391,8 @@ def admin_user_enable(request: HttpRequest, user_id: int) -> dict[str, Any]:
 )
 def admin_user_role(request: HttpRequest, user_id: int, payload: RoleIn) -> dict[str, Any]:
     actor = require_roles(request, [Role.SECADMIN])
-    user, totp_uri = services.user_set_role(actor=actor, user=_staff(user_id), role=payload.role)
-    return {"user": _admin_rows([user])[0], "totp_uri": totp_uri}
+    user, pending = services.user_set_role(actor=actor, user=_staff(user_id), role=payload.role)
+    return {"user": _admin_rows([user])[0], "totp_enrolment_pending": pending}
 
 
 @admin_router.post(
@@ -349,3 +403,25 @@ def admin_user_role(request: HttpRequest, user_id: int, payload: RoleIn) -> dict
 def admin_user_unlock(request: HttpRequest, user_id: int) -> dict[str, Any]:
     actor = require_roles(request, [Role.SECADMIN])
     return _admin_rows([services.user_unlock(actor=actor, user=_staff(user_id))])[0]
+
+
+@admin_router.post(
+    "/users/{user_id}/totp/reset",
+    response={
+        200: AdminUserOut,
+        **errors(
+            HubCode.FORBIDDEN,
+            HubCode.NOT_FOUND,
+            AuthCode.ADMIN_SELF_ACTION,
+            AuthCode.TOTP_NOT_USED,
+            HubCode.VALIDATION_ERROR,
+        ),
+    },
+    summary="重置动态验证码（手机丢失等）：下次登录重新绑定",
+)
+def admin_user_totp_reset(request: HttpRequest, user_id: int) -> dict[str, Any]:
+    actor = require_roles(request, [Role.SECADMIN])
+    user = _staff(user_id)
+    services.user_totp_reset(actor=actor, user=user)
+    user.refresh_from_db()
+    return _admin_rows([user])[0]

@@ -20,6 +20,10 @@ class AuthCode(StrEnum):
     OTP_DAILY_LIMIT = "auth.otp_daily_limit"
     PASSWORD_WEAK = "auth.password_weak"  # detail: reasons
     PASSWORD_EXPIRED = "auth.password_expired"  # detail: change_token for /auth/password/change
+    TOTP_ENROLMENT_REQUIRED = "auth.totp_enrolment_required"  # detail: enrol_token for /auth/totp/*
+    TOTP_ENROL_EXPIRED = "auth.totp_enrol_expired"
+    TOTP_ENROL_NOT_STARTED = "auth.totp_enrol_not_started"
+    TOTP_NOT_USED = "admin.totp_not_used"
     ACCOUNT_DISABLED = "auth.account_disabled"
     MINIPROGRAM_CODE_INVALID = "auth.miniprogram_code_invalid"
     ADMIN_FORBIDDEN_ROLE = "admin.forbidden_role"
@@ -43,6 +47,10 @@ ERRORS: dict[str, ErrorSpec] = {
     AuthCode.OTP_DAILY_LIMIT: ErrorSpec(429, "今日验证码发送次数已达上限"),
     AuthCode.PASSWORD_WEAK: ErrorSpec(422, "密码不符合安全要求"),
     AuthCode.PASSWORD_EXPIRED: ErrorSpec(403, "密码已过期或为初始密码，请先修改密码"),
+    AuthCode.TOTP_ENROLMENT_REQUIRED: ErrorSpec(403, "首次登录请先绑定身份验证器（动态验证码）"),
+    AuthCode.TOTP_ENROL_EXPIRED: ErrorSpec(401, "绑定已超时，请重新输入用户名和密码登录"),
+    AuthCode.TOTP_ENROL_NOT_STARTED: ErrorSpec(409, "请先获取二维码并用身份验证器扫描"),
+    AuthCode.TOTP_NOT_USED: ErrorSpec(409, "该用户的角色不使用动态验证码"),
     AuthCode.ACCOUNT_DISABLED: ErrorSpec(403, "账号已停用，请联系客服"),
     AuthCode.MINIPROGRAM_CODE_INVALID: ErrorSpec(401, "登录凭证无效，请重新进入小程序"),
     AuthCode.ADMIN_FORBIDDEN_ROLE: ErrorSpec(403, "管理类角色只能通过应急流程创建"),

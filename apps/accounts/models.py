@@ -35,6 +35,9 @@ class User(AbstractBaseUser):
     totp_secret_enc = models.TextField(blank=True)
     # Last accepted TOTP time step: a code is accepted once only.
     totp_last_step = models.BigIntegerField(default=0)
+    # Set when the user confirmed a code from their authenticator; until then the
+    # secret is not accepted for sign-in and the next sign-in enrols.
+    totp_confirmed_at = models.DateTimeField(null=True, blank=True)
     password_changed_at = models.DateTimeField(null=True, blank=True)
     must_change_password = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
@@ -180,6 +183,7 @@ class AuthToken(models.Model):
     class Kind(models.TextChoices):
         SESSION = "session", "会话"
         PASSWORD_CHANGE = "password_change", "修改密码"
+        TOTP_ENROL = "totp_enrol", "绑定身份验证器"
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="tokens")
     key_hash = models.CharField(max_length=64, unique=True)

@@ -47,6 +47,8 @@ class UserOut(Schema):
     phone_masked: str
     is_staff_role: bool
     must_change_password: bool
+    department: str  # staff: 科室 ("" for patients)
+    title: str  # staff: 职称
 
 
 class TokenOut(Schema):
@@ -111,6 +113,10 @@ class AdminUserOut(Schema):
     locked_until: dt.datetime | None
     last_login: dt.datetime | None
     phone_masked: str
+    department: str
+    title: str
+    totp_state: str  # "" (role without TOTP), "pending" (enrols at next sign-in), "enrolled"
+    totp_state_label: str
 
 
 class AdminUserList(Schema):
@@ -126,12 +132,13 @@ class StaffCreateIn(Schema):
     licence_no: str = Field("", max_length=64)
     years_of_practice: int = Field(0, ge=0, le=80)
     department: str = Field("", max_length=64)
+    title: str = Field("", max_length=64)
 
 
 class StaffCreatedOut(Schema):
     user: AdminUserOut
     initial_password: str
-    totp_uri: str
+    totp_enrolment_pending: bool  # 首次登录时由本人绑定身份验证器
 
 
 class RoleIn(Schema):
@@ -140,4 +147,21 @@ class RoleIn(Schema):
 
 class RoleChangedOut(Schema):
     user: AdminUserOut
-    totp_uri: str
+    totp_enrolment_pending: bool
+
+
+class TotpEnrolIn(Schema):
+    enrol_token: str = Field(min_length=1, max_length=128)
+
+
+class TotpEnrolmentOut(Schema):
+    secret: str  # base32, for typing into the authenticator when scanning is not possible
+    otpauth_uri: str
+    qr_svg: str  # data:image/svg+xml URI of the QR code
+    account: str
+    issuer: str
+
+
+class TotpConfirmIn(Schema):
+    enrol_token: str = Field(min_length=1, max_length=128)
+    code: str = Field(min_length=6, max_length=6, pattern=r"^\d{6}$")

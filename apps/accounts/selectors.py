@@ -9,14 +9,15 @@ from django.utils import timezone
 
 from hub import crypto
 
-from .models import ConsentRecord, LoginThrottle, Patient, User
-from .roles import UNMASKED_ID_ROLES, Role
+from .models import ConsentRecord, LoginThrottle, Patient, StaffProfile, User
+from .roles import TOTP_ROLES, UNMASKED_ID_ROLES, Role
 
 
 def user_public(user: User) -> dict[str, Any]:
     from .passwords import password_expired
 
     phone = user.phone
+    profile = StaffProfile.objects.filter(user=user).first() if user.is_staff_role else None
     return {
         "id": user.pk,
         "username": user.username,
@@ -26,11 +27,15 @@ def user_public(user: User) -> dict[str, Any]:
         "phone_masked": crypto.mask_phone(phone) if phone else "",
         "is_staff_role": user.is_staff_role,
         "must_change_password": user.is_staff_role and password_expired(user),
+        "department": profile.department if profile else "",
+        "title": profile.title if profile else "",
     }
 
 
 def user_admin_row(user: User, locked_until: Any = None) -> dict[str, Any]:
     phone = user.phone
+    profile = StaffProfile.objects.filter(user=user).first()
+    totp_state = "" if user.role not in TOTP_ROLES else ("enrolled" if user.totp_confirmed_at else "pending")
     return {
         "id": user.pk,
         "username": user.username,
@@ -41,6 +46,10 @@ def user_admin_row(user: User, locked_until: Any = None) -> dict[str, Any]:
         "locked_until": locked_until,
         "last_login": user.last_login,
         "phone_masked": crypto.mask_phone(phone) if phone else "",
+        "department": profile.department if profile else "",
+        "title": profile.title if profile else "",
+        "totp_state": totp_state,
+        "totp_state_label": {"": "不适用", "pending": "待首次登录绑定", "enrolled": "已绑定"}[totp_state],
     }
 
 

@@ -59,7 +59,7 @@ class IssuedToken:
 
 def token_issue(*, user: User, client: str = "", ip: str = "", kind: str = AuthToken.Kind.SESSION) -> IssuedToken:
     now = timezone.now()
-    if kind == AuthToken.Kind.PASSWORD_CHANGE:
+    if kind in (AuthToken.Kind.PASSWORD_CHANGE, AuthToken.Kind.TOTP_ENROL):
         lifetime = dt.timedelta(minutes=10)
     elif user.is_staff_role:
         lifetime = dt.timedelta(hours=settings.STAFF_TOKEN_LIFETIME_HOURS)
@@ -191,6 +191,7 @@ def realtime_ticket_redeem(raw: str) -> AuthToken | None:
 class StaffLoginResult:
     issued: IssuedToken | None = None
     change_token: str = ""  # set when the password has expired
+    enrol_token: str = ""  # set when a TOTP role has not enrolled its authenticator yet
 
 
 def _throttle_check(username: str, ip: str) -> None:
@@ -234,7 +235,14 @@ def _throttle_fail(username: str, ip: str, user: User | None, error: AuthError |
             )
     if row.locked_until:
         raise AuthError(AuthCode.LOCKED, retry_after_seconds=int(window.total_seconds()))
-    raise error or AuthError(AuthCode.INVALID_CREDENTIALS)
+    err = error or AuthError(AuthCode.INVALID_CREDENTIALS)
+    # The same hint for unknown usernames (throttled per username and IP alike): no enumeration.
+    err.detail = {
+        **err.detail,
+        "remaining_attempts": max(0, settings.LOGIN_MAX_FAILURES - row.failures),
+        "lock_minutes": settings.LOGIN_LOCK_MINUTES,
+    }
+    raise err
 
 
 def totp_verify(user: User, code: str) -> bool:
@@ -264,6 +272,13 @@ def staff_login(*, username: str, password: str, otp: str = "", ip: str = "", cl
         _throttle_fail(username, ip, user)
     assert user is not None
     if user.role in TOTP_ROLES:
+        if user.totp_confirmed_at is None:
+            # First sign-in (or after an admin reset): the password was right; enrol an
+            # authenticator before anything else. No session until a code is confirmed.
+            LoginThrottle.objects.filter(username=username, ip=ip).delete()
+            enrol = token_issue(user=user, client=client, ip=ip, kind=AuthToken.Kind.TOTP_ENROL)
+            audit_record(action="auth.totp_enrolment_required", actor=user, result=AuditEvent.Result.DENIED)
+            return StaffLoginResult(enrol_token=enrol.raw)
         if not otp:
             raise AuthError(AuthCode.OTP_REQUIRED)
         if not totp_verify(user, otp):
@@ -271,6 +286,11 @@ def staff_login(*, username: str, password: str, otp: str = "", ip: str = "", cl
             _throttle_fail(username, ip, user, error=AuthError(AuthCode.OTP_INVALID))
         audit_record(action="auth.mfa_ok", actor=user)
     LoginThrottle.objects.filter(username=username, ip=ip).delete()
+    return _staff_session(user, ip=ip, client=client)
+
+
+def _staff_session(user: User, *, ip: str, client: str) -> StaffLoginResult:
+    """After every factor passed: a password change first if it expired, else a session."""
     if password_expired(user):
         change = token_issue(user=user, client=client, ip=ip, kind=AuthToken.Kind.PASSWORD_CHANGE)
         audit_record(action="auth.password_expired", actor=user, result=AuditEvent.Result.DENIED)
@@ -280,6 +300,78 @@ def staff_login(*, username: str, password: str, otp: str = "", ip: str = "", cl
         User.objects.filter(pk=user.pk).update(last_login=timezone.now())
         audit_record(action="auth.login", actor=user, object_type="token", object_id=issued.token.pk)
     return StaffLoginResult(issued=issued)
+
+
+# --- TOTP enrolment ------------------------------------------------------------------
+# A TOTP role signs in the first time (or after an admin reset) with its password only
+# and gets a 10-minute enrolment token; with it the user asks for a fresh secret (shown
+# as a QR code and as text), scans it and confirms one code. Only then is the secret
+# live, and the sign-in continues (password change if due, else a session). The admin
+# who created the account never sees the secret.
+
+
+@dataclass(frozen=True)
+class TotpEnrolment:
+    secret: str
+    otpauth_uri: str
+    qr_svg: str  # an SVG data URI of the otpauth URI
+    account: str
+    issuer: str
+
+
+def _enrolling_user(enrol_token: str) -> tuple[User, AuthToken]:
+    token = token_authenticate(enrol_token, kind=AuthToken.Kind.TOTP_ENROL)
+    if token is None:
+        raise AuthError(AuthCode.TOTP_ENROL_EXPIRED)
+    user: User = token.user
+    if user.role not in TOTP_ROLES or user.totp_confirmed_at is not None:
+        token_revoke(token=token, reason="totp_enrolment_done")
+        raise AuthError(AuthCode.TOTP_ENROL_EXPIRED)
+    return user, token
+
+
+def totp_enrolment_start(*, enrol_token: str) -> TotpEnrolment:
+    import segno
+
+    user, _ = _enrolling_user(enrol_token)
+    secret = pyotp.random_base32()
+    with transaction.atomic():
+        user.set_totp_secret(secret)
+        user.save(update_fields=["totp_secret_enc", "totp_last_step"])
+        audit_record(action="auth.totp_enrolment_start", actor=user)
+    uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=settings.TOTP_ISSUER)
+    qr = segno.make(uri, error="m").svg_data_uri(scale=5, border=2)
+    return TotpEnrolment(secret=secret, otpauth_uri=uri, qr_svg=qr, account=user.username, issuer=settings.TOTP_ISSUER)
+
+
+def totp_enrolment_confirm(*, enrol_token: str, code: str, ip: str = "", client: str = "") -> StaffLoginResult:
+    user, token = _enrolling_user(enrol_token)
+    if not user.totp_secret_enc:
+        raise AuthError(AuthCode.TOTP_ENROL_NOT_STARTED)
+    _throttle_check(user.username, ip)
+    if not totp_verify(user, code.strip()):
+        audit_record(action="auth.totp_enrolment_failed", actor=user, result=AuditEvent.Result.FAILED)
+        _throttle_fail(user.username, ip, user, error=AuthError(AuthCode.OTP_INVALID))
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(totp_confirmed_at=timezone.now())
+        token_revoke(token=token, reason="totp_enrolled")
+        audit_record(action="auth.totp_enrolled", actor=user)
+    LoginThrottle.objects.filter(username=user.username, ip=ip).delete()
+    user.refresh_from_db()
+    return _staff_session(user, ip=ip, client=client)
+
+
+def user_totp_reset(*, actor: User, user: User) -> None:
+    """An administrator clears a staff member's authenticator (lost phone): their
+    sessions end and the next sign-in enrols a new one."""
+    if actor.pk == user.pk:
+        raise AuthError(AuthCode.ADMIN_SELF_ACTION)
+    if user.role not in TOTP_ROLES:
+        raise AuthError(AuthCode.TOTP_NOT_USED)
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(totp_secret_enc="", totp_last_step=0, totp_confirmed_at=None)
+        user_revoke_all_tokens(user=user, reason="totp_reset")
+        audit_record(action="admin.totp_reset", actor=actor, object_type="user", object_id=user.pk)
 
 
 def _check_dummy(password: str) -> bool:
@@ -446,7 +538,7 @@ def _require(actor: User, *roles: str) -> None:
 class CreatedStaff:
     user: User
     initial_password: str
-    totp_uri: str
+    totp_enrolment_pending: bool  # the user enrols an authenticator at first sign-in
 
 
 def user_create_staff(
@@ -459,6 +551,7 @@ def user_create_staff(
     licence_no: str = "",
     years_of_practice: int = 0,
     department: str = "",
+    title: str = "",
 ) -> CreatedStaff:
     _require(actor, Role.SYSADMIN)
     if role not in STAFF_ROLES or role in ADMIN_ROLES:
@@ -481,20 +574,21 @@ def user_create_staff(
         except IntegrityError as exc:
             raise AuthError(AuthCode.ADMIN_USERNAME_TAKEN) from exc
         user.set_phone(phone)
-        totp_uri = ""
-        if role in TOTP_ROLES:
-            secret = pyotp.random_base32()
-            user.set_totp_secret(secret)
-            totp_uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=settings.TOTP_ISSUER)
+        # No TOTP secret yet: the user creates their own at first sign-in, so the
+        # administrator never holds it.
         user.password_changed_at = timezone.now()
         user.save()
         StaffProfile.objects.create(
-            user=user, licence_no=licence_no, years_of_practice=years_of_practice, department=department
+            user=user,
+            licence_no=licence_no,
+            years_of_practice=years_of_practice,
+            department=department,
+            title=title,
         )
         audit_record(
             action="admin.user_create", actor=actor, object_type="user", object_id=user.pk, detail={"role": role}
         )
-    return CreatedStaff(user=user, initial_password=password, totp_uri=totp_uri)
+    return CreatedStaff(user=user, initial_password=password, totp_enrolment_pending=role in TOTP_ROLES)
 
 
 def user_set_active(*, actor: User, user: User, active: bool) -> User:
@@ -517,8 +611,8 @@ def user_set_active(*, actor: User, user: User, active: bool) -> User:
     return user
 
 
-def user_set_role(*, actor: User, user: User, role: str) -> tuple[User, str]:
-    """Returns the user and, when the new role needs TOTP, the enrolment URI."""
+def user_set_role(*, actor: User, user: User, role: str) -> tuple[User, bool]:
+    """Returns the user and whether they will enrol TOTP at their next sign-in."""
     _require(actor, Role.SECADMIN)
     if user.pk == actor.pk:
         raise AuthError(AuthCode.ADMIN_SELF_ACTION, "不能修改自己的角色")
@@ -526,14 +620,9 @@ def user_set_role(*, actor: User, user: User, role: str) -> tuple[User, str]:
         raise Invalid("未知角色", field="role")
     if role in ADMIN_ROLES or user.is_admin_role or role == Role.PATIENT or user.role == Role.PATIENT:
         raise AuthError(AuthCode.ADMIN_SEPARATION_OF_DUTIES, "该角色变更违反职责分离要求")
-    totp_uri = ""
     with transaction.atomic():
         old = user.role
         user.role = role
-        if role in TOTP_ROLES and not user.totp_secret_enc:
-            secret = pyotp.random_base32()
-            user.set_totp_secret(secret)
-            totp_uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=settings.TOTP_ISSUER)
         user.save()
         # Permissions change at once: every session of the user ends.
         user_revoke_all_tokens(user=user, reason="role_changed")
@@ -544,7 +633,7 @@ def user_set_role(*, actor: User, user: User, role: str) -> tuple[User, str]:
             object_id=user.pk,
             detail={"from": old, "to": role},
         )
-    return user, totp_uri
+    return user, role in TOTP_ROLES and user.totp_confirmed_at is None
 
 
 def user_unlock(*, actor: User, user: User) -> User:

@@ -20,9 +20,12 @@ class PsychConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_sync_scales, sender=self, dispatch_uid="psych_sync_scales")
+        from apps.accounts.demo import register_demo_seeder
         from apps.todos.registry import register
 
         from . import checks  # noqa: F401  (registers the settings check)
+        from .demo import seed_psych_history
         from .todos import psych_todos
 
         register("psych", psych_todos)
+        register_demo_seeder("psych", seed_psych_history)

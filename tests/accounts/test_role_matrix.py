@@ -68,8 +68,10 @@ def test_created_staff_get_a_one_time_password_and_totp_enrolment(sysadmin) -> N
     r = sysadmin.api().post("/admin/users", {"username": "newdoc", "display_name": "新医生", "role": "doctor"})
     assert r.status_code == 201
     body = r.json()
-    assert body["totp_uri"].startswith("otpauth://totp/")
+    # The administrator never holds the TOTP secret: the doctor creates it at first sign-in.
+    assert body["totp_enrolment_pending"] is True and "otpauth" not in str(body)
     user = User.objects.get(username="newdoc")
+    assert user.totp_secret_enc == "" and user.totp_confirmed_at is None
     assert user.must_change_password and user.check_password(body["initial_password"])
     dup = sysadmin.api().post("/admin/users", {"username": "newdoc", "display_name": "x", "role": "nurse"})
     assert dup.status_code == 409 and dup.json()["code"] == "admin.username_taken"
@@ -101,7 +103,7 @@ def test_role_change_revokes_sessions_and_enrols_totp(secadmin) -> None:
     nurse = make_staff(Role.NURSE, "n3")
     nurse_client = nurse.api()
     r = secadmin.api().post(f"/admin/users/{nurse.user.pk}/role", {"role": "doctor"})
-    assert r.status_code == 200 and r.json()["totp_uri"].startswith("otpauth://")
+    assert r.status_code == 200 and r.json()["totp_enrolment_pending"] is True
     assert nurse_client.get("/accounts/me").status_code == 401
     assert not AuthToken.objects.filter(user=nurse.user, revoked_at__isnull=True).exists()
     assert AuditEvent.objects.filter(action="admin.role_change", object_id=str(nurse.user.pk)).exists()

@@ -51,7 +51,9 @@ def _visible_text(page: Any) -> str:
 
 def test_fresh_demo_doctor_assigns_phq9_at_once(live_server_url: str, browser: Any) -> None:
     password, totp_secret = _seeded_doctor()
-    assert not Assignment.objects.exists()
+    # The seeded history belongs to 王芳 and 张小明; 张伟 has no scale yet.
+    assert not Assignment.objects.filter(patient__name="张伟").exists()
+    assert Assignment.objects.filter(patient__name="王芳", status="submitted").count() == 2
     shots = Path(settings.VAR_DIR)
 
     ctx = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1400, "height": 900})
@@ -65,6 +67,29 @@ def test_fresh_demo_doctor_assigns_phq9_at_once(live_server_url: str, browser: A
     doc.locator("[data-testid=login-otp]").fill(pyotp.TOTP(totp_secret).now())
     doc.click("[data-testid=login-submit]")
     expect(doc.locator("[data-testid=header-ws-status]")).to_have_attribute("data-status", "connected")
+
+    # 工作台: the seeded history is waiting (王芳's item-9 alert, two reports to sign), and
+    # the sidebar carries the same counts.
+    expect(doc.locator("[data-testid=workbench]")).to_be_visible()
+    alert = doc.locator("[data-testid=workbench-todo][data-kind='psych.alerts']")
+    expect(alert.locator("[data-testid=workbench-todo-count]")).to_have_text("1")
+    expect(alert).to_contain_text("待处理的心理预警")
+    sign = doc.locator("[data-testid=workbench-todo][data-kind='psych.reports_to_sign']")
+    expect(sign.locator("[data-testid=workbench-todo-count]")).to_have_text("2")
+    expect(doc.locator("[data-testid=menu-badge-psych-alerts]")).to_have_text("1")
+    # The patient search finds the seeded patient within the care team, and opens their page.
+    doc.fill("[data-testid=patient-search-input]", "张伟")
+    doc.click("[data-testid=patient-search-submit]")
+    doc.click("[data-testid=patient-search-row][data-patient=张伟]")
+    expect(doc.locator("[data-testid=patient-name]")).to_have_text("张伟")
+    expect(doc.locator("[data-testid=patient-tab-psych]")).to_contain_text("暂无心理量表")
+    _settle(doc)
+    doc.screenshot(path=str(shots / "demo_seed_patient.png"), full_page=True)
+    assert not RAW.search(_visible_text(doc)), _visible_text(doc)
+    doc.goto(f"{live_server_url}/console/#/")
+    expect(doc.locator("[data-testid=workbench-todos]")).to_be_visible()
+    _settle(doc)
+    doc.screenshot(path=str(shots / "demo_seed_workbench.png"), full_page=True)
 
     # 心理测评: the care team's patients are there; assign PHQ-9 to 张伟.
     doc.click("[data-testid=menu-psych]")
@@ -81,10 +106,11 @@ def test_fresh_demo_doctor_assigns_phq9_at_once(live_server_url: str, browser: A
     doc.screenshot(path=str(shots / "demo_seed_psych.png"), full_page=True)
     assert not RAW.search(_visible_text(doc)), _visible_text(doc)
 
-    a = Assignment.objects.select_related("patient", "assigned_by").get()
+    a = Assignment.objects.select_related("patient", "assigned_by").get(patient__name="张伟")
     assert (a.patient.name, a.scale.code, a.assigned_by.username, a.status) == ("张伟", "PHQ-9", "doctor", "assigned")
     # The card went to the seeded care-team conversation.
-    card = Message.objects.get(kind="card")
+    card = Message.objects.filter(kind="card").order_by("-id").first()
+    assert card is not None and card.body["data"]["patient_name"] == "张伟"
     assert card.conversation.ref_type == "demo_care_team" and card.body["card_type"] == "scale_assignment"
 
     # 我的接诊: why the doctor holds them in care, and until when.
@@ -111,4 +137,30 @@ def test_fresh_demo_doctor_assigns_phq9_at_once(live_server_url: str, browser: A
     doc.screenshot(path=str(shots / "demo_seed_care.png"), full_page=True)
     assert not RAW.search(_visible_text(doc)), _visible_text(doc)
     assert errors == []
+    ctx.close()
+
+
+def test_fresh_demo_patient_home_has_the_psych_entry_and_a_todo(live_server_url: str, browser: Any) -> None:
+    from tests.e2e.helpers import patient_login
+
+    _seeded_doctor()
+    ctx = browser.new_context(
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+    )
+    page = ctx.new_page()
+    patient_login(page, live_server_url, "13800138001")
+    expect(page.locator("[data-testid=psych-entry]")).to_contain_text("心理测评")
+    todo = page.locator("[data-testid=todo-item][data-kind='psych.scales_to_fill']")
+    expect(todo).to_contain_text("待填写的心理量表（1）")
+    expect(todo).to_contain_text("GAD-7")
+    expect(page.locator("[data-testid=todo-badge]")).to_have_text("1")
+    expect(page.locator(".uni-tabbar__item").nth(0).locator(".uni-tabbar__badge")).to_have_text("1")
+    # The care team's chat has history and the unread count is on the 消息 tab.
+    expect(page.locator(".uni-tabbar__item").nth(1).locator(".uni-tabbar__badge")).not_to_have_count(0)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(Path(settings.VAR_DIR) / "demo_seed_patient_home.png"))
     ctx.close()

@@ -51,6 +51,8 @@ def test_every_api_route_requires_auth_unless_it_is_a_login_route(api) -> None:
     public = {
         "/api/v1/auth/staff/login",
         "/api/v1/auth/password/change",
+        "/api/v1/auth/totp/enrolment",  # the 10-minute enrolment token of a first sign-in, in the body
+        "/api/v1/auth/totp/confirm",
         "/api/v1/auth/sms/send",
         "/api/v1/auth/sms/login",
         "/api/v1/auth/miniprogram/login",

@@ -112,3 +112,17 @@ def test_signed_out_is_refused() -> None:
 
     r = Client().get("/api/v1/todos/")
     assert r.status_code == 401 and r.json()["code"] == "auth.unauthenticated"
+
+
+def test_the_auditor_sees_the_last_days_anomalies(care: Care) -> None:
+    from apps.audit.services import audit_record
+
+    auditor = make_staff("auditor", "todoauditor")
+    assert todos(auditor)["items"] == []
+    audit_record(action="auth.login_failed", actor_username="x", result="failed")
+    t = kinds(todos(auditor))["audit.anomalies"]
+    assert (t["count"], t["urgent"], t["route"]) == (1, False, "audit")
+    audit_record(action="psych.access_denied", actor=care.doctor.user, result="denied")
+    t = kinds(todos(auditor))["audit.anomalies"]
+    assert (t["count"], t["urgent"]) == (2, True) and "越权访问 1 次" in t["detail"]
+    assert "audit.anomalies" not in kinds(todos(care.doctor))  # auditors only

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from apps.accounts.demo import run_demo_seeders
 from apps.accounts.idcard import make_id_number
 from apps.accounts.models import ConsentRecord, Patient, StaffProfile, User
 from apps.accounts.passwords import generate_password
@@ -57,6 +58,7 @@ class Command(BaseCommand):
         if User.objects.filter(username="doctor").exists() and not reset:
             with transaction.atomic():
                 _seed_care_teams()
+                run_demo_seeders()
             if creds_file.exists():
                 self.stdout.write(creds_file.read_text())
             else:
@@ -76,6 +78,7 @@ class Command(BaseCommand):
                 if role in TOTP_ROLES:
                     secret = pyotp.random_base32()
                     user.set_totp_secret(secret)
+                    user.totp_confirmed_at = timezone.now()  # demo accounts come enrolled; the secret is printed
                     line += f"  TOTP密钥 {secret}"
                 user.save()
                 StaffProfile.objects.update_or_create(
@@ -109,6 +112,7 @@ class Command(BaseCommand):
                 lines.append(f"患者     手机号 {phone}  （演示环境的短信验证码显示在登录页验证码输入框下方）")
             _seed_care_teams()
             lines.append("诊疗团队 李医生、陈护士 负责 张伟 一家（可直接为其分配心理量表）")
+            lines.extend(run_demo_seeders())
             audit_record(action="system.seed_demo", actor_username="seed_demo")
         text = "\n".join(lines) + "\n"
         creds_file.write_text(text)

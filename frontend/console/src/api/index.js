@@ -6,6 +6,9 @@ export { ApiError, onUnauthenticated, request, http } from './http'
 export const authApi = {
   staffLogin: (payload, options) => http.post('/auth/staff/login', payload, { auth: false, ...options }),
   changePassword: (payload, options) => http.post('/auth/password/change', payload, options),
+  totpEnrolment: (enrolToken, options) => http.post('/auth/totp/enrolment', { enrol_token: enrolToken }, { auth: false, ...options }),
+  totpConfirm: (enrolToken, code, options) =>
+    http.post('/auth/totp/confirm', { enrol_token: enrolToken, code }, { auth: false, ...options }),
   logout: (options) => http.post('/auth/logout', {}, options),
   realtimeTicket: () => http.post('/realtime/ticket', {}),
 }
@@ -21,6 +24,7 @@ export const adminApi = {
   enableUser: (id) => http.post(`/admin/users/${encodeURIComponent(id)}/enable`, {}),
   changeRole: (id, role) => http.post(`/admin/users/${encodeURIComponent(id)}/role`, { role }),
   unlockUser: (id) => http.post(`/admin/users/${encodeURIComponent(id)}/unlock`, {}),
+  resetTotp: (id) => http.post(`/admin/users/${encodeURIComponent(id)}/totp/reset`, {}),
 }
 
 export const auditApi = {

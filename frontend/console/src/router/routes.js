@@ -6,10 +6,11 @@
 import corePages from '@/views/routes'
 import imPages from '@/views/im/routes'
 import carePages from '@/views/care/routes'
+import patientPages from '@/views/patients/routes'
 import psychPages from '@/views/psych/routes'
 import recordingsPages from '@/views/recordings/routes'
 
-const DOMAINS = [corePages, imPages, carePages, psychPages, recordingsPages]
+const DOMAINS = [corePages, imPages, carePages, patientPages, psychPages, recordingsPages]
 
 /** A domain entry {path, name, component, title, icon, roles, menu, group, order} -> route record. */
 function toRecord({ path, name, component, title, icon, roles, menu, group, order, ...rest }) {

@@ -5,10 +5,11 @@
 //   { path, name, component, title, icon?, roles?, menu?, group?, order? }
 //   roles: who may open the page (and see its menu item); absent = every signed-in staff member
 //   menu: shown in the sidebar (when the role may open it), sorted by order, grouped by group
-import { User, UserFilled, Document } from '@element-plus/icons-vue'
+import { User, UserFilled, Document, Odometer } from '@element-plus/icons-vue'
 
 export default [
-  { path: '', name: 'home', component: () => import('./HomeView.vue'), title: '我的账号', icon: User, menu: true, order: 0 },
+  { path: '', name: 'home', component: () => import('./WorkbenchView.vue'), title: '工作台', icon: Odometer, menu: true, order: 0 },
+  { path: 'account', name: 'account', component: () => import('./HomeView.vue'), title: '我的账号', icon: User, menu: true, order: 200 },
   {
     path: 'admin/users',
     name: 'admin-users',

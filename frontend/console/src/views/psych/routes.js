@@ -2,10 +2,13 @@
 // alert pop-ups that reach those roles on every console page.
 import { DataAnalysis, Bell } from '@element-plus/icons-vue'
 import { watchPsychAlerts } from './alertWatcher'
+import { registerPatientTab } from '../patients/tabs'
+import PsychPatientTab from './PsychPatientTab.vue'
 
 const roles = ['doctor']
 
 watchPsychAlerts(roles)
+registerPatientTab({ key: 'psych', title: '心理测评', component: PsychPatientTab, roles, order: 40 })
 
 export default [
   {
