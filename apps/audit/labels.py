@@ -160,6 +160,13 @@ DETAIL_KEY_LABELS_BY_ACTION: dict[str, dict[str, str]] = {
     "audit.export": {"action": "操作关键词"},
 }
 
+# The order of a filter recorded by audit.read / audit.export (others follow the table's order).
+FILTER_KEYS = ("action", "person", "patient_query", "result", "since", "until")
+DETAIL_KEY_ORDER_BY_ACTION: dict[str, tuple[str, ...]] = {
+    "audit.read": FILTER_KEYS,
+    "audit.export": ("format", *FILTER_KEYS, "rows", "count", "limit"),
+}
+
 # Keys whose value is itself a code; ``role``, ``from`` and ``to`` of a role change
 # are roles (their labels come from the accounts app, see ``selectors``).
 DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {

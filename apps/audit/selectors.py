@@ -242,7 +242,10 @@ def _detail_items(e: AuditEvent, names: _Names) -> list[dict[str, str]]:
         return [{"key": "detail", "label": "详情", "value": str(e.detail)}] if e.detail else []
     items = []
     # PostgreSQL's jsonb keeps no key order: show them in the label table's order.
-    for key, value in sorted(e.detail.items(), key=lambda kv: _KEY_ORDER.get(kv[0], (len(_KEY_ORDER), kv[0]))):
+    first = {key: (-100 + i, key) for i, key in enumerate(labels.DETAIL_KEY_ORDER_BY_ACTION.get(e.action, ()))}
+    for key, value in sorted(
+        e.detail.items(), key=lambda kv: first.get(kv[0]) or _KEY_ORDER.get(kv[0], (len(_KEY_ORDER), kv[0]))
+    ):
         if value is None or value == "" or value == [] or value == {}:
             continue  # an unset filter or an absent value says nothing
         label = labels.detail_key_label(str(key), e.action) or str(key) or "详情"
