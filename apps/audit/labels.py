@@ -201,6 +201,11 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
         "DELETE": "删除",
     },
     "channels": {"realtime": "实时推送", "notice": "消息通知"},
+    "via": {
+        "socket.publish": "实时连接（推流）",
+        "socket.play": "实时连接（观看）",
+        "socket.leave": "实时连接（离开）",
+    },
     "result": RESULT_LABELS,
     "format": {"csv": "CSV", "xlsx": "Excel"},
 }

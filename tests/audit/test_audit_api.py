@@ -165,6 +165,8 @@ def test_patient_filter_by_id_or_name_and_the_read_is_recorded_masked(nurse: Per
     assert [i["object_id"] for i in _items(client, patient="李四") if i["action"] == "psych.assign"] == [str(other.pk)]
     reads = AuditEvent.objects.filter(action="audit.read").order_by("id")
     assert [r.detail.get("patient_query") for r in reads][-2:] == ["小*", "李*"]
+    assert _items(client, patient="无此人") == []
+    assert _items(client, patient="999999") == []
     assert "王小明" not in repr(list(AuditEvent.objects.values("detail")))
 
 
