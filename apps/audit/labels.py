@@ -1,0 +1,251 @@
+"""Chinese labels of what the audit log stores as codes: actions, object types,
+results, detail keys and the detail values that are codes themselves.
+
+One table for the whole code base: the audit app is a core app and imports no
+domain app, so the domain actions (psych, recordings, media) are listed here by
+their literal codes. ``tests/audit/test_audit_labels.py`` scans the code base
+for every action and object type written and fails when one has no label here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import AuditEvent
+
+ACTION_LABELS: dict[str, str] = {
+    # sign-in and sessions (apps/accounts)
+    "auth.login": "登录",
+    "auth.login_failed": "登录失败",
+    "auth.lockout": "登录锁定（连续失败）",
+    "auth.mfa_ok": "登录动态验证码通过",
+    "auth.mfa_failed": "登录动态验证码错误",
+    "auth.otp_failed": "短信验证码登录失败",
+    "auth.password_expired": "登录时密码已过期",
+    "auth.password_change": "修改密码",
+    "auth.logout": "退出登录",
+    "auth.token_revoked": "登录会话失效",
+    "access.denied": "越权访问被拒绝",
+    # administration (三权分立)
+    "admin.denied": "管理操作被拒绝",
+    "admin.user_create": "创建用户",
+    "admin.user_enable": "启用用户",
+    "admin.user_disable": "停用用户",
+    "admin.role_change": "变更用户角色",
+    "admin.user_unlock": "解除登录锁定",
+    # 就诊人 and consents
+    "patient.create": "添加就诊人",
+    "patient.remove": "删除就诊人",
+    "patient.list": "查看就诊人列表",
+    "consent.grant": "同意授权",
+    "consent.withdraw": "撤回授权",
+    # the audit log itself
+    "audit.read": "查询审计日志",
+    "audit.verify": "校验审计日志链",
+    "audit.export": "导出审计日志",
+    "system.seed_demo": "初始化演示数据",
+    # IM
+    "im.member_remove": "移出会话成员",
+    "im.recall": "撤回消息",
+    "im.attachment_read": "查看聊天附件",
+    "im.attachment_denied": "查看聊天附件被拒绝",
+    # care relationships
+    "care.relationship_create": "建立诊疗关系",
+    "care.relationship_end": "结束诊疗关系",
+    "care.access_denied": "查看患者被拒绝（无诊疗关系）",
+    # media and recordings
+    "media.room_grant": "进入音视频问诊房间",
+    "recording.start": "开始问诊录像",
+    "recording.stop": "停止问诊录像",
+    "recording.replay": "回放问诊录像",
+    "recording.recovered": "修复中断的录像",
+    "recording.dropped": "丢弃无效录像",
+    "recording.manifest_invalid": "录像完整性校验失败",
+    "recording.legal_hold": "录像设为法律保全",
+    "recording.legal_hold_lift": "解除录像法律保全",
+    "recording.purge": "到期清除录像",
+    # psychological scales
+    "psych.assign": "布置心理测评",
+    "psych.submit": "提交心理测评",
+    "psych.cancel": "取消心理测评",
+    "psych.report_view": "查看心理测评报告",
+    "psych.report_print": "打印心理测评报告",
+    "psych.sign": "签署心理测评报告",
+    "psych.access_denied": "查看心理测评被拒绝",
+    "psych.duty_create": "安排心理预警值班",
+    # psych alerts: ``psych.alert.<AlertEvent.Action>``
+    "psych.alert.raised": "心理危急预警触发",
+    "psych.alert.notified": "心理危急预警已通知医生",
+    "psych.alert.escalated": "心理危急预警升级至值班医生",
+    "psych.alert.no_on_duty": "心理危急预警无值班医生（待重试）",
+    "psych.alert.acknowledged": "确认心理危急预警",
+    "psych.alert.closed": "关闭心理危急预警",
+}
+
+OBJECT_LABELS: dict[str, str] = {
+    "token": "登录会话",
+    "user": "用户",
+    "patient": "就诊人",
+    "consent": "授权",
+    "conversation": "会话",
+    "im_conversation": "会话",
+    "message": "消息",
+    "attachment": "聊天附件",
+    "care_relationship": "诊疗关系",
+    "room": "音视频房间",
+    "recording": "问诊录像",
+    "psych_assignment": "心理测评任务",
+    "psych_result": "心理测评结果",
+    "psych_alert": "心理危急预警",
+    "psych_duty_shift": "心理预警值班",
+}
+
+RESULT_LABELS: dict[str, str] = {str(value): str(label) for value, label in AuditEvent.Result.choices}
+
+DETAIL_KEY_LABELS: dict[str, str] = {
+    "reason": "原因",
+    "why": "拒绝原因",
+    "method": "登录方式",
+    "new_account": "新注册账号",
+    "failures": "连续失败次数",
+    "until": "截止时间",
+    "remaining": "剩余尝试次数",
+    "errcode": "平台错误码",
+    "role": "角色",
+    "from": "原值",
+    "to": "通知/升级对象",
+    "path": "访问路径",
+    "count": "条数",
+    "user": "用户",
+    "staff": "医护人员",
+    "patient": "就诊人",
+    "doctor": "医生",
+    "source": "来源",
+    "via": "进入方式",
+    "room": "房间",
+    "expires": "授权到期",
+    "node": "媒体节点",
+    "gap_seconds": "缺失时长（秒）",
+    "retain_until": "保存期限",
+    "assignments": "测评任务",
+    "assignment": "测评任务",
+    "scales": "量表",
+    "scale": "量表",
+    "critical": "危急条目",
+    "conversation": "会话",
+    "department": "科室",
+    "rule": "预警规则",
+    "item": "题号",
+    "channels": "通知渠道",
+    "ok": "校验结果",
+    "first_bad_id": "首个异常记录",
+    "checked": "已校验条数",
+    # the filters of audit.read / audit.export
+    "format": "导出格式",
+    "person": "操作人",
+    "patient_query": "就诊人条件",
+    "action": "操作",
+    "actor": "操作人",
+    "result": "结果",
+    "since": "开始时间",
+    "rows": "导出条数",
+    "limit": "导出上限",
+}
+
+# Where a key means something else in one action.
+DETAIL_KEY_LABELS_BY_ACTION: dict[str, dict[str, str]] = {
+    "admin.role_change": {"from": "原角色", "to": "新角色"},
+    "psych.alert.notified": {"to": "通知对象"},
+    "psych.alert.escalated": {"to": "升级至"},
+    "audit.read": {"action": "操作关键词"},
+    "audit.export": {"action": "操作关键词"},
+}
+
+# The order of a filter recorded by audit.read / audit.export (others follow the table's order).
+FILTER_KEYS = ("action", "person", "patient_query", "result", "since", "until")
+DETAIL_KEY_ORDER_BY_ACTION: dict[str, tuple[str, ...]] = {
+    "audit.read": FILTER_KEYS,
+    "audit.export": ("format", *FILTER_KEYS, "rows", "count", "limit"),
+}
+
+# Keys whose value is itself a code; ``role``, ``from`` and ``to`` of a role change
+# are roles (their labels come from the accounts app, see ``selectors``).
+DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
+    "reason": {
+        "logout": "主动退出",
+        "idle_timeout": "长时间未操作",
+        "password_changed": "修改了密码",
+        "disabled": "账号被停用",
+        "role_changed": "角色被变更",
+        "not_recording": "节点上已无此录制",
+        "node_lost": "媒体节点失联",
+        "record.stopped": "录制结束",
+        "conversation": "会话接诊",
+        "visit": "问诊",
+        "care_plan": "诊疗计划",
+        "duty": "科室值班",
+    },
+    "why": {
+        "not_clinical": "不是临床医护人员",
+        "not_member": "不是该会话的成员",
+        "closed": "会话已结束",
+        "not_in_conversation": "就诊人不在该会话中",
+    },
+    "method": {
+        "sms": "短信验证码",
+        "weixin": "微信小程序",
+        "alipay": "支付宝小程序",
+        "GET": "查询",
+        "POST": "提交",
+        "PUT": "修改",
+        "PATCH": "修改",
+        "DELETE": "删除",
+    },
+    "channels": {"realtime": "实时推送", "notice": "消息通知"},
+    "via": {
+        "socket.publish": "实时连接（推流）",
+        "socket.play": "实时连接（观看）",
+        "socket.leave": "实时连接（离开）",
+    },
+    "result": RESULT_LABELS,
+    "format": {"csv": "CSV", "xlsx": "Excel"},
+}
+
+# Detail keys holding an instant (ISO string or epoch seconds): shown in Beijing time.
+TIME_KEYS = frozenset({"until", "expires", "retain_until", "since"})
+# Detail keys holding a user id / a 就诊人 id: shown as the (masked) name.
+USER_KEYS = frozenset({"user", "staff", "doctor", "to"})
+PATIENT_KEYS = frozenset({"patient"})
+
+
+def action_label(code: str) -> str:
+    return ACTION_LABELS.get(code, code)
+
+
+def object_type_label(object_type: str) -> str:
+    return OBJECT_LABELS.get(object_type, object_type)
+
+
+def result_label(result: str) -> str:
+    return RESULT_LABELS.get(result, result)
+
+
+def detail_key_label(key: str, action: str = "") -> str:
+    return DETAIL_KEY_LABELS_BY_ACTION.get(action, {}).get(key) or DETAIL_KEY_LABELS.get(key) or key
+
+
+def actions_matching(text: str) -> list[str]:
+    """The action codes whose Chinese label or code contains ``text`` (case-insensitive):
+    "登录" finds auth.login, auth.login_failed, auth.logout..."""
+    needle = text.strip().lower()
+    if not needle:
+        return []
+    return [code for code, label in ACTION_LABELS.items() if needle in label.lower() or needle in code]
+
+
+def label_tables() -> dict[str, Any]:
+    """What the console shows in its filters (action suggestions, result options)."""
+    return {
+        "actions": [{"code": c, "label": lbl} for c, lbl in ACTION_LABELS.items()],
+        "results": [{"code": c, "label": lbl} for c, lbl in RESULT_LABELS.items()],
+        "object_types": [{"code": c, "label": lbl} for c, lbl in OBJECT_LABELS.items()],
+    }
