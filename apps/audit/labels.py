@@ -15,6 +15,11 @@ from .models import AuditEvent
 ACTION_LABELS: dict[str, str] = {
     # sign-in and sessions (apps/accounts)
     "auth.login": "登录",
+    "auth.totp_enrolment_required": "首次登录需绑定身份验证器",
+    "auth.totp_enrolment_start": "生成身份验证器绑定二维码",
+    "auth.totp_enrolment_failed": "绑定身份验证器失败（验证码错误）",
+    "auth.totp_enrolled": "绑定身份验证器",
+    "admin.totp_reset": "重置动态验证码",
     "auth.login_failed": "登录失败",
     "auth.lockout": "登录锁定（连续失败）",
     "auth.mfa_ok": "登录动态验证码通过",
@@ -52,6 +57,8 @@ ACTION_LABELS: dict[str, str] = {
     "care.relationship_create": "建立诊疗关系",
     "care.relationship_end": "结束诊疗关系",
     "care.access_denied": "查看患者被拒绝（无诊疗关系）",
+    "care.patient_view": "查看患者详情",
+    "care.patient_search": "查找患者",
     # media and recordings
     "media.room_grant": "进入音视频问诊房间",
     "recording.start": "开始问诊录像",

@@ -18,16 +18,10 @@ from hub import errors as hub_errors
 from hub.errors import ApiError, ErrorSpec, HubCode, HubError, NotFound, declared_codes, error_response, errors
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-ERROR_MODULES = [
-    "hub.errors",
-    "apps.accounts.errors",
-    "apps.care_team.errors",
-    "apps.im.errors",
-    "apps.media.errors",
-    "apps.notifications.errors",
-    "apps.psych.errors",
-    "recordings.errors",
-]
+_ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+# Every app's errors.py, found on disk, so a new app is checked without editing this list.
+_APP_ERRORS = [*(_ROOT / "apps").glob("*/errors.py"), _ROOT / "recordings" / "errors.py"]
+ERROR_MODULES = ["hub.errors", *sorted(".".join(p.relative_to(_ROOT).with_suffix("").parts) for p in _APP_ERRORS)]
 
 
 def _bound_types() -> list[type[ApiError]]:
