@@ -33,6 +33,11 @@ class Api:
             f"/api/v1{path}", json.dumps(body or {}), content_type="application/json", **self._headers()
         )
 
+    def patch(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.client.patch(
+            f"/api/v1{path}", json.dumps(body or {}), content_type="application/json", **self._headers()
+        )
+
     def delete(self, path: str) -> Any:
         return self.client.delete(f"/api/v1{path}", **self._headers())
 

@@ -15,7 +15,7 @@ from hub.pagination import PageParams, page
 
 from . import selectors, services
 from .errors import AuthCode, AuthError
-from .models import AuthToken, User
+from .models import AuthToken, Patient, User
 from .roles import Role
 from .schemas import (
     AdminUserList,
@@ -28,6 +28,7 @@ from .schemas import (
     PatientIn,
     PatientList,
     PatientOut,
+    PatientUpdateIn,
     RoleChangedOut,
     RoleIn,
     SmsLoginIn,
@@ -241,7 +242,14 @@ def patient_list(request: HttpRequest) -> dict[str, Any]:
     user = require_roles(request, [Role.PATIENT])
     patients = list(selectors.patients_of(user))
     audit_record(action="patient.list", actor=user, object_type="patient", detail={"count": len(patients)})
-    return {"items": [selectors.patient_view(p, viewer=user) for p in patients], "count": len(patients)}
+    family = [p for p in patients if p.relation != Patient.Relation.SELF]
+    return {
+        "items": [selectors.patient_view(p, viewer=user) for p in patients],
+        "count": len(patients),
+        "family_limit": services.MAX_FAMILY_MEMBERS,
+        "family_remaining": max(0, services.MAX_FAMILY_MEMBERS - len(family)),
+        "spouse_registered": any(p.relation == Patient.Relation.SPOUSE for p in patients),
+    }
 
 
 @router.post(
@@ -253,6 +261,7 @@ def patient_list(request: HttpRequest) -> dict[str, Any]:
             AuthCode.ID_NUMBER_INVALID,
             AuthCode.FAMILY_LIMIT,
             AuthCode.PATIENT_EXISTS,
+            AuthCode.SPOUSE_EXISTS,
             HubCode.VALIDATION_ERROR,
         ),
     },
@@ -264,6 +273,28 @@ def patient_add(request: HttpRequest, payload: PatientIn) -> Status[dict[str, An
         owner=user, name=payload.name, id_number=payload.id_number, phone=payload.phone, relation=payload.relation
     )
     return Status(201, selectors.patient_view(patient, viewer=user))
+
+
+@router.patch(
+    "/patients/{patient_id}",
+    response={
+        200: PatientOut,
+        **errors(
+            HubCode.FORBIDDEN,
+            HubCode.NOT_FOUND,
+            AuthCode.SPOUSE_EXISTS,
+            AuthCode.SELF_RELATION_FIXED,
+            HubCode.VALIDATION_ERROR,
+        ),
+    },
+    summary="修改就诊人（姓名、手机号、关系；证件号不可改）",
+)
+def patient_update(request: HttpRequest, patient_id: int, payload: PatientUpdateIn) -> dict[str, Any]:
+    user = require_roles(request, [Role.PATIENT])
+    patient = services.patient_update(
+        owner=user, patient_id=patient_id, name=payload.name, phone=payload.phone, relation=payload.relation
+    )
+    return selectors.patient_view(patient, viewer=user)
 
 
 @router.delete(

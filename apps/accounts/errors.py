@@ -33,6 +33,8 @@ class AuthCode(StrEnum):
     ID_NUMBER_INVALID = "accounts.id_number_invalid"  # the message says what is wrong
     FAMILY_LIMIT = "accounts.family_limit"
     PATIENT_EXISTS = "accounts.patient_exists"
+    SPOUSE_EXISTS = "accounts.spouse_exists"
+    SELF_RELATION_FIXED = "accounts.self_relation_fixed"
     CANNOT_REMOVE_SELF = "accounts.cannot_remove_self"
 
 
@@ -60,6 +62,8 @@ ERRORS: dict[str, ErrorSpec] = {
     AuthCode.ID_NUMBER_INVALID: ErrorSpec(422, "身份证号码不正确"),
     AuthCode.FAMILY_LIMIT: ErrorSpec(422, "家庭成员数量已达上限"),
     AuthCode.PATIENT_EXISTS: ErrorSpec(409, "该就诊人已添加"),
+    AuthCode.SPOUSE_EXISTS: ErrorSpec(409, "已登记配偶，不能再添加一位配偶；如需更正请先修改或删除原记录"),
+    AuthCode.SELF_RELATION_FIXED: ErrorSpec(409, "“本人”的关系不能修改，其他成员也不能改为“本人”"),
     AuthCode.CANNOT_REMOVE_SELF: ErrorSpec(409, "不能删除本人"),
 }
 

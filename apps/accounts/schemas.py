@@ -85,6 +85,15 @@ class PatientOut(Schema):
 class PatientList(Schema):
     items: list[PatientOut]
     count: int
+    family_limit: int  # family members (besides 本人) an account may add
+    family_remaining: int
+    spouse_registered: bool
+
+
+class PatientUpdateIn(Schema):
+    name: str = Field(max_length=32)
+    phone: str = Field("", max_length=20)
+    relation: Literal["self", "spouse", "child", "parent", "other"]
 
 
 class ConsentIn(Schema):

@@ -671,12 +671,51 @@ def patient_add(*, owner: User, name: str, id_number: str, phone: str, relation:
             raise AuthError(AuthCode.FAMILY_LIMIT, f"最多添加{MAX_FAMILY_MEMBERS}位家庭成员")
         if relation == Patient.Relation.SELF and active.filter(relation=Patient.Relation.SELF).exists():
             raise AuthError(AuthCode.PATIENT_EXISTS, "本人信息已登记")
+        if relation == Patient.Relation.SPOUSE and active.filter(relation=Patient.Relation.SPOUSE).exists():
+            raise AuthError(AuthCode.SPOUSE_EXISTS)
         if active.filter(id_number_hash=crypto.lookup_hash(info.number, context="id_number")).exists():
             raise AuthError(AuthCode.PATIENT_EXISTS)
         patient = Patient(owner=owner, name=name, relation=relation, sex=info.sex, birth_date=info.birth_date)
         patient.set_identifiers(id_number=info.number, phone=phone)
         patient.save()
         audit_record(action="patient.create", actor=owner, object_type="patient", object_id=patient.pk)
+    return patient
+
+
+def patient_update(*, owner: User, patient_id: int, name: str, phone: str, relation: str) -> Patient:
+    """Name, phone and relation of a family member can change; the ID number cannot
+    (it is who the person is: remove and add again). 本人 stays 本人."""
+    name = name.strip()
+    if not (1 < len(name) <= 32):
+        raise Invalid("请输入真实姓名", field="name")
+    if relation not in Patient.Relation.values:
+        raise Invalid("请选择与本人关系", field="relation")
+    phone = _normalise_phone(phone) if phone else ""
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=owner.pk).first()
+        patient = Patient.objects.select_for_update().filter(pk=patient_id, owner=owner, is_active=True).first()
+        if patient is None:
+            raise NotFound("就诊人")
+        if (patient.relation == Patient.Relation.SELF) != (relation == Patient.Relation.SELF):
+            raise AuthError(AuthCode.SELF_RELATION_FIXED)
+        others = Patient.objects.filter(owner=owner, is_active=True).exclude(pk=patient.pk)
+        if relation == Patient.Relation.SPOUSE and others.filter(relation=Patient.Relation.SPOUSE).exists():
+            raise AuthError(AuthCode.SPOUSE_EXISTS)
+        changed = [
+            f for f, new in (("name", name), ("phone", phone), ("relation", relation)) if getattr(patient, f) != new
+        ]
+        if not changed:
+            return patient
+        patient.name, patient.relation = name, relation
+        patient.set_identifiers(id_number=patient.id_number, phone=phone)
+        patient.save()
+        audit_record(
+            action="patient.update",
+            actor=owner,
+            object_type="patient",
+            object_id=patient.pk,
+            detail={"fields": changed},
+        )
     return patient
 
 

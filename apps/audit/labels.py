@@ -38,6 +38,7 @@ ACTION_LABELS: dict[str, str] = {
     "admin.role_change": "变更用户角色",
     "admin.user_unlock": "解除登录锁定",
     # 就诊人 and consents
+    "patient.update": "修改就诊人",
     "patient.create": "添加就诊人",
     "patient.remove": "删除就诊人",
     "patient.list": "查看就诊人列表",

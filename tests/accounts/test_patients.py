@@ -143,3 +143,54 @@ def test_consents_are_recorded_and_withdrawable(patient) -> None:
     assert not has_consent(patient.user, "recording")
     assert AuditEvent.objects.filter(action="consent.withdraw").count() == 1
     assert client.post("/accounts/consents", {"purpose": "marketing", "granted": True}).status_code == 422
+
+
+# --- issue 10, defect 6: one spouse, editing, the limit known up front ------------------
+
+
+def test_only_one_spouse_and_the_list_says_what_is_left(patient) -> None:
+    api = patient.api()
+    listed = api.get("/accounts/patients").json()
+    assert (listed["family_limit"], listed["family_remaining"], listed["spouse_registered"]) == (5, 5, False)
+    first = api.post(
+        "/accounts/patients",
+        {"name": "王芳", "id_number": make_id_number("440106", dt.date(1987, 1, 2), "022"), "relation": "spouse"},
+    )
+    assert first.status_code == 201, first.json()
+    second = api.post(
+        "/accounts/patients",
+        {"name": "李芳", "id_number": make_id_number("440106", dt.date(1988, 1, 2), "022"), "relation": "spouse"},
+    )
+    assert (second.status_code, second.json()["code"]) == (409, "accounts.spouse_exists")
+    assert "配偶" in second.json()["message"]
+    assert Patient.objects.filter(owner=patient.user, relation="spouse").count() == 1
+    listed = api.get("/accounts/patients").json()
+    assert (listed["family_remaining"], listed["spouse_registered"]) == (4, True)
+
+
+def test_a_family_member_is_edited_but_not_their_id_number_and_self_stays_self(patient) -> None:
+    api = patient.api()
+    me = api.post("/accounts/patients", {"name": "张三", "id_number": ID_SELF, "relation": "self"}).json()
+    # A child needs no phone of their own.
+    kid = api.post("/accounts/patients", {"name": "张小", "id_number": ID_CHILD, "relation": "child"})
+    assert kid.status_code == 201 and kid.json()["phone_masked"] == ""
+    kid_id = kid.json()["id"]
+    r = api.patch(f"/accounts/patients/{kid_id}", {"name": "张小红", "phone": "13912345678", "relation": "child"})
+    assert r.status_code == 200, r.json()
+    assert (r.json()["name"], r.json()["phone_masked"]) == ("张小红", "139****5678")
+    row = Patient.objects.get(pk=kid_id)
+    assert (row.name, row.phone, row.id_number) == ("张小红", "13912345678", ID_CHILD)
+    audit = AuditEvent.objects.get(action="patient.update", object_id=str(kid_id))
+    assert sorted(audit.detail["fields"]) == ["name", "phone"]
+    for target, relation in ((me["id"], "parent"), (kid_id, "self")):
+        refused = api.patch(f"/accounts/patients/{target}", {"name": "某某", "relation": relation})
+        assert (refused.status_code, refused.json()["code"]) == (409, "accounts.self_relation_fixed")
+    assert Patient.objects.get(pk=me["id"]).name == "张三"
+    assert AuditEvent.objects.filter(action="patient.update").count() == 1
+
+
+def test_nobody_edits_another_accounts_family_member(patient, other_patient) -> None:
+    kid = patient.api().post("/accounts/patients", {"name": "张小", "id_number": ID_CHILD, "relation": "child"}).json()
+    r = other_patient.api().patch(f"/accounts/patients/{kid['id']}", {"name": "改名", "relation": "child"})
+    assert r.status_code == 404
+    assert Patient.objects.get(pk=kid["id"]).name == "张小"
