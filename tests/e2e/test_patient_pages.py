@@ -4,6 +4,7 @@ on the page as a patient sees it."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -94,5 +95,69 @@ def test_home_todos_service_grid_tabs_and_records(live_server_url: str, browser:
         page.click("[data-testid=logout-button]")
         page.locator(".uni-modal__btn_primary").click()
         expect(page.locator("[data-testid=login-button]")).to_be_visible()
+    finally:
+        ctx.close()
+
+
+def test_family_members_relation_is_chosen_not_defaulted_one_spouse_edit_and_limit(
+    live_server_url: str, browser: Any
+) -> None:
+    """Defect 6: no relation is picked for the user; a second spouse cannot be chosen;
+    a child needs no phone; a member is edited; the limit shows before the form."""
+    from apps.accounts.idcard import make_id_number
+    from apps.accounts.models import Patient
+    from tests.psych.conftest import add_patient
+
+    account = make_patient("13612340203", "刘洋")
+    add_patient(account, "刘洋")
+    ctx, page = _phone(browser)
+    try:
+        patient_login(page, live_server_url, "13612340203")
+        page.goto(f"{live_server_url}/h5/#/pages/patients/list")
+        expect(page.locator("[data-testid=patients-intro]")).to_contain_text("还可添加 5 位")
+        page.click("[data-testid=add-patient]")
+        expect(page.locator("[data-testid=family-remaining]")).to_contain_text("还可添加 5 位家庭成员")
+        page.locator("[data-testid=patient-name-input] input").fill("陈红")
+        page.locator("[data-testid=patient-id-input] input").fill(make_id_number("440106", dt.date(1988, 5, 6), "022"))
+        # Saving without choosing a relation is refused: nothing was chosen for the user.
+        page.click("[data-testid=patient-submit]")
+        expect(page.locator(".uni-toast, .uni-sample-toast").first).to_contain_text("请选择与您的关系")
+        assert not Patient.objects.filter(name="陈红").exists()
+        page.click("[data-testid=relation-spouse]")
+        page.click("[data-testid=patient-submit]")
+        expect(page.locator("[data-testid=patient-item]")).to_have_count(2)
+        spouse = Patient.objects.get(name="陈红")
+        assert spouse.relation == "spouse" and spouse.phone == ""
+
+        # A second spouse cannot be chosen; a child is added without a phone.
+        page.click("[data-testid=add-patient]")
+        expect(page.locator("[data-testid=relation-spouse]")).to_have_class(re.compile("chip-off"))
+        page.click("[data-testid=relation-spouse]")
+        expect(page.locator("[data-testid=relation-spouse]")).not_to_have_class(re.compile("chip-on"))
+        page.click("[data-testid=relation-child]")
+        page.locator("[data-testid=patient-name-input] input").fill("刘小宝")
+        page.locator("[data-testid=patient-id-input] input").fill(make_id_number("440106", dt.date(2021, 3, 3), "031"))
+        page.screenshot(path="/tmp/patients-add.png")
+        page.click("[data-testid=patient-submit]")
+        expect(page.locator("[data-testid=patient-item]")).to_have_count(3)
+        assert Patient.objects.get(name="刘小宝").relation == "child"
+
+        # Edit the child's name; the ID number is shown but cannot be changed.
+        page.locator("[data-testid=patient-item]").filter(has_text="刘小宝").locator(
+            "[data-testid=patient-edit]"
+        ).click()
+        expect(page.locator("[data-testid=patient-id-readonly]")).to_contain_text("*")
+        page.locator("[data-testid=patient-name-input] input").fill("刘宝")
+        page.click("[data-testid=patient-submit]")
+        expect(page.locator("[data-testid=patient-item]").filter(has_text="刘宝")).to_have_count(1)
+        assert Patient.objects.filter(name="刘宝", relation="child").exists()
+
+        # Full family: the add page says so before any form.
+        for n in range(3):
+            add_patient(account, f"亲属{n}", relation="other", birth=dt.date(1960, 1, n + 1))
+        page.goto(f"{live_server_url}/h5/#/pages/patients/list")
+        page.click("[data-testid=add-patient]")
+        expect(page.locator("[data-testid=family-limit]")).to_contain_text("家庭成员已达上限")
+        expect(page.locator("[data-testid=patient-name-input]")).to_have_count(0)
     finally:
         ctx.close()
