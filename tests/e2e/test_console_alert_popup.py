@@ -1,6 +1,6 @@
-"""The console's psych alert pop-up sits below the header: 退出登录 and the
-connection status stay uncovered and clickable, and the pop-up counts down to the
-alert's escalation deadline. The report's trend is drawn by the chart wrapper.
+"""The console's psych alert pop-up keeps off the header (退出登录 and the
+connection status stay uncovered and clickable) and off the alert list's 确认
+button, and counts down to the alert's escalation deadline. The report's trend is drawn by the chart wrapper.
 Screenshots to /tmp/ui-*.png."""
 
 from __future__ import annotations
@@ -118,6 +118,14 @@ def test_alert_popup_leaves_the_header_usable_and_counts_down(
     page.locator("[data-testid=psych-trend]").scroll_into_view_if_needed()
     page.wait_for_timeout(300)
     page.screenshot(path=f"/tmp/ui-console-report-trend-{viewport['width']}.png", full_page=True)
+
+    # On the alert list the row's 确认 button is not under the pop-up either.
+    page.click("[data-testid=menu-psych-alerts]")
+    expect(page.locator("[data-testid=psych-alert-ack]")).to_have_count(1)
+    assert not _intersects(_box(page, ".psych-alert-notification"), _box(page, "[data-testid=psych-alert-ack]"))
+    page.locator("[data-testid=psych-alert-ack]").click(trial=True, timeout=3000)
+    page.wait_for_timeout(400)  # the status tag's transition
+    page.screenshot(path=f"/tmp/ui-console-alert-list-{viewport['width']}.png")
 
     # And the logout button really works with the pop-up still open.
     expect(popup).to_be_visible()

@@ -2,16 +2,17 @@
 // authenticated, subscribe to the user's own topic and pop a notification for each
 // psych.alert.* event. Views read `psychAlertFeed` to refresh live.
 // Started once by views/psych/routes.js with the roles its pages declare.
-// The pop-up sits below the console header (ConsoleLayout's 56px bar) so 退出登录 and
-// the connection status stay usable, and counts down to the alert's escalation
-// deadline (`ack_deadline` of the event), shown in Beijing time.
+// The pop-up sits in the bottom-right corner: never over the console header
+// (ConsoleLayout's 56px bar with 退出登录 and the connection status), nor over the
+// top rows of a page, where the alert list has its 确认 buttons. It counts down to
+// the alert's escalation deadline (`ack_deadline` of the event), shown in Beijing time.
 import { defineComponent, h, onBeforeUnmount, reactive, ref, watch } from 'vue'
 import { ElNotification } from 'element-plus'
 import { realtime, realtimeState } from '@/realtime'
 import { formatTime } from '@/utils/time'
 
-/** Distance of the pop-ups from the top of the window: the header's height plus a gap. */
-export const ALERT_POPUP_OFFSET = 56 + 16
+export const ALERT_POPUP_POSITION = 'bottom-right'
+export const ALERT_POPUP_OFFSET = 16
 
 export const psychAlertFeed = reactive({ version: 0, last: null })
 
@@ -69,6 +70,7 @@ function onEvent(frame) {
     title: TITLES[event],
     type: 'error',
     duration: 0,
+    position: ALERT_POPUP_POSITION,
     offset: ALERT_POPUP_OFFSET,
     customClass: 'psych-alert-notification',
     onClose: () => {
