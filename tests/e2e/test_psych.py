@@ -75,6 +75,8 @@ def test_assign_complete_alert_acknowledge_report(live_server_url: str, browser:
         page.locator("[data-testid=psych-option]").nth(1 if n == 9 else 0).click()
     expect(page.locator("[data-testid=psych-progress]")).to_contain_text("已答 9 / 9 题")
     page.click("[data-testid=psych-submit]")
+    expect(page.locator(".uni-modal")).to_contain_text("提交后答案不能修改")
+    page.click(".uni-modal__btn_primary")  # confirm the irreversible submit
     expect(page.locator("[data-testid=psych-band]")).to_contain_text("无抑郁症状")
     expect(page.locator("[data-testid=psych-help]")).to_contain_text("12356")
     expect(page.locator("[data-testid=psych-disclaimer]")).to_contain_text("不能作为诊断依据")

@@ -84,3 +84,9 @@ export async function endSession(location, token) {
     // 离开房间时网络已断：服务端在连接失败后自行清理
   }
 }
+
+// 切换摄像头：替换推流连接里视频发送端的轨道，无需重新协商
+export async function replaceVideoTrack(pc, track) {
+  const sender = pc.getSenders().find((s) => s.track && s.track.kind === 'video')
+  if (sender) await sender.replaceTrack(track)
+}
