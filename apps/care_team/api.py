@@ -143,6 +143,8 @@ def conversation_patients(request: HttpRequest, conversation_id: int) -> dict[st
         "items": [
             {
                 **_patient_out(p),
+                "sex_label": Patient.Sex(p.sex).label,
+                "age": selectors.age_of(p),
                 "relationship": relationship_out(recorded[p.pk]) if p.pk in recorded else None,
             }
             for p in rows

@@ -88,6 +88,8 @@ class CandidateOut(Schema):
     id: int
     name: str
     relation_label: str
+    sex_label: str
+    age: int
     # The caller's open relationship with this 就诊人 from this conversation, if any.
     relationship: RelationshipOut | None
 

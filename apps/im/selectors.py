@@ -4,7 +4,8 @@ import datetime as dt
 from typing import Any
 
 from django.db import connection
-from django.db.models import F
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 
 from apps.accounts.models import User
 from hub.sqlutil import as_datetime, as_json
@@ -60,13 +61,37 @@ def messages_before(*, conversation_id: int, before_seq: int | None, limit: int 
     return {"items": [message_view(m) for m in page], "has_more": len(rows) > limit}
 
 
+def unread_from_others(user: User) -> Any:
+    """For a Member queryset of ``user``: messages after the read mark that someone
+    else sent. One's own message is never unread, whatever the read mark says (the
+    sender's mark does not move on send, to keep the send path to one UPDATE)."""
+    counted = (
+        Message.objects.filter(conversation=OuterRef("conversation"), seq__gt=OuterRef("read_seq"))
+        .filter(~Q(sender=user) | Q(sender__isnull=True))
+        .order_by()
+        .values("conversation")
+        .annotate(c=Count("*"))
+        .values("c")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def title_for(title: str, viewer: User) -> str:
+    """A conversation's title as ``viewer`` reads it: titles join the parties with
+    " · " ("李医生 · 张伟", "张伟 · 心内科诊疗团队"); the viewer's own name is left out,
+    so nobody sees their own name as the chat's title."""
+    parts = [p for p in title.split(" · ") if p]
+    others = [p for p in parts if p != viewer.display_name]
+    return " · ".join(others) if others else title
+
+
 def conversations_of(*, user: User, before: dt.datetime | None = None, limit: int = 30) -> dict[str, Any]:
     """The user's conversations, most recent activity first, with unread counts."""
     limit = max(1, min(limit, 100))
     members = (
         Member.objects.filter(user=user, left_at__isnull=True)
         .select_related("conversation")
-        .annotate(activity=F("conversation__last_message_at"))
+        .annotate(activity=F("conversation__last_message_at"), unread_n=unread_from_others(user))
         .order_by(F("conversation__last_message_at").desc(nulls_last=True), "-conversation_id")
     )
     if before is not None:
@@ -81,11 +106,11 @@ def conversations_of(*, user: User, before: dt.datetime | None = None, limit: in
                 "id": conv.pk,
                 "kind": conv.kind,
                 "kind_label": Conversation.Kind(conv.kind).label,
-                "title": conv.title,
+                "title": title_for(conv.title, user),
                 "last_seq": conv.last_seq,
                 "read_seq": m.read_seq,
                 "delivered_seq": m.delivered_seq,
-                "unread": max(0, conv.last_seq - m.read_seq),
+                "unread": m.unread_n,
                 "last_message": message_view(last) if last else None,
                 "last_message_at": conv.last_message_at,
                 "closed": conv.closed_at is not None,

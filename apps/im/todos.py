@@ -6,29 +6,18 @@ the count on its 消息 tab."""
 
 from __future__ import annotations
 
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
-
 from apps.accounts.models import User
 from apps.accounts.roles import Role
 from apps.todos.registry import Todo
 
-from .models import Member, Message
+from .models import Member
+from .selectors import unread_from_others
 
 
 def im_todos(user: User) -> list[Todo]:
-    # Messages after the member's read mark that someone else sent (one's own
-    # message never counts as unread, whatever the read mark says).
-    unread_of = (
-        Message.objects.filter(conversation=OuterRef("conversation"), seq__gt=OuterRef("read_seq"))
-        .filter(~Q(sender=user) | Q(sender__isnull=True))
-        .order_by()
-        .values("conversation")
-        .annotate(c=Count("*"))
-        .values("c")
-    )
     rows = list(
         Member.objects.filter(user=user, left_at__isnull=True, conversation__closed_at__isnull=True)
-        .annotate(n=Subquery(unread_of, output_field=IntegerField()))
+        .annotate(n=unread_from_others(user))
         .filter(n__gt=0)
         .values_list("n", flat=True)
     )

@@ -620,7 +620,8 @@ export class ChatClient {
   resume() {
     for (const id of this.watchers.keys()) {
       const store = this.stores.get(id)
-      if (store) store.sync()
+      // A conversation opened while offline never loaded its history: load it now.
+      if (store) store.state.loaded ? store.sync() : store.load()
     }
     this.outbox.flush()
   }

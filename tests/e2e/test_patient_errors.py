@@ -27,7 +27,11 @@ PHONE = "13612340091"
 @pytest.fixture
 def phone_page(browser: Any) -> Any:
     context = browser.new_context(
-        locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
     )
     pg = context.new_page()
     errors: list[str] = []
