@@ -32,8 +32,9 @@ def test_console_login_with_totp(live_server_url: str, page: Any) -> None:
     expect(otp).to_be_visible()
     otp.fill(pyotp.TOTP(doctor.totp_secret).now())
     page.click("[data-testid=login-submit]")
-    expect(page.locator("[data-testid=current-user]")).to_contain_text("测试doctor")
-    expect(page.locator("[data-testid=current-role]")).to_contain_text("医生")
+    # Signed in, the home page is the workbench with the user's name and role.
+    expect(page.locator("[data-testid=header-user]")).to_contain_text("测试doctor")
+    expect(page.locator("[data-testid=workbench-role]")).to_contain_text("医生")
     expect(page.locator("[data-testid=ws-status]")).to_contain_text("已连接")
     assert AuthToken.objects.filter(user=doctor.user, revoked_at__isnull=True).count() == 1
     assert page.errors == []
