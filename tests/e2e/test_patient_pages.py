@@ -161,3 +161,30 @@ def test_family_members_relation_is_chosen_not_defaulted_one_spouse_edit_and_lim
         expect(page.locator("[data-testid=patient-name-input]")).to_have_count(0)
     finally:
         ctx.close()
+
+
+def test_notification_settings_from_me(live_server_url: str, browser: Any) -> None:
+    """我的 -> 通知设置: only the channels this client can receive, SMS off, quiet hours on."""
+    from apps.notifications.models import Preference, QuietHours
+
+    account = make_patient("13612340204", "钱进")
+    ctx, page = _phone(browser)
+    try:
+        patient_login(page, live_server_url, "13612340204")
+        page.locator(".uni-tabbar__item", has_text="我的").click()
+        page.click("[data-testid=notify-settings-entry]")
+        channels = page.locator("[data-testid=notify-channel]")
+        expect(channels).to_have_count(2)  # H5: in-app and SMS; WeChat/Alipay only inside their mini-programs
+        expect(channels.nth(1)).to_contain_text("短信")
+        page.click("[data-testid=notify-switch-sms]")
+        expect(page.locator("[data-testid=notify-saved]")).to_be_visible()
+        page.wait_for_timeout(300)
+        assert Preference.objects.get(user=account.user, channel="sms").enabled is False
+        page.click("[data-testid=quiet-switch]")
+        expect(page.locator("[data-testid=quiet-start]")).to_contain_text("22:00")
+        page.wait_for_timeout(500)
+        quiet = QuietHours.objects.get(user=account.user)
+        assert (quiet.start.strftime("%H:%M"), quiet.end.strftime("%H:%M")) == ("22:00", "07:00")
+        page.screenshot(path="/tmp/notify-settings.png")
+    finally:
+        ctx.close()
