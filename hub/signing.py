@@ -32,6 +32,7 @@ class Purpose(enum.StrEnum):
     changing it changes the key and invalidates everything signed before."""
 
     AUDIT_CHAIN = "audit-chain/v1"
+    AUDIT_HEAD = "audit-head/v1"  # the chain's tip: last id and hash, so a cut tail is detected
     PSYCH_REVIEW = "psych-review/v1"
     GRANT = "grant/v1"  # media room and node grants, recording replay grants
     RECORDING_MANIFEST = "recording-manifest/v1"
@@ -40,6 +41,7 @@ class Purpose(enum.StrEnum):
 # Which root secret (a setting name) each purpose derives from.
 _ROOTS: dict[Purpose, str] = {
     Purpose.AUDIT_CHAIN: "AUDIT_HMAC_KEY",
+    Purpose.AUDIT_HEAD: "AUDIT_HMAC_KEY",
     Purpose.PSYCH_REVIEW: "AUDIT_HMAC_KEY",
     Purpose.RECORDING_MANIFEST: "AUDIT_HMAC_KEY",
     Purpose.GRANT: "GRANT_SIGNING_KEY",

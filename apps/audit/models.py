@@ -31,8 +31,12 @@ class AuditEvent(models.Model):
 
 
 class AuditHead(models.Model):
-    """Single row holding the chain's tip; locking it serialises appends."""
+    """Single row holding the chain's tip; locking it serialises appends. ``mac``
+    seals (last_id, last_hash) under the audit key, so whoever cuts rows off the
+    tail cannot move the head back without the key; on PostgreSQL a trigger also
+    refuses deleting the head or moving last_id backwards."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_hash = models.CharField(max_length=64)
     last_id = models.BigIntegerField(default=0)
+    mac = models.CharField(max_length=64, blank=True)

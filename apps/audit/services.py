@@ -33,6 +33,10 @@ def _legacy_digest(prev_hash: str, fields: dict[str, Any]) -> str:
     return hmac.new(base64.b64decode(settings.AUDIT_HMAC_KEY), message, hashlib.sha256).hexdigest()
 
 
+def head_mac(last_id: int, last_hash: str) -> str:
+    return signing.seal({"last_id": last_id, "last_hash": last_hash}, signing.Purpose.AUDIT_HEAD)
+
+
 def _fields(event: AuditEvent) -> dict[str, Any]:
     return {
         "at": event.at.isoformat(),
@@ -87,7 +91,8 @@ def audit_record(
         event.save()
         head.last_hash = event.hash
         head.last_id = event.id
-        head.save(update_fields=["last_hash", "last_id"])
+        head.mac = head_mac(event.id, event.hash)
+        head.save(update_fields=["last_hash", "last_id", "mac"])
     return event
 
 
@@ -123,6 +128,12 @@ def audit_verify_chain() -> VerifyResult:
         prev = event.hash
         last_id = event.id
     head = AuditHead.objects.filter(id=1).first()
-    if head is not None and (head.last_hash != prev or head.last_id != last_id):
+    if head is None:
+        # Rows without a head: the head was deleted (it is written with the first row).
+        return VerifyResult(checked == 0, checked, None if checked == 0 else last_id, "" if checked == 0 else "head")
+    if not hmac.compare_digest(head_mac(head.last_id, head.last_hash), head.mac or ""):
+        # Rewritten without the key (to hide a cut tail, say): the tip cannot be trusted.
+        return VerifyResult(False, checked, head.last_id or None, "head_mac")
+    if head.last_hash != prev or head.last_id != last_id:
         return VerifyResult(False, checked, head.last_id or None, "head")
     return VerifyResult(True, checked, None)

@@ -88,3 +88,55 @@ def test_audit_detail_carries_no_secrets(api, nurse) -> None:
 
     for token in AuthToken.objects.all():
         assert token.key_hash not in dump
+
+
+# --- issue 11, finding 8: the head is anchored -------------------------------------------
+
+
+def _tamper_head(sql: str, params: list) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_append_only")
+        cursor.execute("ALTER TABLE audit_audithead DISABLE TRIGGER audit_head_guard")
+        cursor.execute(sql[0], params[0])
+        cursor.execute(sql[1], params[1])
+        cursor.execute("ALTER TABLE audit_audithead ENABLE TRIGGER audit_head_guard")
+        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_append_only")
+
+
+def test_a_cut_tail_with_a_rewritten_head_is_detected() -> None:
+    """The probe: drop the triggers, delete the last rows, point the head at the new
+    last row. Without the key the head's MAC cannot follow."""
+    rows = _rows(25)
+    keep = rows[4]
+    _tamper_head(
+        [
+            "DELETE FROM audit_auditevent WHERE id > %s",
+            "UPDATE audit_audithead SET last_id = %s, last_hash = %s WHERE id = 1",
+        ],
+        [[keep.id], [keep.id, keep.hash]],
+    )
+    result = audit_verify_chain()
+    assert (result.ok, result.reason, result.first_bad_id) == (False, "head_mac", keep.id)
+    with pytest.raises(CommandError):
+        call_command("audit_verify")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["DELETE FROM audit_audithead", "UPDATE audit_audithead SET last_id = last_id - 1"],
+)
+def test_postgres_refuses_deleting_or_rewinding_the_head(sql: str) -> None:
+    _rows(3)
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql)
+    assert audit_verify_chain().ok
+
+
+def test_a_deleted_head_is_detected() -> None:
+    _rows(3)
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_audithead DISABLE TRIGGER audit_head_guard")
+        cursor.execute("DELETE FROM audit_audithead")
+        cursor.execute("ALTER TABLE audit_audithead ENABLE TRIGGER audit_head_guard")
+    result = audit_verify_chain()
+    assert (result.ok, result.reason) == (False, "head")
