@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -21,7 +21,7 @@ from apps.todos.api import router as todos_router
 from recordings.api import router as recordings_router
 
 from .auth import BearerAuth
-from .errors import ApiError, HubCode, HubError, NotFound, error_response
+from .errors import ApiError, HubCode, HubError, Invalid, NotFound, error_response
 from .realtime.api import router as realtime_router
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,10 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 @api.exception_handler(Exception)
 def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    if isinstance(exc, DataError | OverflowError):
+        # A value the database cannot hold (an id beyond bigint, say) is bad input, not an outage.
+        log.info("value out of range on %s: %s", request.path, exc)
+        return error_response(Invalid("数值超出允许范围"))
     if isinstance(exc, OperationalError | InterfaceError | DatabaseError):
         log.warning("database unavailable: %s", exc)
         return error_response(HubError(HubCode.SERVICE_UNAVAILABLE))

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from .context import RequestMeta, reset_request_meta, set_request_meta
+from .errors import Invalid, error_response
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -46,6 +47,30 @@ CSP = (
     "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self' ws: wss:; "
     "media-src 'self' blob:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
 )
+
+
+_DIGITS = re.compile(r"^-?\d+$")
+INT64_MAX = 2**63 - 1
+
+
+def _too_big(value: str) -> bool:
+    return len(value) >= 19 and bool(_DIGITS.match(value)) and abs(int(value)) > INT64_MAX
+
+
+class NumberRangeMiddleware:
+    """A number in an API path or query beyond what the database holds (bigint) is
+    refused with 422 before routing, whatever the route (ids, seqs, offsets)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/") and (
+            any(_too_big(part) for part in request.path.split("/"))
+            or any(_too_big(v) for values in request.GET.lists() for v in values[1])
+        ):
+            return error_response(Invalid("数值超出允许范围"))
+        return self.get_response(request)
 
 
 class SecurityHeadersMiddleware:

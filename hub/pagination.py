@@ -10,11 +10,12 @@ from pydantic import Field
 T = TypeVar("T")
 
 MAX_LIMIT = 100
+INT64_MAX = 2**63 - 1  # PostgreSQL bigint: larger numbers are refused here, not by the database
 
 
 class PageParams(Schema):
     limit: int = Field(20, ge=1, le=MAX_LIMIT)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=INT64_MAX)
 
 
 def page(

@@ -111,11 +111,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "hub.middleware.RequestIdMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "hub.middleware.FrontendFilesMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The header middlewares wrap the static apps too (/console/, /h5/ are served by
+    # FrontendFilesMiddleware, which answers without calling what comes after it).
     "hub.middleware.SecurityHeadersMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "hub.middleware.FrontendFilesMiddleware",
+    "hub.middleware.NumberRangeMiddleware",
+    "django.middleware.common.CommonMiddleware",
 ]
 
 ROOT_URLCONF = "hub.urls"

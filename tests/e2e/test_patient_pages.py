@@ -188,3 +188,19 @@ def test_notification_settings_from_me(live_server_url: str, browser: Any) -> No
         page.screenshot(path="/tmp/notify-settings.png")
     finally:
         ctx.close()
+
+
+def test_the_h5_app_runs_under_the_csp_with_a_phone_viewport(live_server_url: str, browser: Any) -> None:
+    """The CSP now covers /h5/ (issue 11, finding 5): nothing is blocked and the page lays
+    out at the phone's width (the viewport no longer comes from an inline script)."""
+    ctx, page = _phone(browser)
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    try:
+        page.goto(f"{live_server_url}/h5/")
+        expect(page.locator("[data-testid=login-button]")).to_be_visible()
+        assert page.evaluate("document.documentElement.clientWidth") == 390
+        assert page.locator("meta[name=viewport]").count() == 1
+        assert violations == [], violations
+    finally:
+        ctx.close()
