@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
@@ -31,8 +32,8 @@ api = NinjaAPI(
     version="1",
     urls_namespace="api",
     auth=BearerAuth(),
-    docs_url="/docs",
-    openapi_url="/openapi.json",
+    docs_url="/docs" if settings.API_DOCS else None,
+    openapi_url="/openapi.json" if settings.API_DOCS else None,
 )
 
 

@@ -86,7 +86,12 @@ AUDIT_HMAC_KEY = secret("AUDIT_HMAC_KEY")
 GRANT_SIGNING_KEY = secret("GRANT_SIGNING_KEY")
 SANDBOX_SECRET = secret("SANDBOX_SECRET")
 
-DEBUG = env_bool("DEBUG", HUB_ENV == "embedded")
+# Off everywhere unless asked for (a developer's own machine): the embedded demo too
+# (issue 11, finding 15).
+DEBUG = env_bool("DEBUG", False)
+# The interactive API docs and the OpenAPI schema: on for development and tests, off in
+# production unless the hospital opens them (e.g. on an internal host).
+API_DOCS = env_bool("API_DOCS", HUB_ENV != "production")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 

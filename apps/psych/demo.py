@@ -10,18 +10,19 @@ import datetime as dt
 
 from django.utils import timezone
 
+from apps.accounts.demo import demo_patient
 from apps.accounts.models import Patient, User
 from apps.accounts.roles import Role
 
 from . import services
 from .models import Result
 
-FAMILY_PHONE_USERNAME = "demo_13800138001"
+FAMILY_PHONE = "13800138001"
 
 
 def seed_psych_history() -> str:
     doctor = User.objects.filter(username="doctor", role=Role.DOCTOR, is_active=True).first()
-    account = User.objects.filter(username=FAMILY_PHONE_USERNAME, role=Role.PATIENT).first()
+    account = demo_patient(FAMILY_PHONE)
     if doctor is None or account is None:
         return ""
     spouse = Patient.objects.filter(owner=account, name="王芳", is_active=True).first()

@@ -12,6 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from apps.accounts.demo import demo_patient
 from apps.accounts.models import Patient, User
 from apps.accounts.roles import Role
 from apps.audit.models import AuditEvent
@@ -227,7 +228,7 @@ def test_staff_in_care_of_a_patient_for_im_and_media(care: Care) -> None:
 def test_seed_demo_gives_the_doctor_a_care_team(db: Any) -> None:
     call_command("seed_demo", stdout=StringIO())
     doctor = User.objects.get(username="doctor")
-    family = Patient.objects.filter(owner__username="demo_13800138001").order_by("id")
+    family = Patient.objects.filter(owner=demo_patient("13800138001")).order_by("id")
     assert [p.pk for p in psych_selectors.doctor_patients(doctor)] == [p.pk for p in family]
     assert all(psych_selectors.doctor_may_assign(doctor, p.pk) for p in family)
     conv = Conversation.objects.get(kind="care_team", ref_type="demo_care_team")

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management import call_command
 from playwright.sync_api import expect
 
+from apps.accounts.demo import demo_patient
 from apps.accounts.models import User
 from apps.care_team.models import CareRelationship
 from apps.im import services as im_services
@@ -122,7 +123,8 @@ def test_fresh_demo_doctor_assigns_phq9_at_once(live_server_url: str, browser: A
     assert not RAW.search(_visible_text(doc)), _visible_text(doc)
 
     # A visit with another patient: take 李娜 into care from it, as a doctor would.
-    lina = User.objects.get(username="demo_13800138002")
+    lina = demo_patient("13800138002")
+    assert lina is not None and "13800138002" not in lina.username
     im_services.conversation_for_pair(staff=User.objects.get(username="doctor"), patient=lina)
     doc.reload()
     doc.click("[data-testid=care-conversation]")

@@ -91,6 +91,16 @@ def test_production_settings_pass_the_deploy_check(tmp_path: Path) -> None:
         text=True,
     )
     assert run.returncode == 0, run.stdout + run.stderr
+    # Issue 11, finding 15: production serves no API docs or schema and runs without DEBUG.
+    probe = (
+        "import django; django.setup();"
+        "from django.conf import settings; from django.test import Client;"
+        "c = Client(SERVER_NAME='ih.example-hospital.cn');"
+        "get = lambda p: c.get(p, secure=True).status_code;"
+        "print(settings.DEBUG, get('/api/v1/docs'), get('/api/v1/openapi.json'))"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.stdout.split() == ["False", "404", "404"], run.stdout + run.stderr
     # And production refuses to start without its secrets.
     del env["FIELD_ENCRYPTION_KEY"]
     run = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)

@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.demo import run_demo_seeders
+from apps.accounts.demo import demo_patient, demo_username, run_demo_seeders
 from apps.accounts.idcard import make_id_number
 from apps.accounts.models import ConsentRecord, Patient, StaffProfile, User
 from apps.accounts.passwords import generate_password
@@ -94,8 +94,8 @@ class Command(BaseCommand):
                 )
                 lines.append(line)
             for phone, name, family in PATIENTS:
-                if not User.objects.filter(username=f"demo_{phone}").exists():
-                    user = User.objects.create_user(username=f"demo_{phone}", display_name=name, role=Role.PATIENT)
+                if demo_patient(phone) is None:
+                    user = User.objects.create_user(username=demo_username(), display_name=name, role=Role.PATIENT)
                     user.set_phone(phone)
                     user.save()
                     members = [(name, "self", rng.choice("MF")), *family]
@@ -129,7 +129,7 @@ def _seed_care_teams() -> None:
     from apps.im.services import conversation_create, member_add
 
     for phone, usernames, title in CARE_TEAMS:
-        account = User.objects.filter(username=f"demo_{phone}", role=Role.PATIENT).first()
+        account = demo_patient(phone)
         staff = list(User.objects.filter(username__in=usernames, is_active=True).order_by("id"))
         if account is None or not staff:
             continue
