@@ -81,8 +81,9 @@ def conversation_for_pair(
         existing = (
             Conversation.objects.select_for_update()
             .filter(kind=kind, ref_type=ref_type, ref_id=str(ref_id), closed_at__isnull=True)
-            .filter(members__user=staff)
-            .filter(members__user=patient)
+            # Both still members: a card never goes where one of them has left.
+            .filter(members__user=staff, members__left_at__isnull=True)
+            .filter(members__user=patient, members__left_at__isnull=True)
             .first()
         )
         if existing is not None:

@@ -279,3 +279,15 @@ def test_a_member_who_left_reads_nothing_from_after_they_left(pair, settings, tm
     r = p.post(f"/im/conversations/{conv.pk}/messages/{own}/recall")
     assert r.status_code == 403 and r.json()["code"] == "im.not_member"
     assert not Message.objects.filter(conversation=conv, seq=own, recalled_at__isnull=False).exists()
+
+
+def test_a_pair_conversation_is_reused_only_while_both_are_members(pair) -> None:
+    doctor, patient, conv = pair
+    assert services.conversation_for_pair(staff=doctor.user, patient=patient.user).pk == conv.pk
+    services.member_remove(conversation=conv, user=patient.user, actor=doctor.user)
+    fresh = services.conversation_for_pair(staff=doctor.user, patient=patient.user)
+    assert fresh.pk != conv.pk
+    card = services.card_post(
+        conversation=fresh, sender=doctor.user, card_type="notice", data={"text": "复诊"}, client_msg_id="card-1"
+    )
+    assert card["conversation"] == fresh.pk
