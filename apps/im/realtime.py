@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from hub.errors import ApiError, Invalid
+from hub.realtime import fields
 from hub.realtime.batching import GroupCommit
 from hub.realtime.db import run_db
 from hub.realtime.handlers import register_handler
@@ -14,33 +15,63 @@ from hub.realtime.sessions import event_frame
 
 from . import selectors, services
 from .errors import ImCode, ImError
+from .models import Message
 
 TYPING_INTERVAL = 2.0
 
 
 def _conversation_id(frame: dict[str, Any]) -> int:
-    cid = frame.get("conversation")
-    if not isinstance(cid, int) or cid <= 0:
-        raise Invalid("缺少会话编号")
-    return cid
+    return fields.positive_id(frame, "conversation", "会话编号")
 
 
 def _int(frame: dict[str, Any], key: str, default: int | None = None) -> int:
-    value = frame.get(key, default)
-    if not isinstance(value, int) or value < 0:
-        raise Invalid(f"{key} 格式错误")
-    return value
+    return fields.count(frame, key, default=default)
+
+
+# How long a socket trusts a membership it verified, as a backstop for a lost
+# ``topic.revoke`` (the cross-process path is at-most-once).
+MEMBER_RECHECK_SECONDS = 60.0
 
 
 async def _member_check(socket: Any, cid: int) -> None:
-    """Membership, remembered per socket once verified (membership only ends by
-    leaving, which also ends the subscription on the client's next resync)."""
-    known: set[int] = socket.__dict__.setdefault("im_conversations", set())
-    if cid in known:
+    """Membership, remembered per socket for a while once verified. Removal
+    (``topic.revoke`` of ``conv:<id>``) forgets it at once (``socket.grants``)."""
+    grants: dict[str, float] = socket.__dict__.setdefault("grants", {})
+    topic = services.topic_for(cid)
+    now = time.monotonic()
+    if now - grants.get(topic, -MEMBER_RECHECK_SECONDS) < MEMBER_RECHECK_SECONDS:
         return
+    epoch = getattr(socket, "revocations", 0)
     if not await run_db(selectors.is_member, socket.user, cid):
+        grants.pop(topic, None)
         raise ImError(ImCode.NOT_MEMBER)
-    known.add(cid)
+    # A revocation that arrived while the query ran may predate its answer: do not cache.
+    if getattr(socket, "revocations", 0) == epoch:
+        grants[topic] = now
+
+
+def _send_request(socket: Any, frame: dict[str, Any]) -> services.SendRequest:
+    """Every field checked before the send joins a batch: a malformed frame is
+    answered alone (``validation_error``) and never reaches the others."""
+    cid = _conversation_id(frame)
+    client_msg_id = fields.text(frame, "client_msg_id", "client_msg_id ", max_len=64)
+    kind = frame.get("kind", "text")
+    if type(kind) is not str:
+        raise Invalid("消息类型格式错误", field="kind")
+    if kind not in services.CLIENT_KINDS:
+        raise ImError(ImCode.KIND_FORBIDDEN)
+    body = fields.obj(frame, "body", "消息内容")
+    if kind == Message.Kind.TEXT:
+        text = body.get("text")
+        if type(text) is not str or not text.strip():
+            raise Invalid("消息内容不能为空", field="body.text")
+        if len(text) > services.TEXT_MAX:
+            raise ImError(ImCode.TOO_LONG, f"消息不能超过{services.TEXT_MAX}字")
+    else:
+        fields.positive_id(body, "attachment", "附件编号")
+    return services.SendRequest(
+        conversation_id=cid, sender=socket.user, kind=kind, body=body, client_msg_id=client_msg_id
+    )
 
 
 _sends: GroupCommit[services.SendRequest, services.SendResult | ApiError] | None = None
@@ -54,16 +85,9 @@ def sends() -> GroupCommit[services.SendRequest, services.SendResult | ApiError]
 
 
 async def on_send(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
-    cid = _conversation_id(frame)
-    result = await sends().submit(
-        services.SendRequest(
-            conversation_id=cid,
-            sender=socket.user,
-            kind=frame.get("kind", "text"),
-            body=frame.get("body"),
-            client_msg_id=frame.get("client_msg_id"),
-        )
-    )
+    request = _send_request(socket, frame)
+    cid = request.conversation_id
+    result = await sends().submit(request)
     if isinstance(result, ApiError):
         raise result
     message = result.message
@@ -92,7 +116,7 @@ async def on_sync(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
         selectors.messages_after,
         conversation_id=cid,
         after_seq=_int(frame, "after_seq", 0),
-        limit=_int(frame, "limit", 100),
+        limit=fields.count(frame, "limit", default=100, low=1, high=selectors.PAGE_MAX),
     )
 
 
@@ -131,9 +155,7 @@ async def on_signal(socket: Any, frame: dict[str, Any]) -> None:
     """An ephemeral room signal (e.g. "ringing", "writing a prescription",
     timer state): authorised per send, fanned out, never stored."""
     cid = _conversation_id(frame)
-    data = frame.get("data")
-    if not isinstance(data, dict):
-        raise Invalid("信号内容格式错误")
+    data = fields.obj(frame, "data", "信号内容")
     await _member_check(socket, cid)
     topic = services.topic_for(cid)
     text = event_frame(topic, "im.signal", {"conversation": cid, "user": socket.user.pk, "data": data})
@@ -145,7 +167,8 @@ async def on_signal(socket: Any, frame: dict[str, Any]) -> None:
 
 async def on_recall(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
     cid = _conversation_id(frame)
-    return await run_db(services.message_recall, user=socket.user, conversation_id=cid, seq=_int(frame, "seq"))
+    seq = fields.count(frame, "seq", low=1)
+    return await run_db(services.message_recall, user=socket.user, conversation_id=cid, seq=seq)
 
 
 register_handler("im.send", on_send)

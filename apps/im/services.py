@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.audit.services import audit_record
-from hub.errors import ApiError, Invalid, NotFound
+from hub.errors import ApiError, HubCode, HubError, Invalid, NotFound
+from hub.realtime.fields import BIGINT_MAX
 from hub.realtime.sessions import publish_on_commit, revoke_topic_on_commit
 
 from .errors import ImCode, ImError
 from .models import Attachment, Conversation, Member, Message
+
+log = logging.getLogger(__name__)
 
 RECALL_WINDOW = dt.timedelta(minutes=2)
 TEXT_MAX = 4000
@@ -77,8 +81,9 @@ def conversation_for_pair(
         existing = (
             Conversation.objects.select_for_update()
             .filter(kind=kind, ref_type=ref_type, ref_id=str(ref_id), closed_at__isnull=True)
-            .filter(members__user=staff)
-            .filter(members__user=patient)
+            # Both still members: a card never goes where one of them has left.
+            .filter(members__user=staff, members__left_at__isnull=True)
+            .filter(members__user=patient, members__left_at__isnull=True)
             .first()
         )
         if existing is not None:
@@ -146,7 +151,7 @@ def _validate_body(*, conversation_id: int, sender: User, kind: str, body: Any) 
         return {"text": text}
     if kind in (Message.Kind.IMAGE, Message.Kind.VOICE, Message.Kind.FILE):
         attachment_id = body.get("attachment")
-        if not isinstance(attachment_id, int):
+        if type(attachment_id) is not int or not 0 < attachment_id <= BIGINT_MAX:
             raise Invalid("缺少附件")
         att = Attachment.objects.filter(
             pk=attachment_id, conversation_id=conversation_id, owner=sender, kind=kind
@@ -250,6 +255,8 @@ def message_send(
     (faster); every other caller leaves it on."""
     if not isinstance(client_msg_id, str) or not (1 <= len(client_msg_id) <= 64):
         raise Invalid("缺少 client_msg_id")
+    if not _system and type(kind) is not str:
+        raise Invalid("消息类型格式错误")
     if not _system and kind not in CLIENT_KINDS:
         raise ImError(ImCode.KIND_FORBIDDEN)
     clean = body if _system else _validate_body(conversation_id=conversation_id, sender=sender, kind=kind, body=body)
@@ -313,7 +320,15 @@ def message_send_batch(requests: list[SendRequest]) -> list[SendResult | ApiErro
                 return _send_text_batch_pg(requests)
             return [_send_or_error(r, savepoint=False) for r in requests]
     except IntegrityError:
-        return [_send_or_error(r, savepoint=True) for r in requests]
+        pass
+    except Exception:
+        # Not expected (the socket checks every field first), but one bad item
+        # must never fail the others: redo them one at a time, each on its own.
+        if len(requests) == 1:
+            log.exception("im send failed")
+            return [HubError(HubCode.INTERNAL_ERROR)]
+        log.exception("im send batch of %d failed; redone one at a time", len(requests))
+    return [_send_or_error(r, savepoint=True) for r in requests]
 
 
 def _send_text_batch_pg(requests: list[SendRequest]) -> list[SendResult | ApiError]:
@@ -412,6 +427,11 @@ def _send_or_error(r: SendRequest, *, savepoint: bool) -> SendResult | ApiError:
         )  # fmt: skip
     except ApiError as exc:
         return exc
+    except Exception:
+        if not savepoint:
+            raise  # inside the shared transaction: the batch is redone one by one
+        log.exception("im send failed")
+        return HubError(HubCode.INTERNAL_ERROR)
 
 
 def card_post(
@@ -435,8 +455,10 @@ def card_post(
 
 
 def message_recall(*, user: User, conversation_id: int, seq: int) -> dict[str, Any]:
-    """Recall is itself a logged event (a ``recall`` message), never a delete."""
+    """Recall is itself a logged event (a ``recall`` message), never a delete.
+    Only an active member recalls (one who left no longer writes here)."""
     with transaction.atomic():
+        require_member(user=user, conversation_id=conversation_id)
         original = (
             Message.objects.select_for_update().filter(conversation_id=conversation_id, seq=seq, sender=user).first()
         )
@@ -506,8 +528,16 @@ def schedule_offline_notice(conversation_id: int) -> None:
 
 
 def attachment_check_access(*, user: User, attachment_id: int) -> Attachment:
+    """Members read the conversation's attachments; a member who left keeps only
+    those uploaded before they left (``left_at``), never anything newer."""
     att = Attachment.objects.filter(pk=attachment_id).first()
-    if att is None or not Member.objects.filter(conversation_id=att.conversation_id, user=user).exists():
+    allowed = (
+        att is not None
+        and Member.objects.filter(conversation_id=att.conversation_id, user=user)
+        .filter(Q(left_at__isnull=True) | Q(left_at__gte=att.created_at))
+        .exists()
+    )
+    if att is None or not allowed:
         audit_record(
             action="im.attachment_denied",
             actor=user,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from hub.realtime.topics import register_topic
+from hub.realtime.topics import numeric_ident, register_topic
 
 from .selectors import is_member
 
 
 def _authorize(user: object, ident: str) -> bool:
-    return ident.isdigit() and is_member(user, int(ident))
+    return is_member(user, numeric_ident(ident))
 
 
 register_topic("conv", _authorize)

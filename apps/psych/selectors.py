@@ -63,7 +63,7 @@ def shared_conversation(doctor: User, owner: User) -> Conversation | None:
             closed_at__isnull=True, kind__in=[Conversation.Kind.VISIT, Conversation.Kind.CARE_TEAM]
         )
         .filter(members__user=doctor, members__left_at__isnull=True)
-        .filter(members__user=owner)
+        .filter(members__user=owner, members__left_at__isnull=True)
         .order_by("-last_message_at", "-id")
         .first()
     )

@@ -8,11 +8,14 @@ themselves. Results come back per request, in order."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from .db import run_db
 from .node import node
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -41,15 +44,34 @@ class GroupCommit(Generic[T, R]):
 
     async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
-            results: list[Any] = await run_db(self.run_batch, [item for item, _ in batch])
+            try:
+                results: list[Any] = await run_db(self.run_batch, [item for item, _ in batch])
+            except Exception as exc:
+                if len(batch) == 1:
+                    raise
+                # One item's failure must not fail the others: each again, alone.
+                log.warning("batch of %d failed (%r); retried one at a time", len(batch), exc)
+                for one in batch:
+                    await self._run_one(one)
+            else:
+                for (_, fut), result in zip(batch, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(result)
         except Exception as exc:
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(exc)
-        else:
-            for (_, fut), result in zip(batch, results, strict=True):
-                if not fut.done():
-                    fut.set_result(result)
         finally:
             self.inflight -= 1
             self._kick()
+
+    async def _run_one(self, entry: tuple[T, asyncio.Future[R]]) -> None:
+        item, fut = entry
+        try:
+            (result,) = await run_db(self.run_batch, [item])
+        except Exception as exc:
+            if not fut.done():
+                fut.set_exception(exc)
+        else:
+            if not fut.done():
+                fut.set_result(result)

@@ -99,6 +99,11 @@ class HubConsumer(AsyncWebsocketConsumer):
         # so a stolen bearer token cannot be replayed from a script.
         self.ticket_only = not origin
         self.topics: set[str] = set()
+        # Authorisations a handler verified and may reuse (topic -> when);
+        # a revoked topic is forgotten at once, and ``revocations`` counts them
+        # so a check that raced a revocation is not remembered.
+        self.grants: dict[str, float] = {}
+        self.revocations = 0
         self.last_check = time.monotonic()
         await self.accept()
         self.deadline = asyncio.get_running_loop().call_later(
@@ -133,6 +138,8 @@ class HubConsumer(AsyncWebsocketConsumer):
         message = protocol.decode(text)
         if message["type"] == protocol.CONTROL_TOPIC_REVOKE:
             topic = str(message.get("topic", ""))
+            self.revocations += 1
+            self.grants.pop(topic, None)
             if topic in self.topics:
                 self.topics.discard(topic)
                 node().detach(self, topic)
@@ -248,11 +255,21 @@ class HubConsumer(AsyncWebsocketConsumer):
 
     async def _subscribe(self, frame: dict[str, Any]) -> None:
         topic = frame.get("topic")
-        match = protocol.TOPIC_RE.match(topic) if isinstance(topic, str) else None
-        if match is None or not isinstance(topic, str):
+        match = protocol.TOPIC_RE.match(topic) if type(topic) is str else None
+        if match is None or type(topic) is not str:
             await self.send_frame(protocol.error(frame.get("id"), "topic.invalid", "订阅主题格式错误"))
             return
-        allowed = await run_db(topics.authorize, self.user, match.group(1), match.group(2))
+        try:
+            allowed = await run_db(topics.authorize, self.user, match.group(1), match.group(2))
+        except topics.InvalidTopic:
+            await self.send_frame(protocol.error(frame.get("id"), "topic.invalid", "订阅主题格式错误"))
+            return
+        except Exception:
+            # Never a crash of the whole socket (close 1011) for one subscribe.
+            log.exception("authorising topic %s failed", topic)
+            failed = HubError(HubCode.INTERNAL_ERROR)
+            await self.send_frame(protocol.error(frame.get("id"), failed.code, failed.message))
+            return
         if not allowed:
             await self.send_frame(protocol.error(frame.get("id"), "topic.forbidden", "无权订阅该主题"))
             return

@@ -3,7 +3,15 @@
 Twisted leaves Nagle's algorithm on, so a small WebSocket frame can wait for
 the peer's delayed ACK (~40 ms) before it leaves: the hub measured a 55 ms
 median latency at 5,000 deliveries/s until TCP_NODELAY was set (asyncio
-servers set it by default). See docs/benchmarks.md."""
+servers set it by default). See docs/benchmarks.md.
+
+Oversized and invalid frames: autobahn enforces daphne's 1 MB message limit and
+UTF-8 validity itself, and by default fails such a connection by dropping TCP
+(the client sees 1006, not a documented code). Each socket's limit is set to the
+hub's own (``WS_MAX_FRAME_BYTES``: nothing larger is buffered), and those
+failures close with a handshake and the protocol's codes instead: 4009 for a
+frame over the limit, 4011 for invalid UTF-8 in a text frame (or another
+invalid payload). See docs/realtime-protocol.md."""
 
 from __future__ import annotations
 
@@ -26,13 +34,40 @@ def tune_daphne() -> None:
     original = WebSocketProtocol.onConnect
     if getattr(original, "_hub_nodelay", False):
         return
+    from django.conf import settings
+
+    from .protocol import Close
 
     def on_connect(self: Any, request: Any) -> Any:
         try:
             self.transport.setTcpNoDelay(True)
         except Exception:  # noqa: S110 - not a TCP transport (tests): nothing to tune
             pass
+        # The hub's limit, not daphne's 1 MB: an oversized frame is refused as it starts.
+        limit = settings.WS_MAX_FRAME_BYTES
+        self.maxMessagePayloadSize = self.maxFramePayloadSize = limit
         return original(self, request)
+
+    def fail_with(self: Any, code: int, reason: str) -> None:
+        # A closing handshake carrying ``code`` (not a dropped connection); frames
+        # still arriving are discarded (autobahn's failedByMe) until it closes.
+        drop = self.failByDrop
+        self.failByDrop = False
+        try:
+            self._fail_connection(code, reason)
+        finally:
+            self.failByDrop = drop
+
+    def too_big(self: Any, size: int, limit: int, reason: str) -> None:
+        fail_with(self, Close.FRAME_TOO_BIG, "frame too big")
+
+    def invalid_payload(self: Any, reason: str) -> bool:
+        fail_with(self, Close.PROTOCOL_ERROR, "invalid payload")
+        return False  # keep reading, for the peer's closing handshake
+
+    if hasattr(WebSocketProtocol, "_max_message_size_exceeded") and hasattr(WebSocketProtocol, "_fail_connection"):
+        WebSocketProtocol._max_message_size_exceeded = too_big
+        WebSocketProtocol._invalid_payload = invalid_payload
 
     on_connect._hub_nodelay = True  # type: ignore[attr-defined]
     WebSocketProtocol.onConnect = on_connect

@@ -36,7 +36,8 @@ def decode(text: str) -> dict[str, Any]:
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise ProtocolError("frame must be an object with a type")
     frame_id = frame.get("id")
-    if frame_id is not None and (not isinstance(frame_id, str | int) or len(str(frame_id)) > ID_MAX):
+    # A string or an integer (never a boolean), at most 64 characters.
+    if frame_id is not None and (type(frame_id) not in (str, int) or len(str(frame_id)) > ID_MAX):
         raise ProtocolError("bad id")
     return frame
 

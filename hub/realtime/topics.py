@@ -11,6 +11,20 @@ from typing import Any
 
 Authorize = Callable[[Any, str], bool]
 
+
+class InvalidTopic(Exception):
+    """Raised by an authorisation function for an ident that cannot name
+    anything of its kind (``conv:<30 digits>``, ``conv:007``): the subscriber
+    gets ``topic.invalid``, not ``topic.forbidden``."""
+
+
+def numeric_ident(ident: str) -> int:
+    """A canonical positive bigint id (no sign, no leading zero), else ``InvalidTopic``."""
+    if not ident.isdigit() or ident[0] == "0" or len(ident) > 19 or int(ident) > 2**63 - 1:
+        raise InvalidTopic(ident)
+    return int(ident)
+
+
 _registry: dict[str, Authorize] = {}
 
 
@@ -25,4 +39,4 @@ def authorize(user: Any, topic_kind: str, ident: str) -> bool:
     return bool(check and check(user, ident))
 
 
-register_topic("user", lambda user, ident: str(user.pk) == ident)
+register_topic("user", lambda user, ident: numeric_ident(ident) == user.pk)

@@ -247,3 +247,47 @@ def test_group_commit_answers_stored_retries_and_closed_conversations(pair) -> N
     assert results[2].code == "im.conversation_closed"
     assert Conversation.objects.get(pk=conv.pk).last_seq == 2 and Conversation.objects.get(pk=other.pk).last_seq == 0
     assert list(Message.objects.order_by("seq").values_list("client_msg_id", flat=True)) == ["s-1", "s-2"]
+
+
+def test_a_member_who_left_reads_nothing_from_after_they_left(pair, settings, tmp_path) -> None:
+    """Issue 11 finding 3: ``left_at`` is checked on every read. The removed member
+    keeps the attachments they could already see, nothing uploaded later, and reads
+    no messages (after or before a seq) nor the member list."""
+    settings.UPLOAD_ROOT = tmp_path
+    doctor, patient, conv = pair
+    own = send(patient.api(), conv.pk, "离开前", "l-0").json()["seq"]
+    before = _upload(doctor, conv.pk, "before.jpg", JPEG).json()["id"]
+    assert services.member_remove(conversation=conv, user=patient.user, actor=doctor.user)
+    after = _upload(doctor, conv.pk, "after.jpg", JPEG).json()["id"]
+    send(doctor.api(), conv.pk, "离开后", "l-2")
+
+    def fetch(attachment_id: int) -> int:
+        auth = f"Bearer {patient.api().token}"
+        return Client().get(f"/api/v1/im/attachments/{attachment_id}", HTTP_AUTHORIZATION=auth).status_code
+
+    assert fetch(after) == 404
+    assert AuditEvent.objects.filter(action="im.attachment_denied", actor_id=patient.user.pk).exists()
+    assert fetch(before) == 200
+    p = patient.api()
+    for query in ({"after_seq": 0}, {"before_seq": 10}, {}):
+        r = p.get(f"/im/conversations/{conv.pk}/messages", **query)
+        assert r.status_code == 403 and r.json()["code"] == "im.not_member", (query, r.json())
+    assert p.get(f"/im/conversations/{conv.pk}").status_code == 403
+    assert p.get("/im/conversations").json()["items"] == []
+    # Nor does one who left write, recall included.
+    assert send(p, conv.pk, "还在吗", "l-3").status_code == 404
+    r = p.post(f"/im/conversations/{conv.pk}/messages/{own}/recall")
+    assert r.status_code == 403 and r.json()["code"] == "im.not_member"
+    assert not Message.objects.filter(conversation=conv, seq=own, recalled_at__isnull=False).exists()
+
+
+def test_a_pair_conversation_is_reused_only_while_both_are_members(pair) -> None:
+    doctor, patient, conv = pair
+    assert services.conversation_for_pair(staff=doctor.user, patient=patient.user).pk == conv.pk
+    services.member_remove(conversation=conv, user=patient.user, actor=doctor.user)
+    fresh = services.conversation_for_pair(staff=doctor.user, patient=patient.user)
+    assert fresh.pk != conv.pk
+    card = services.card_post(
+        conversation=fresh, sender=doctor.user, card_type="notice", data={"text": "复诊"}, client_msg_id="card-1"
+    )
+    assert card["conversation"] == fresh.pk
