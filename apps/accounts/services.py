@@ -150,10 +150,27 @@ def token_revoke(*, token: AuthToken, reason: str) -> None:
         end_sessions_on_commit(token_id=token.pk, reason=reason)
 
 
-def user_revoke_all_tokens(*, user: User, reason: str) -> int:
-    """Revoke every token of ``user`` and close their sockets (after commit)."""
-    count = AuthToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
-    end_sessions_on_commit(user_id=user.pk, reason=reason)
+def user_revoke_all_tokens(*, user: User, reason: str, keep: AuthToken | None = None) -> int:
+    """Revoke every token of ``user`` (but ``keep``) and close their sockets (after commit)."""
+    tokens = AuthToken.objects.filter(user=user, revoked_at__isnull=True)
+    if keep is None:
+        count = tokens.update(revoked_at=timezone.now())
+        end_sessions_on_commit(user_id=user.pk, reason=reason)
+        return count
+    ids = list(tokens.exclude(pk=keep.pk).values_list("pk", flat=True))
+    count = AuthToken.objects.filter(pk__in=ids, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    for token_id in ids:
+        end_sessions_on_commit(token_id=token_id, reason=reason)
+    return count
+
+
+def user_logout_everywhere(*, user: User) -> int:
+    """The user ends every session of theirs, the current one included."""
+    with transaction.atomic():
+        count = user_revoke_all_tokens(user=user, reason="logout_all")
+        audit_record(
+            action="auth.logout_all", actor=user, object_type="user", object_id=user.pk, detail={"count": count}
+        )
     return count
 
 
@@ -418,10 +435,16 @@ def _check_dummy(password: str) -> bool:
     return False
 
 
-def password_change(*, user: User, old_password: str, new_password: str) -> None:
+def password_change(
+    *, user: User, old_password: str, new_password: str, ip: str = "", keep: AuthToken | None = None
+) -> None:
+    """Change the password; every session of the user ends except ``keep`` (the one
+    the change was made in, when signed in). Wrong old passwords count towards the
+    sign-in lockout of the username and IP: guessing here is guessing there."""
+    attempt = _throttle_attempt(user.username, ip)
     if not user.check_password(old_password):
-        audit_record(action="auth.password_change", actor=user, result=AuditEvent.Result.FAILED)
-        raise AuthError(AuthCode.INVALID_CREDENTIALS)
+        _throttle_fail(user.username, ip, user, attempt, action="auth.password_change")
+    _throttle_reset(user.username, ip)
     problems = password_problems(new_password, user=user)
     if user.check_password(new_password) and "不能与最近" not in "".join(problems):
         problems.append("新密码不能与当前密码相同")
@@ -434,7 +457,7 @@ def password_change(*, user: User, old_password: str, new_password: str) -> None
         user.password_changed_at = timezone.now()
         user.must_change_password = False
         user.save(update_fields=["password", "password_changed_at", "must_change_password"])
-        user_revoke_all_tokens(user=user, reason="password_changed")
+        user_revoke_all_tokens(user=user, reason="password_changed", keep=keep)
         audit_record(action="auth.password_change", actor=user)
 
 
@@ -677,6 +700,24 @@ def user_set_role(*, actor: User, user: User, role: str) -> tuple[User, bool]:
             detail={"from": old, "to": role},
         )
     return user, role in TOTP_ROLES and user.totp_confirmed_at is None
+
+
+def user_revoke_sessions(*, actor: User, user: User) -> int:
+    """An administrator signs a staff member out everywhere (a lost device, a leave).
+    Not on oneself: that is /auth/logout/all."""
+    _require(actor, Role.SYSADMIN, Role.SECADMIN)
+    if user.pk == actor.pk:
+        raise AuthError(AuthCode.ADMIN_SELF_ACTION, "不能强制下线自己，请使用“退出所有设备”")
+    with transaction.atomic():
+        count = user_revoke_all_tokens(user=user, reason="admin_revoked")
+        audit_record(
+            action="admin.sessions_revoke",
+            actor=actor,
+            object_type="user",
+            object_id=user.pk,
+            detail={"count": count},
+        )
+    return count
 
 
 def user_unlock(*, actor: User, user: User) -> User:
