@@ -194,3 +194,17 @@ def test_concurrent_sms_guesses_stay_within_five_tries(monkeypatch: pytest.Monke
     r = Api().post("/auth/sms/login", {"phone": PHONE, "code": code})
     assert r.status_code == 401 and r.json()["code"] == "auth.otp_exhausted"
     assert not User.objects.filter(role="patient").exists()
+
+
+def test_the_totp_step_does_not_use_up_a_try() -> None:
+    """The console sends the password first and the code after 401 auth.otp_required:
+    that step is counted up front like any try, then given back."""
+    doctor = make_staff("doctor", "doc")
+    for _ in range(settings.LOGIN_MAX_FAILURES - 1):
+        assert _login("doc", WRONG)[1]["code"] == "auth.invalid_credentials"
+    for _ in range(3):
+        assert _login("doc", STRONG)[1]["code"] == "auth.otp_required"
+    assert LoginThrottle.objects.get(username="doc").failures == settings.LOGIN_MAX_FAILURES - 1
+    r = Api(ip="10.0.0.7").post("/auth/staff/login", {"username": "doc", "password": STRONG, "otp": doctor.totp()})
+    assert r.status_code == 200, r.json()
+    assert not LoginThrottle.objects.exists()
