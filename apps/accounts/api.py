@@ -31,6 +31,7 @@ from .schemas import (
     PatientUpdateIn,
     RoleChangedOut,
     RoleIn,
+    SessionsRevokedOut,
     SmsLoginIn,
     SmsSendIn,
     SmsSendOut,
@@ -153,6 +154,7 @@ def totp_confirm(request: HttpRequest, payload: TotpConfirmIn) -> dict[str, Any]
         **errors(
             HubCode.UNAUTHENTICATED,
             AuthCode.INVALID_CREDENTIALS,
+            AuthCode.LOCKED,
             AuthCode.PASSWORD_WEAK,
             HubCode.VALIDATION_ERROR,
             auth=False,
@@ -168,7 +170,15 @@ def password_change(request: HttpRequest, payload: PasswordChangeIn) -> Status[N
         live = services.token_authenticate(header[7:]) if header.startswith("Bearer ") else None
     if live is None:
         raise HubError(HubCode.UNAUTHENTICATED)
-    services.password_change(user=live.user, old_password=payload.old_password, new_password=payload.new_password)
+    # Signed in: the session the change is made in stays, every other one ends. With a
+    # change token (expired or initial password) every token ends, the change token too.
+    services.password_change(
+        user=live.user,
+        old_password=payload.old_password,
+        new_password=payload.new_password,
+        ip=client_ip(request),
+        keep=None if payload.change_token else live,
+    )
     return Status(204, None)
 
 
@@ -227,6 +237,13 @@ def miniprogram_login(request: HttpRequest, payload: MiniProgramLoginIn) -> dict
 def logout(request: HttpRequest) -> Status[None]:
     services.token_revoke(token=request.auth_token, reason="logout")  # type: ignore[attr-defined]
     return Status(204, None)
+
+
+@auth_router.post(
+    "/logout/all", response={200: SessionsRevokedOut, **errors()}, summary="退出所有设备（结束本人全部登录会话）"
+)
+def logout_all(request: HttpRequest) -> dict[str, int]:
+    return {"revoked": services.user_logout_everywhere(user=request.auth)}  # type: ignore[attr-defined]
 
 
 # --- the signed-in user ------------------------------------------------------
@@ -456,3 +473,16 @@ def admin_user_totp_reset(request: HttpRequest, user_id: int) -> dict[str, Any]:
     services.user_totp_reset(actor=actor, user=user)
     user.refresh_from_db()
     return _admin_rows([user])[0]
+
+
+@admin_router.post(
+    "/users/{user_id}/sessions/revoke",
+    response={
+        200: SessionsRevokedOut,
+        **errors(HubCode.FORBIDDEN, HubCode.NOT_FOUND, AuthCode.ADMIN_SELF_ACTION, HubCode.VALIDATION_ERROR),
+    },
+    summary="强制下线：结束该用户的全部登录会话",
+)
+def admin_user_sessions_revoke(request: HttpRequest, user_id: int) -> dict[str, int]:
+    actor = require_roles(request, [Role.SYSADMIN, Role.SECADMIN])
+    return {"revoked": services.user_revoke_sessions(actor=actor, user=_staff(user_id))}

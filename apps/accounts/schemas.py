@@ -159,6 +159,10 @@ class RoleChangedOut(Schema):
     totp_enrolment_pending: bool
 
 
+class SessionsRevokedOut(Schema):
+    revoked: int  # how many sessions (tokens) ended
+
+
 class TotpEnrolIn(Schema):
     enrol_token: str = Field(min_length=1, max_length=128)
 

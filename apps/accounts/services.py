@@ -150,10 +150,27 @@ def token_revoke(*, token: AuthToken, reason: str) -> None:
         end_sessions_on_commit(token_id=token.pk, reason=reason)
 
 
-def user_revoke_all_tokens(*, user: User, reason: str) -> int:
-    """Revoke every token of ``user`` and close their sockets (after commit)."""
-    count = AuthToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
-    end_sessions_on_commit(user_id=user.pk, reason=reason)
+def user_revoke_all_tokens(*, user: User, reason: str, keep: AuthToken | None = None) -> int:
+    """Revoke every token of ``user`` (but ``keep``) and close their sockets (after commit)."""
+    tokens = AuthToken.objects.filter(user=user, revoked_at__isnull=True)
+    if keep is None:
+        count = tokens.update(revoked_at=timezone.now())
+        end_sessions_on_commit(user_id=user.pk, reason=reason)
+        return count
+    ids = list(tokens.exclude(pk=keep.pk).values_list("pk", flat=True))
+    count = AuthToken.objects.filter(pk__in=ids, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    for token_id in ids:
+        end_sessions_on_commit(token_id=token_id, reason=reason)
+    return count
+
+
+def user_logout_everywhere(*, user: User) -> int:
+    """The user ends every session of theirs, the current one included."""
+    with transaction.atomic():
+        count = user_revoke_all_tokens(user=user, reason="logout_all")
+        audit_record(
+            action="auth.logout_all", actor=user, object_type="user", object_id=user.pk, detail={"count": count}
+        )
     return count
 
 
@@ -194,52 +211,89 @@ class StaffLoginResult:
     enrol_token: str = ""  # set when a TOTP role has not enrolled its authenticator yet
 
 
-def _throttle_check(username: str, ip: str) -> None:
-    row = LoginThrottle.objects.filter(username=username, ip=ip).first()
-    now = timezone.now()
-    if row and row.locked_until and row.locked_until > now:
-        raise AuthError(AuthCode.LOCKED, retry_after_seconds=int((row.locked_until - now).total_seconds()) + 1)
-
-
-def _throttle_fail(username: str, ip: str, user: User | None, error: AuthError | None = None) -> NoReturn:
+def _throttle_attempt(username: str, ip: str) -> int:
+    """Count one attempt for (username, IP) under the row's lock, before the password or
+    code is looked at, and answer its number; refuse while locked or once the limit is
+    used up, so concurrent guesses cannot all be evaluated against one stale count."""
     now = timezone.now()
     window = dt.timedelta(minutes=settings.LOGIN_LOCK_MINUTES)
     with transaction.atomic():
         row, _ = LoginThrottle.objects.select_for_update().get_or_create(username=username, ip=ip)
-        if (
-            row.first_failure_at is None
-            or now - row.first_failure_at > window
-            or (row.locked_until and row.locked_until <= now)
-        ):
+        if row.locked_until and row.locked_until > now:
+            raise AuthError(AuthCode.LOCKED, retry_after_seconds=int((row.locked_until - now).total_seconds()) + 1)
+        if row.first_failure_at is None or now - row.first_failure_at > window or row.locked_until:
             row.failures = 0
             row.first_failure_at = now
             row.locked_until = None
-        row.failures += 1
-        if row.failures >= settings.LOGIN_MAX_FAILURES:
+        over = row.failures >= settings.LOGIN_MAX_FAILURES
+        if over:
+            # Every try of the window is already taken (concurrent requests): this one is
+            # not evaluated, and the window locks now.
             row.locked_until = now + window
+            _audit_lockout(username, row.locked_until)
+        else:
+            row.failures += 1
         row.save()
+    if over:
+        raise AuthError(AuthCode.LOCKED, retry_after_seconds=int(window.total_seconds()))
+    return row.failures
+
+
+def _throttle_undo(username: str, ip: str) -> None:
+    """The attempt was a step, not a guess (the password was right, the TOTP code is
+    still to come): it does not count."""
+    LoginThrottle.objects.filter(username=username, ip=ip, failures__gt=0).update(failures=F("failures") - 1)
+
+
+def _throttle_reset(username: str, ip: str) -> None:
+    LoginThrottle.objects.filter(username=username, ip=ip).delete()
+
+
+def _audit_lockout(username: str, until: dt.datetime, user: User | None = None) -> None:
+    if user is None:
+        user = User.objects.filter(username=username).first()
+    audit_record(
+        action="auth.lockout",
+        actor=user,
+        actor_username=username[:150],
+        result=AuditEvent.Result.DENIED,
+        detail={"until": until.isoformat()},
+    )
+
+
+def _throttle_fail(
+    username: str,
+    ip: str,
+    user: User | None,
+    attempt: int,
+    error: AuthError | None = None,
+    action: str = "auth.login_failed",
+) -> NoReturn:
+    """The counted attempt ``attempt`` failed: audit it, lock at the limit, answer."""
+    now = timezone.now()
+    window = dt.timedelta(minutes=settings.LOGIN_LOCK_MINUTES)
+    with transaction.atomic():
         audit_record(
-            action="auth.login_failed",
+            action=action,
             actor=user,
             actor_username=username[:150],
             result=AuditEvent.Result.FAILED,
-            detail={"failures": row.failures},
+            detail={"failures": attempt},
         )
-        if row.locked_until:
-            audit_record(
-                action="auth.lockout",
-                actor=user,
-                actor_username=username[:150],
-                result=AuditEvent.Result.DENIED,
-                detail={"until": row.locked_until.isoformat()},
-            )
-    if row.locked_until:
+        locked = attempt >= settings.LOGIN_MAX_FAILURES
+        if locked:
+            until = now + window
+            if LoginThrottle.objects.filter(username=username, ip=ip, locked_until__isnull=True).update(
+                locked_until=until
+            ):
+                _audit_lockout(username, until, user)
+    if locked:
         raise AuthError(AuthCode.LOCKED, retry_after_seconds=int(window.total_seconds()))
     err = error or AuthError(AuthCode.INVALID_CREDENTIALS)
     # The same hint for unknown usernames (throttled per username and IP alike): no enumeration.
     err.detail = {
         **err.detail,
-        "remaining_attempts": max(0, settings.LOGIN_MAX_FAILURES - row.failures),
+        "remaining_attempts": max(0, settings.LOGIN_MAX_FAILURES - attempt),
         "lock_minutes": settings.LOGIN_LOCK_MINUTES,
     }
     raise err
@@ -262,30 +316,32 @@ def totp_verify(user: User, code: str) -> bool:
 
 def staff_login(*, username: str, password: str, otp: str = "", ip: str = "", client: str = "") -> StaffLoginResult:
     username = username.strip()[:150]
-    _throttle_check(username, ip)
+    # Counted before the password is checked: concurrent guesses cannot outrun the limit.
+    attempt = _throttle_attempt(username, ip)
     user = User.objects.filter(username=username).first()
     if user is not None and user.has_usable_password():
         valid = user.check_password(password)
     else:
         valid = _check_dummy(password)
     if user is None or not valid or not user.is_active or user.role not in STAFF_ROLES:
-        _throttle_fail(username, ip, user)
+        _throttle_fail(username, ip, user, attempt)
     assert user is not None
     if user.role in TOTP_ROLES:
         if user.totp_confirmed_at is None:
             # First sign-in (or after an admin reset): the password was right; enrol an
             # authenticator before anything else. No session until a code is confirmed.
-            LoginThrottle.objects.filter(username=username, ip=ip).delete()
+            _throttle_reset(username, ip)
             enrol = token_issue(user=user, client=client, ip=ip, kind=AuthToken.Kind.TOTP_ENROL)
             audit_record(action="auth.totp_enrolment_required", actor=user, result=AuditEvent.Result.DENIED)
             return StaffLoginResult(enrol_token=enrol.raw)
         if not otp:
+            _throttle_undo(username, ip)
             raise AuthError(AuthCode.OTP_REQUIRED)
         if not totp_verify(user, otp):
             audit_record(action="auth.mfa_failed", actor=user, result=AuditEvent.Result.FAILED)
-            _throttle_fail(username, ip, user, error=AuthError(AuthCode.OTP_INVALID))
+            _throttle_fail(username, ip, user, attempt, error=AuthError(AuthCode.OTP_INVALID))
         audit_record(action="auth.mfa_ok", actor=user)
-    LoginThrottle.objects.filter(username=username, ip=ip).delete()
+    _throttle_reset(username, ip)
     return _staff_session(user, ip=ip, client=client)
 
 
@@ -348,15 +404,15 @@ def totp_enrolment_confirm(*, enrol_token: str, code: str, ip: str = "", client:
     user, token = _enrolling_user(enrol_token)
     if not user.totp_secret_enc:
         raise AuthError(AuthCode.TOTP_ENROL_NOT_STARTED)
-    _throttle_check(user.username, ip)
+    attempt = _throttle_attempt(user.username, ip)
     if not totp_verify(user, code.strip()):
         audit_record(action="auth.totp_enrolment_failed", actor=user, result=AuditEvent.Result.FAILED)
-        _throttle_fail(user.username, ip, user, error=AuthError(AuthCode.OTP_INVALID))
+        _throttle_fail(user.username, ip, user, attempt, error=AuthError(AuthCode.OTP_INVALID))
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(totp_confirmed_at=timezone.now())
         token_revoke(token=token, reason="totp_enrolled")
         audit_record(action="auth.totp_enrolled", actor=user)
-    LoginThrottle.objects.filter(username=user.username, ip=ip).delete()
+    _throttle_reset(user.username, ip)
     user.refresh_from_db()
     return _staff_session(user, ip=ip, client=client)
 
@@ -379,10 +435,16 @@ def _check_dummy(password: str) -> bool:
     return False
 
 
-def password_change(*, user: User, old_password: str, new_password: str) -> None:
+def password_change(
+    *, user: User, old_password: str, new_password: str, ip: str = "", keep: AuthToken | None = None
+) -> None:
+    """Change the password; every session of the user ends except ``keep`` (the one
+    the change was made in, when signed in). Wrong old passwords count towards the
+    sign-in lockout of the username and IP: guessing here is guessing there."""
+    attempt = _throttle_attempt(user.username, ip)
     if not user.check_password(old_password):
-        audit_record(action="auth.password_change", actor=user, result=AuditEvent.Result.FAILED)
-        raise AuthError(AuthCode.INVALID_CREDENTIALS)
+        _throttle_fail(user.username, ip, user, attempt, action="auth.password_change")
+    _throttle_reset(user.username, ip)
     problems = password_problems(new_password, user=user)
     if user.check_password(new_password) and "不能与最近" not in "".join(problems):
         problems.append("新密码不能与当前密码相同")
@@ -395,7 +457,7 @@ def password_change(*, user: User, old_password: str, new_password: str) -> None
         user.password_changed_at = timezone.now()
         user.must_change_password = False
         user.save(update_fields=["password", "password_changed_at", "must_change_password"])
-        user_revoke_all_tokens(user=user, reason="password_changed")
+        user_revoke_all_tokens(user=user, reason="password_changed", keep=keep)
         audit_record(action="auth.password_change", actor=user)
 
 
@@ -458,16 +520,20 @@ def sms_verify(*, phone: str, code: str) -> str:
     phone = _normalise_phone(phone)
     phone_hash = crypto.lookup_hash(phone, context="phone")
     now = timezone.now()
-    row = SmsCode.objects.filter(phone_hash=phone_hash).order_by("-created_at").first()
-    if row is None or row.consumed_at is not None:
-        raise AuthError(AuthCode.OTP_INVALID, remaining_attempts=0)
-    if row.attempts >= settings.OTP_MAX_ATTEMPTS:
-        raise AuthError(AuthCode.OTP_EXHAUSTED)
-    if row.expires_at <= now:
-        raise AuthError(AuthCode.OTP_EXPIRED)
+    # The try is counted under the code's row lock before the code is compared, so
+    # concurrent guesses cannot all be evaluated against one stale count.
+    with transaction.atomic():
+        row = SmsCode.objects.select_for_update().filter(phone_hash=phone_hash).order_by("-created_at").first()
+        if row is None or row.consumed_at is not None:
+            raise AuthError(AuthCode.OTP_INVALID, remaining_attempts=0)
+        if row.attempts >= settings.OTP_MAX_ATTEMPTS:
+            raise AuthError(AuthCode.OTP_EXHAUSTED)
+        if row.expires_at <= now:
+            raise AuthError(AuthCode.OTP_EXPIRED)
+        row.attempts += 1
+        SmsCode.objects.filter(pk=row.pk).update(attempts=row.attempts)
     if not (code.isdigit() and len(code) == 6 and secrets.compare_digest(row.code_hash, _code_hash(phone_hash, code))):
-        SmsCode.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1)
-        remaining = settings.OTP_MAX_ATTEMPTS - row.attempts - 1
+        remaining = settings.OTP_MAX_ATTEMPTS - row.attempts
         audit_record(action="auth.otp_failed", result=AuditEvent.Result.FAILED, detail={"remaining": remaining})
         if remaining <= 0:
             raise AuthError(AuthCode.OTP_EXHAUSTED)
@@ -634,6 +700,24 @@ def user_set_role(*, actor: User, user: User, role: str) -> tuple[User, bool]:
             detail={"from": old, "to": role},
         )
     return user, role in TOTP_ROLES and user.totp_confirmed_at is None
+
+
+def user_revoke_sessions(*, actor: User, user: User) -> int:
+    """An administrator signs a staff member out everywhere (a lost device, a leave).
+    Not on oneself: that is /auth/logout/all."""
+    _require(actor, Role.SYSADMIN, Role.SECADMIN)
+    if user.pk == actor.pk:
+        raise AuthError(AuthCode.ADMIN_SELF_ACTION, "不能强制下线自己，请使用“退出所有设备”")
+    with transaction.atomic():
+        count = user_revoke_all_tokens(user=user, reason="admin_revoked")
+        audit_record(
+            action="admin.sessions_revoke",
+            actor=actor,
+            object_type="user",
+            object_id=user.pk,
+            detail={"count": count},
+        )
+    return count
 
 
 def user_unlock(*, actor: User, user: User) -> User:

@@ -28,6 +28,7 @@ ACTION_LABELS: dict[str, str] = {
     "auth.password_expired": "登录时密码已过期",
     "auth.password_change": "修改密码",
     "auth.logout": "退出登录",
+    "auth.logout_all": "退出所有设备",
     "auth.token_revoked": "登录会话失效",
     "access.denied": "越权访问被拒绝",
     # administration (三权分立)
@@ -37,6 +38,7 @@ ACTION_LABELS: dict[str, str] = {
     "admin.user_disable": "停用用户",
     "admin.role_change": "变更用户角色",
     "admin.user_unlock": "解除登录锁定",
+    "admin.sessions_revoke": "强制下线（结束全部会话）",
     # 就诊人 and consents
     "patient.update": "修改就诊人",
     "patient.create": "添加就诊人",
@@ -184,6 +186,8 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
         "password_changed": "修改了密码",
         "disabled": "账号被停用",
         "role_changed": "角色被变更",
+        "logout_all": "退出所有设备",
+        "admin_revoked": "被管理员强制下线",
         "not_recording": "节点上已无此录制",
         "node_lost": "媒体节点失联",
         "record.stopped": "录制结束",

@@ -17,7 +17,7 @@ from hub.asgi import application
 from hub.realtime import consumer as consumer_module
 from hub.realtime.node import node
 from hub.realtime.sessions import event_frame
-from tests.conftest import make_staff
+from tests.conftest import STRONG, make_staff
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -171,7 +171,7 @@ async def test_unauthorised_topics_are_refused() -> None:
     await comm.disconnect()
 
 
-@pytest.mark.parametrize("how", ["disable", "logout", "role_change"])
+@pytest.mark.parametrize("how", ["disable", "logout", "role_change", "logout_all", "admin_revoke"])
 async def test_ending_a_session_closes_the_socket_within_5s(how: str) -> None:
     user, token, live = await staff_token()
     comm = await authed(token)
@@ -181,6 +181,10 @@ async def test_ending_a_session_closes_the_socket_within_5s(how: str) -> None:
         await sync_to_async(services.user_set_active)(actor=admin.user, user=user, active=False)
     elif how == "logout":
         await sync_to_async(services.token_revoke)(token=live, reason="logout")
+    elif how == "logout_all":
+        await sync_to_async(services.user_logout_everywhere)(user=user)
+    elif how == "admin_revoke":
+        await sync_to_async(services.user_revoke_sessions)(actor=admin.user, user=user)
     else:
         await sync_to_async(services.user_set_role)(actor=admin.user, user=user, role=Role.THERAPIST)
     assert await closed_with(comm, timeout=5) == 4010
@@ -190,6 +194,21 @@ async def test_ending_a_session_closes_the_socket_within_5s(how: str) -> None:
     await send(comm, {"type": "auth", "token": token})
     assert await closed_with(comm) == 4001
     await asyncio.sleep(0)
+
+
+async def test_a_password_change_closes_the_other_sessions_sockets_not_this_one() -> None:
+    user, token, live = await staff_token()
+    other = (await sync_to_async(services.token_issue)(user=user)).raw
+    here, there = await authed(token), await authed(other)
+    started = time.monotonic()
+    await sync_to_async(services.password_change)(
+        user=user, old_password=STRONG, new_password="Another-Pass-9", keep=live
+    )
+    assert await closed_with(there, timeout=5) == 4010
+    assert time.monotonic() - started < 5
+    await send(here, {"type": "ping", "id": "p"})
+    assert await here.receive_json_from(timeout=3) == {"type": "pong", "reply_to": "p"}
+    await here.disconnect()
 
 
 async def test_presence_follows_the_socket() -> None:

@@ -10,6 +10,7 @@ export const authApi = {
   totpConfirm: (enrolToken, code, options) =>
     http.post('/auth/totp/confirm', { enrol_token: enrolToken, code }, { auth: false, ...options }),
   logout: (options) => http.post('/auth/logout', {}, options),
+  logoutAll: (options) => http.post('/auth/logout/all', {}, options),
   realtimeTicket: () => http.post('/realtime/ticket', {}),
 }
 
@@ -25,6 +26,7 @@ export const adminApi = {
   changeRole: (id, role) => http.post(`/admin/users/${encodeURIComponent(id)}/role`, { role }),
   unlockUser: (id) => http.post(`/admin/users/${encodeURIComponent(id)}/unlock`, {}),
   resetTotp: (id) => http.post(`/admin/users/${encodeURIComponent(id)}/totp/reset`, {}),
+  revokeSessions: (id) => http.post(`/admin/users/${encodeURIComponent(id)}/sessions/revoke`, {}),
 }
 
 export const auditApi = {

@@ -49,5 +49,10 @@ export const useAuthStore = defineStore('auth', {
       }
       this.reset()
     },
+    /** End every session of this account (every device), this one included. */
+    async logoutAll() {
+      await authApi.logoutAll()
+      this.reset()
+    },
   },
 })
