@@ -8,6 +8,7 @@ withdrawal mid-session stops the recording and the console says so. Screenshots 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -15,14 +16,15 @@ from playwright.sync_api import expect
 
 from apps.accounts.models import ConsentRecord
 from apps.accounts.roles import Role
+from apps.accounts.services import token_issue
 from apps.im.services import conversation_for_pair
 from apps.media.grants import room_grant
 from media_engine.client import PublisherClient, publish_clips
 from media_engine.synthetic import encode_h264, encode_opus
 from recordings.models import Recording
 from tests.conftest import make_patient, make_staff
-from tests.e2e.helpers import CONSOLE_DESKTOP, PATIENT_PHONE, console_login, patient_login
-from tests.e2e.test_media_room import Loop, sdp_signal
+from tests.e2e.helpers import CONSOLE_DESKTOP, console_login, patient_login
+from tests.e2e.test_media_room import Loop, http, sdp_signal
 
 pytestmark = pytest.mark.e2e
 
@@ -33,6 +35,12 @@ TOGGLE = "[data-testid=recording-consent-toggle]"
 def latest_consent(user: Any) -> bool | None:
     record = ConsentRecord.objects.filter(user=user, purpose="recording").order_by("-at", "-id").first()
     return None if record is None else record.granted
+
+
+def consent(base: str, token: str, *, granted: bool) -> None:
+    body = json.dumps({"purpose": "recording", "granted": granted}).encode()
+    status, answer = http(f"{base}/api/v1/accounts/consents", token=token, body=body, content_type="application/json")
+    assert status == 200 and json.loads(answer)["granted"] is granted, answer
 
 
 def test_patient_grants_and_withdraws_recording_consent_in_the_video_room(
@@ -81,9 +89,9 @@ def test_console_recording_is_refused_without_consent_and_stops_when_withdrawn(
     patient = make_patient(phone, "吴八")
     conversation = conversation_for_pair(staff=doctor.user, patient=patient.user)
     room = f"conv-{conversation.pk}"
+    patient_token = token_issue(user=patient.user).raw
 
     console = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", **CONSOLE_DESKTOP)
-    phone_ctx = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", **PATIENT_PHONE)
     loop = Loop()
     pub: PublisherClient | None = None
     try:
@@ -104,12 +112,8 @@ def test_console_recording_is_refused_without_consent_and_stops_when_withdrawn(
         video, audio = encode_h264(width=320, height=240, seconds=2.0, gop_frames=30), encode_opus(seconds=2.0)
         token = room_grant(room_id=room, peer_id=f"u{patient.user.pk}", role="patient", publish=True, subscribe=True)
         pub = loop.run(publish_clips(sdp_signal(live_server_url, f"/media/whip/{room}", token), video, audio))
-        pat = phone_ctx.new_page()
-        patient_login(pat, live_server_url, phone)
-        pat.goto(f"{live_server_url}/h5/#/pages/video/room?room={room}")
-        pat.click(TOGGLE)
-        expect(pat.locator(STATE)).to_have_text("您已同意本次问诊录音录像")
-
+        # The patient agrees (their room's 同意录制 posts this; that page is driven in the test above).
+        consent(live_server_url, patient_token, granted=True)
         doc.click("[data-testid=recording-start]")
         expect(doc.locator("[data-testid=recording-control-state]")).to_have_text("录制中", timeout=15_000)
         expect(refusal).to_have_count(0)
@@ -117,8 +121,7 @@ def test_console_recording_is_refused_without_consent_and_stops_when_withdrawn(
         doc.wait_for_timeout(1000)
 
         # Withdrawn mid-session: stopped at once, and the doctor is told.
-        pat.click(TOGGLE)
-        expect(pat.locator(STATE)).to_have_text("您未同意录音录像，医生无法录制")
+        consent(live_server_url, patient_token, granted=False)
         expect(doc.locator("[data-testid=recording-control-state]")).to_have_text("未录制", timeout=15_000)
         expect(refusal).to_contain_text("患者已撤回录制同意，录制已停止")
         control.screenshot(path="/tmp/recording-consent-console-withdrawn.png")
@@ -129,4 +132,3 @@ def test_console_recording_is_refused_without_consent_and_stops_when_withdrawn(
             loop.run(pub.close())
         loop.close()
         console.close()
-        phone_ctx.close()
