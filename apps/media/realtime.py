@@ -21,7 +21,7 @@ from hub.realtime.handlers import register_handler
 from .access import RoomAccess, room_access
 from .control import node_call, start_recording, stop_recording
 from .errors import MediaCode, MediaError
-from .recording import plan_start, running, started, stopped
+from .recording import plan_start, recording_state, running, started, stop_raced_start, stopped
 
 SDP_MAX_CHARS = 32 * 1024
 
@@ -75,7 +75,10 @@ async def on_record_start(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
     room_id = _room(frame)
     plan = await run_db(plan_start, socket.user, room_id)  # refusals: nothing written
     recording = await start_recording(room_id=room_id, participants=plan.staff)
-    return await run_db(started, plan, recording)
+    missing = await run_db(started, plan, recording)
+    if missing:
+        raise await stop_raced_start(recording, missing)
+    return recording_state(recording)
 
 
 async def on_record_stop(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:

@@ -30,11 +30,12 @@ from apps.audit.services import audit_record
 from apps.im.models import Member
 from apps.im.services import topic_for
 from hub.errors import Forbidden, NotFound
+from hub.realtime.db import run_db
 from hub.realtime.sessions import publish_on_commit
 from recordings.models import Recording
 
 from .access import room_member
-from .control import UNREACHABLE, start_recording, stop_recording
+from .control import UNREACHABLE, send_command, start_recording, stop_recording
 from .errors import MediaCode, MediaError
 
 log = logging.getLogger(__name__)
@@ -98,11 +99,47 @@ def plan_start(user: Any, room_id: str) -> StartPlan:
     return StartPlan(member=member, staff=staff)
 
 
-def started(plan: StartPlan, recording: Recording) -> dict[str, Any]:
+def started(plan: StartPlan, recording: Recording) -> list[User]:
+    """Audit the start; return the patients whose consent is missing now (a withdrawal
+    that raced the start: the caller stops the recording and refuses)."""
     audit_record(
         action="recording.start", actor=plan.member.user, object_type="recording", object_id=recording.public_id
     )
-    return recording_state(recording)
+    return patients_without_consent(plan.member.conversation_id)
+
+
+def still_running(recording: Recording) -> Recording | None:
+    return Recording.objects.filter(pk=recording.pk, status=Recording.Status.RECORDING).first()
+
+
+def stopped_for_consent(recording: Recording, patient: User) -> None:
+    """Audit and tell the conversation: ``recording`` was stopped because ``patient``'s consent is gone."""
+    audit_record(
+        action="recording.stop",
+        actor=patient,
+        object_type="recording",
+        object_id=recording.public_id,
+        detail={"reason": CONSENT_WITHDRAWN, "room": recording.room_id},
+    )
+    conversation_id = int(recording.room_id.removeprefix("conv-"))
+    publish_on_commit(
+        topic_for(conversation_id), STOPPED_EVENT, {**recording_state(recording), "reason": CONSENT_WITHDRAWN}
+    )
+
+
+async def stop_raced_start(recording: Recording, missing: list[User]) -> MediaError:
+    """The consent went while the node started: stop at once; the start is refused."""
+    row = await run_db(still_running, recording)
+    if row is not None:
+        row = await stop_recording(row, reason=CONSENT_WITHDRAWN)
+        await run_db(stopped_for_consent, row, missing[0])
+    elif not await Recording.objects.filter(pk=recording.pk).aexists():
+        # The withdrawal dropped the row before the node began writing: stop the node too.
+        try:
+            await send_command(recording.node, "record.stop", recording.room_id)
+        except UNREACHABLE as exc:
+            log.warning("media node %s not told to stop %s: %r", recording.node, recording.public_id, exc)
+    return MediaError(MediaCode.RECORDING_CONSENT_MISSING, patients=[u.pk for u in missing])
 
 
 def running(user: Any, room_id: str) -> tuple[Member, Recording]:
@@ -122,7 +159,10 @@ def recording_start_sync(user: Any, room_id: str) -> dict[str, Any]:
     """REST (a sync view): check, start on the node, audit."""
     plan = plan_start(user, room_id)
     recording = async_to_sync(start_recording)(room_id=room_id, participants=plan.staff)
-    return started(plan, recording)
+    missing = started(plan, recording)
+    if missing:
+        raise async_to_sync(stop_raced_start)(recording, missing)
+    return recording_state(recording)
 
 
 def recording_stop_sync(user: Any, room_id: str) -> dict[str, Any]:
@@ -152,19 +192,7 @@ def stop_for_withdrawn_consent(user: User) -> list[Recording]:
             # The consent stands; the node is told again by the heartbeat / next stop.
             log.warning("recording %s not stopped after consent withdrawal: %r", recording.public_id, exc)
             continue
-        audit_record(
-            action="recording.stop",
-            actor=user,
-            object_type="recording",
-            object_id=recording.public_id,
-            detail={"reason": CONSENT_WITHDRAWN, "room": recording.room_id},
-        )
-        conversation_id = int(recording.room_id.removeprefix("conv-"))
-        publish_on_commit(
-            topic_for(conversation_id),
-            STOPPED_EVENT,
-            {**recording_state(recording), "reason": CONSENT_WITHDRAWN},
-        )
+        stopped_for_consent(recording, user)
         done.append(recording)
     return done
 

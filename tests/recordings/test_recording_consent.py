@@ -174,3 +174,41 @@ async def test_grant_then_start_and_withdrawal_mid_session_stops_the_recording(t
                 await pub.close()
             await d.close()
             await embedded.shutdown()
+
+
+async def test_a_withdrawal_racing_the_start_stops_it_and_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consent is withdrawn after the start's check but before the node writes: the
+    re-check after the start stops the recording at once and the start answers the refusal."""
+    from apps.media import recording as control_recording
+
+    video, audio = encode_h264(seconds=4.0, gop_frames=30), encode_opus(seconds=4.0)
+    with override_settings(MEDIA_EMBEDDED=True, MEDIA_NODE="embedded", RECORDINGS_ROOT=tmp_path):
+        room, _doctor, patient, doctor_token, patient_token = await setup_room(consent=True)
+        real_start = control_recording.start_recording
+
+        async def start_after_withdrawal(**kwargs: Any) -> Recording:
+            await sync_to_async(consent_set)(user=patient, purpose="recording", granted=False)
+            return await real_start(**kwargs)
+
+        monkeypatch.setattr(control_recording, "start_recording", start_after_withdrawal)
+        client = AsyncClient()
+        pub = None
+        try:
+            grant = (await api_post(client, patient_token, f"/media/rooms/{room}/grant")).json()
+            pub = await publish_clips(whip_signal(client, grant["whip_url"], grant["token"]), video, audio)
+            await _wait_for_video(room, f"u{patient.pk}")
+            response = await api_post(client, doctor_token, f"/media/rooms/{room}/recording/start")
+            assert response.status_code == 409 and response.json()["code"] == CODE, response.content
+            row = await Recording.objects.aget(room_id=room)
+            assert row.status == Recording.Status.COMPLETE
+            event = await TransitionEvent.objects.aget(object_type="recordings.recording", object_id=str(row.pk))
+            assert event.reason == "consent_withdrawn"
+            audit = await AuditEvent.objects.aget(action="recording.stop", object_id=str(row.public_id))
+            assert audit.detail["reason"] == "consent_withdrawn"
+            assert room not in embedded.node().recorders  # the node no longer writes
+        finally:
+            if pub is not None:
+                await pub.close()
+            await embedded.shutdown()
