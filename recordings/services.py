@@ -121,7 +121,8 @@ def handle_event(event: dict[str, Any]) -> Recording | None:
         return recording
     if kind == "record.stopped" and recording is not None and recording.status == Recording.Status.RECORDING:
         try:
-            return recording_finish(recording=recording, manifest=dict(event["manifest"]), reason="record.stopped")
+            reason = str(event.get("reason") or "record.stopped")
+            return recording_finish(recording=recording, manifest=dict(event["manifest"]), reason=reason)
         except TransitionRefused:
             # Sealed meanwhile (the stop reply and the event raced): the first seal stands.
             recording.refresh_from_db()

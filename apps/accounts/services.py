@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ from .models import (
 )
 from .passwords import generate_password, password_expired, password_problems
 from .roles import ADMIN_ROLES, STAFF_ROLES, TOTP_ROLES, Role
+from .signals import consent_changed
+
+log = logging.getLogger(__name__)
 
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 MAX_FAMILY_MEMBERS = 5
@@ -827,4 +831,14 @@ def consent_set(*, user: User, purpose: str, granted: bool, ip: str = "") -> Con
             object_type="consent",
             object_id=purpose,
         )
+        transaction.on_commit(lambda: _consent_changed(record))
     return record
+
+
+def _consent_changed(record: ConsentRecord) -> None:
+    """Tell the subscribers (e.g. media stops a recording whose consent was withdrawn)."""
+    for receiver, result in consent_changed.send_robust(
+        sender=ConsentRecord, user=record.user, purpose=record.purpose, granted=record.granted
+    ):
+        if isinstance(result, Exception):
+            log.error("consent_changed receiver %r failed: %r", receiver, result)

@@ -191,6 +191,7 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
         "not_recording": "节点上已无此录制",
         "node_lost": "媒体节点失联",
         "record.stopped": "录制结束",
+        "consent_withdrawn": "患者撤回了录制同意",
         "conversation": "会话接诊",
         "visit": "问诊",
         "care_plan": "诊疗计划",

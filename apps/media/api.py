@@ -8,23 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Schema
 
-from apps.accounts.roles import CLINICAL_ROLES
-from apps.audit.services import audit_record
 from apps.im.errors import ImCode
 from apps.im.models import Member
-from hub.errors import Forbidden, HubCode, NotFound, errors
-from recordings.models import Recording
+from hub.errors import HubCode, errors
 
 from . import embedded
 from .access import room_access, room_member
-from .control import start_recording, stop_recording
-from .errors import MediaCode, MediaError
+from .errors import MediaCode
 from .grants import room_grant
+from .recording import recording_start_sync, recording_stop_sync
 
 router = Router()
 
@@ -93,22 +89,6 @@ def media_room_grant(request: HttpRequest, room_id: str) -> dict[str, Any]:
     }
 
 
-def _staff_member(request: HttpRequest, room_id: str) -> Member:
-    member = _member(request, room_id)
-    if member.role != Member.Role.STAFF or member.user.role not in CLINICAL_ROLES:
-        raise Forbidden("仅参与问诊的医护人员可以控制录制")
-    return member
-
-
-def _state(recording: Recording) -> dict[str, Any]:
-    return {
-        "public_id": str(recording.public_id),
-        "room_id": recording.room_id,
-        "status": recording.status,
-        "duration_seconds": recording.duration_seconds,
-    }
-
-
 @router.post(
     "/rooms/{room_id}/recording/start",
     response={
@@ -118,26 +98,16 @@ def _state(recording: Recording) -> dict[str, Any]:
             HubCode.FORBIDDEN,
             ImCode.NOT_MEMBER,
             MediaCode.ALREADY_RECORDING,
+            MediaCode.RECORDING_CONSENT_MISSING,
             MediaCode.NO_PUBLISHER,
             MediaCode.NODE_UNAVAILABLE,
         ),
     },
     summary="开始录制",
+    description="须会话中每位患者当前已同意音视频录制（`media.recording_consent_missing`，409）。",
 )
 def media_recording_start(request: HttpRequest, room_id: str) -> dict[str, Any]:
-    member = _staff_member(request, room_id)
-    if Recording.objects.filter(room_id=room_id, status=Recording.Status.RECORDING).exists():
-        raise MediaError(MediaCode.ALREADY_RECORDING)
-    staff = [
-        m.user
-        for m in Member.objects.filter(conversation_id=member.conversation_id, left_at__isnull=True).select_related(
-            "user"
-        )
-        if m.user.role in CLINICAL_ROLES
-    ]
-    recording = async_to_sync(start_recording)(room_id=room_id, participants=staff)
-    audit_record(action="recording.start", actor=member.user, object_type="recording", object_id=recording.public_id)
-    return _state(recording)
+    return recording_start_sync(request.auth, room_id)  # type: ignore[attr-defined]
 
 
 @router.post(
@@ -151,10 +121,4 @@ def media_recording_start(request: HttpRequest, room_id: str) -> dict[str, Any]:
     summary="停止录制",
 )
 def media_recording_stop(request: HttpRequest, room_id: str) -> dict[str, Any]:
-    member = _staff_member(request, room_id)
-    recording = Recording.objects.filter(room_id=room_id, status=Recording.Status.RECORDING).first()
-    if recording is None:
-        raise NotFound("进行中的录制")
-    recording = async_to_sync(stop_recording)(recording)
-    audit_record(action="recording.stop", actor=member.user, object_type="recording", object_id=recording.public_id)
-    return _state(recording)
+    return recording_stop_sync(request.auth, room_id)  # type: ignore[attr-defined]

@@ -124,12 +124,13 @@ async def start_recording(
     return recording
 
 
-async def stop_recording(recording: Recording, *, timeout: float = 30.0) -> Recording:
+async def stop_recording(recording: Recording, *, timeout: float = 30.0, reason: str = "") -> Recording:
     """Have the node finish the file; the row is sealed with the node's manifest on return.
 
     A node that no longer records the room (it restarted) cannot seal it: the
     row is sealed from the cut file, as for a lost node. No answer: 503 and the
-    row stays (the heartbeat seals it if the node is gone).
+    row stays (the heartbeat seals it if the node is gone). ``reason`` is kept on
+    the ``finish`` transition (default ``record.stopped``).
     """
     try:
         result = await send_command(recording.node, "record.stop", recording.room_id, timeout=timeout)
@@ -143,6 +144,8 @@ async def stop_recording(recording: Recording, *, timeout: float = 30.0) -> Reco
         raise MediaError.from_node(result)
     # The record.stopped event carries the same manifest; applying it twice is a no-op.
     event = {"type": "record.stopped", "recording": str(recording.public_id), "manifest": result["manifest"]}
+    if reason:
+        event["reason"] = reason  # why it stopped (e.g. consent_withdrawn), kept on the transition
     applied = await sync_to_async(handle_event)(event)
     assert applied is not None
     return applied

@@ -26,6 +26,7 @@ class MediaCode(StrEnum):
     BAD_CONTENT_TYPE = "media.bad_content_type"
     NO_TRICKLE = "media.no_trickle"  # aiortc has no trickle ICE: WHIP PATCH
     PUBLISH_FORBIDDEN = "media.publish_forbidden"  # observers only play
+    RECORDING_CONSENT_MISSING = "media.recording_consent_missing"  # a patient has not agreed to recording
 
 
 ERRORS: dict[str, ErrorSpec] = {
@@ -38,6 +39,9 @@ ERRORS: dict[str, ErrorSpec] = {
     MediaCode.BAD_CONTENT_TYPE: ErrorSpec(415, "请求内容须为 application/sdp"),
     MediaCode.NO_TRICKLE: ErrorSpec(405, "不支持增量 ICE"),
     MediaCode.PUBLISH_FORBIDDEN: ErrorSpec(403, "旁听成员只能观看，不能推流"),
+    MediaCode.RECORDING_CONSENT_MISSING: ErrorSpec(
+        409, "患者尚未同意音视频录制，不能开始录制：请患者在视频问诊页面同意录制后再试"
+    ),
 }
 
 NODE_REFUSAL_STATUS = 409

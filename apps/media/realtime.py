@@ -1,4 +1,6 @@
-"""WebRTC offer/answer over the hub socket: ``media.publish``, ``media.play``, ``media.leave``.
+"""WebRTC offer/answer over the hub socket: ``media.publish``, ``media.play``, ``media.leave``;
+recording control: ``media.record_start``, ``media.record_stop`` (the same rules as REST,
+:mod:`apps.media.recording`: clinical staff only, every patient's recording consent).
 
 The same rooms and the same authorisation as WHIP/WHEP: :func:`access.room_access`
 decides (active members of the conversation behind ``conv-<id>``; observers
@@ -17,8 +19,9 @@ from hub.realtime.db import run_db
 from hub.realtime.handlers import register_handler
 
 from .access import RoomAccess, room_access
-from .control import node_call
+from .control import node_call, start_recording, stop_recording
 from .errors import MediaCode, MediaError
+from .recording import plan_start, recording_state, running, started, stop_raced_start, stopped
 
 SDP_MAX_CHARS = 32 * 1024
 
@@ -68,6 +71,25 @@ async def on_leave(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
     return {"room": room_id, "peer": peer}
 
 
+async def on_record_start(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
+    room_id = _room(frame)
+    plan = await run_db(plan_start, socket.user, room_id)  # refusals: nothing written
+    recording = await start_recording(room_id=room_id, participants=plan.staff)
+    missing = await run_db(started, plan, recording)
+    if missing:
+        raise await stop_raced_start(recording, missing)
+    return recording_state(recording)
+
+
+async def on_record_stop(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
+    room_id = _room(frame)
+    member, recording = await run_db(running, socket.user, room_id)
+    recording = await stop_recording(recording)
+    return await run_db(stopped, member, recording)
+
+
 register_handler("media.publish", on_publish)
 register_handler("media.play", on_play)
 register_handler("media.leave", on_leave)
+register_handler("media.record_start", on_record_start)
+register_handler("media.record_stop", on_record_stop)

@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient, override_settings
 
 from apps.accounts.roles import Role
-from apps.accounts.services import token_issue
+from apps.accounts.services import consent_set, token_issue
 from apps.im.services import conversation_for_pair
 from apps.media import embedded
 from media_engine.client import publish_clips
@@ -50,6 +50,8 @@ def setup_room() -> tuple[str, str, str, str, int]:
     patient = make_patient("13911112222")
     outsider = make_patient("13911113333", name="旁人")
     conv = conversation_for_pair(staff=doctor.user, patient=patient.user)
+    # Recording needs the patient's consent (apps.media.recording).
+    consent_set(user=patient.user, purpose="recording", granted=True)
     raw = [token_issue(user=p.user).raw for p in (doctor, patient, outsider)]
     return f"conv-{conv.pk}", raw[0], raw[1], raw[2], patient.user.pk
 

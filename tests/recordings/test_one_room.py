@@ -31,7 +31,7 @@ from django.db import connection
 from django.test import override_settings
 
 from apps.accounts.roles import Role
-from apps.accounts.services import token_issue
+from apps.accounts.services import consent_set, token_issue
 from apps.im.services import conversation_for_pair
 from media_engine.client import publish_clips, subscribe
 from media_engine.synthetic import encode_h264, encode_opus
@@ -142,6 +142,8 @@ def setup_room() -> tuple[str, str, str]:
     doctor = make_staff(Role.DOCTOR, "roomdoc")
     patient = make_patient("13911116666")
     conv = conversation_for_pair(staff=doctor.user, patient=patient.user)
+    # Recording needs the patient's consent (apps.media.recording).
+    consent_set(user=patient.user, purpose="recording", granted=True)
     return f"conv-{conv.pk}", token_issue(user=doctor.user).raw, token_issue(user=patient.user).raw
 
 
