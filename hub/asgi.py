@@ -38,9 +38,12 @@ gc.set_threshold(*(int(x) for x in os.environ.get("HUB_GC_THRESHOLD", "50000,50,
 # with the default 5 ms switch interval every round trip could wait that long.
 sys.setswitchinterval(float(os.environ.get("HUB_SWITCH_INTERVAL", "0.0005")))
 
+from apps.im.upload_guard import UploadGuard  # noqa: E402
+
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Attachment uploads are refused on size and membership before their body is read.
+        "http": UploadGuard(django_asgi_app),
         "websocket": URLRouter([path("ws/", HubConsumer.as_asgi())]),
     }
 )
