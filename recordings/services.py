@@ -203,6 +203,22 @@ def recording_replay(*, recording: Recording, user: User) -> dict[str, Any]:
             result="denied",
         )
         raise ReplayRefused()  # outside any transaction: the denial record stays
+    # The files must still match the signed manifest (size and SHA-256), or no URL is
+    # issued: a tampered recording is never played back (issue 11, finding 12).
+    try:
+        intact = verify_manifest(recording.manifest or {}, manifest_key(), media_file=recording_file(recording))
+    except (OSError, ValueError):
+        intact = False
+    if not intact:
+        audit_record(
+            action="recording.replay",
+            actor=user,
+            object_type="recording",
+            object_id=recording.public_id,
+            result="denied",
+            detail={"reason": "integrity"},
+        )
+        raise ManifestInvalid()
     token, exp = replay_grant(recording_public_id=str(recording.public_id), user_id=user.id)
     audit_record(
         action="recording.replay",
@@ -214,7 +230,7 @@ def recording_replay(*, recording: Recording, user: User) -> dict[str, Any]:
     return {
         "url": f"/media/recordings/{recording.public_id}.mp4?grant={token}",
         "expires_at": dt.datetime.fromtimestamp(exp, tz=dt.UTC),
-        "integrity_ok": verify_manifest(recording.manifest, manifest_key()),
+        "integrity_ok": True,  # checked above: a failing recording gets no URL
     }
 
 

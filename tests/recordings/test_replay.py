@@ -192,3 +192,19 @@ def test_a_sealed_recording_is_not_sealed_again(recording: Recording, django_cap
     assert published == []
     recording.refresh_from_db()
     assert recording.status == Recording.Status.RECOVERED and recording.manifest == first
+
+
+def test_no_replay_url_for_a_recording_whose_file_no_longer_matches(
+    recording: Recording, doctor: Persona, storage: Path
+) -> None:
+    """Issue 11, finding 12: the file changed after sealing -> 409, no URL, audited as refused."""
+    path = storage / "room-1" / "a.mp4"
+    with path.open("r+b") as f:
+        f.seek(1500)
+        f.write(b"\x00\xff\x00")
+    response = doctor.api().post(f"/recordings/{recording.public_id}/replay")
+    assert (response.status_code, response.json()["code"]) == (409, "recording.manifest_invalid")
+    assert "url" not in response.json()
+    assert replay_audits(recording, result="denied") == 1 and replay_audits(recording) == 0
+    denied = AuditEvent.objects.get(action="recording.replay", object_id=str(recording.public_id))
+    assert denied.detail == {"reason": "integrity"}
