@@ -15,10 +15,38 @@ invalid payload). See docs/realtime-protocol.md."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+# Signed grants, tokens and tickets travel in some URLs (replay, media, socket tickets):
+# the access log keeps the path and drops their values (issue 11, finding 12).
+_SECRET_PARAMS = re.compile(r"([?&](?:grant|token|ticket|access_token)=)[^&\s]+", re.IGNORECASE)
+
+
+def redact_url(path: str) -> str:
+    return _SECRET_PARAMS.sub(r"\1[redacted]", path)
+
+
+def _redact_access_log() -> None:
+    try:
+        from daphne.access import AccessLogGenerator
+    except ImportError:
+        return
+    original = AccessLogGenerator.__call__
+    if getattr(original, "_hub_redacts", False):
+        return
+
+    def call(self: Any, protocol: str, action: str, details: dict[str, Any]) -> Any:
+        if isinstance(details.get("path"), str):
+            details = {**details, "path": redact_url(details["path"])}
+        return original(self, protocol, action, details)
+
+    call._hub_redacts = True  # type: ignore[attr-defined]
+    AccessLogGenerator.__call__ = call
 
 
 def tune_daphne() -> None:
+    _redact_access_log()
     try:
         from daphne.ws_protocol import WebSocketProtocol
     except ImportError:  # another ASGI server
