@@ -83,6 +83,7 @@ async def test_a_header_claiming_16_mb_is_refused_at_once(engine: MediaEngine, l
     port = await server.start("127.0.0.1", 0)
     try:
         reader, writer = await handshake(port)
+        (session,) = server.sessions
         # A full header on chunk stream 4: 16 MB of video, then the first 128 bytes.
         header = bytes([4]) + (0).to_bytes(3, "big") + (16 * 1024 * 1024 - 1).to_bytes(3, "big")
         writer.write(header + bytes([MessageType.VIDEO]) + struct.pack("<I", 1) + b"\x00" * 128)
@@ -90,6 +91,9 @@ async def test_a_header_claiming_16_mb_is_refused_at_once(engine: MediaEngine, l
         assert await closed_within(reader, 2) < 1.5
         writer.close()
         assert not server.sessions
+        # Nothing of the payload was read: the handshake (C0, C1, C2) and the 12-byte header only.
+        assert session.bytes_in == 1 + 2 * HANDSHAKE_SIZE + 12
+        assert not any(state.buffer for state in session.chunks.streams.values())
     finally:
         await server.close()
     assert any("exceeds 1048576" in m for m in warnings(logs))
