@@ -3,7 +3,10 @@
 :func:`amf0_encode` writes numbers, booleans, strings, objects (``dict``), null
 (``None``) and undefined (:data:`UNDEFINED`). :func:`amf0_decode` reads those
 plus ECMA arrays and (long) strings and strict arrays; ECMA arrays come back as
-``dict``, strict arrays as ``list``, undefined as ``None``.
+``dict``, strict arrays as ``list``, undefined as ``None``. Decoding is
+bounded: nesting deeper than ``max_depth``, more than ``max_values`` values in
+all, or a value running past the end of the data raise :class:`Amf0Error`
+(the RTMP session also caps a command message's size before it is decoded).
 """
 
 from __future__ import annotations
@@ -70,17 +73,38 @@ def amf0_encode(*values: Any) -> bytes:
     return bytes(out)
 
 
-def amf0_decode(data: bytes) -> list[Any]:
-    """Every AMF0 value in ``data``; raises :class:`Amf0Error` on a marker not supported."""
+MAX_DEPTH = 32  # objects / arrays nested in one another
+MAX_VALUES = 4096  # values (object entries and array items included) in one decode
+
+
+def amf0_decode(data: bytes, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES) -> list[Any]:
+    """Every AMF0 value in ``data``; raises :class:`Amf0Error` on a marker not supported,
+    truncated data, or beyond the depth / value count bounds."""
+    try:
+        return _decode(data, max_depth, max_values)
+    except (IndexError, struct.error) as exc:
+        raise Amf0Error("AMF0 data truncated") from exc
+
+
+def _decode(data: bytes, max_depth: int, max_values: int) -> list[Any]:
     values: list[Any] = []
     i = 0
+    count = 0
 
     def string(i: int, long: bool = False) -> tuple[str, int]:
         size_len = 4 if long else 2
         size = int.from_bytes(data[i : i + size_len], "big")
+        if i + size_len + size > len(data):
+            raise Amf0Error("AMF0 string runs past the data")
         return data[i + size_len : i + size_len + size].decode(errors="replace"), i + size_len + size
 
-    def value(i: int) -> tuple[Any, int]:
+    def value(i: int, depth: int = 0) -> tuple[Any, int]:
+        nonlocal count
+        count += 1
+        if count > max_values:
+            raise Amf0Error(f"more than {max_values} AMF0 values")
+        if depth > max_depth:
+            raise Amf0Error(f"AMF0 nested deeper than {max_depth}")
         marker = data[i]
         i += 1
         if marker == Amf0Marker.NUMBER:
@@ -101,14 +125,14 @@ def amf0_decode(data: bytes) -> list[Any]:
                 if data[i : i + 3] == OBJECT_END:
                     return obj, i + 3
                 key, i = string(i)
-                obj[key], i = value(i)
+                obj[key], i = value(i, depth + 1)
             return obj, i
         if marker == Amf0Marker.STRICT_ARRAY:
-            count = int.from_bytes(data[i : i + 4], "big")
+            length = int.from_bytes(data[i : i + 4], "big")
             i += 4
             items = []
-            for _ in range(count):
-                item, i = value(i)
+            for _ in range(length):
+                item, i = value(i, depth + 1)
                 items.append(item)
             return items, i
         raise Amf0Error(f"AMF0 marker {marker} not supported")

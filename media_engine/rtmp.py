@@ -16,12 +16,21 @@ passed through too, as ``publisher.aac_audio`` (FLV/HLS take it as it is), and
 transcoded to Opus once per track for ``sources["audio"]`` only while an Opus
 consumer (WebRTC subscriber, recorder) is attached. The stream name is ``<room>?grant=...``;
 ``authorize(room, grant)`` returns the peer id or raises.
+
+Limits (keyword settings of :class:`RtmpServer`, see :class:`RtmpLimits`): a
+message may be 1 MiB until a publish is authorised and 8 MiB after; AMF
+command/data messages 64 KiB, decoded with a depth and value-count bound;
+handshake + connect + publish must complete within 10 s and, while not
+publishing, a connection that sends nothing for 30 s is closed; at most 10
+connections per client IP and 200 in all. Each limit closes the connection
+with one log line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fractions
 import hashlib
 import logging
@@ -132,6 +141,19 @@ _WINDOW = 2_500_000  # the acknowledgement window and peer bandwidth this server
 _MESSAGE_STREAM = 1  # the message stream createStream hands out (the one a publish uses)
 
 
+@dataclasses.dataclass(frozen=True)
+class RtmpLimits:
+    """What one connection (and one client IP) may hold before it is closed."""
+
+    max_message_before_publish: int = 1024 * 1024  # bytes of one message until a publish is authorised
+    max_message: int = 8 * 1024 * 1024  # ... and after (a video keyframe)
+    max_command: int = 64 * 1024  # bytes of one AMF command / data message
+    setup_timeout: float = 10.0  # seconds from accept to an authorised publish (handshake, connect, publish)
+    idle_timeout: float = 30.0  # seconds without a byte while not publishing
+    max_per_ip: int = 10  # connections open at once from one client IP
+    max_connections: int = 200  # connections open at once in all
+
+
 # --- tracks ----------------------------------------------------------------
 
 
@@ -171,7 +193,15 @@ class RtmpSession:
         self.server = server
         self.reader = reader
         self.writer = writer
-        self.chunks = ChunkReader(self.read)  # reassembly state and the peer's chunk size
+        limits = server.limits
+        # reassembly state and the peer's chunk size
+        self.chunks = ChunkReader(
+            self.read, max_message=limits.max_message_before_publish, max_command=limits.max_command
+        )
+        peer = writer.get_extra_info("peername")
+        self.ip = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        # monotonic time by which a publish must be authorised; None once one was
+        self.setup_deadline: float | None = time.monotonic() + limits.setup_timeout
         self.app = ""
         self.room_id: str | None = None
         self.peer_id: str | None = None
@@ -191,7 +221,18 @@ class RtmpSession:
     # --- I/O ---
 
     async def read(self, n: int) -> bytes:
-        data = await self.reader.readexactly(n)
+        if self.room_id is not None:  # publishing: no deadline (a publisher is authorised)
+            data = await self.reader.readexactly(n)
+        else:
+            timeout = self.server.limits.idle_timeout
+            reason = f"idle for {timeout:g} s before publish"
+            if self.setup_deadline is not None and self.setup_deadline - time.monotonic() < timeout:
+                timeout = max(0.0, self.setup_deadline - time.monotonic())
+                reason = f"no publish within {self.server.limits.setup_timeout:g} s"
+            try:
+                data = await asyncio.wait_for(self.reader.readexactly(n), timeout)
+            except TimeoutError:
+                raise RtmpError(reason) from None
         self.bytes_in += n
         return data
 
@@ -220,7 +261,7 @@ class RtmpSession:
 
     async def run(self) -> None:
         try:
-            await asyncio.wait_for(self.handshake(), 10)
+            await self.handshake()
             while True:
                 _csid, state = await self.chunks.read_chunk()
                 payload = state.complete()
@@ -233,7 +274,7 @@ class RtmpSession:
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             pass
         except (RtmpError, Amf0Error) as exc:
-            log.warning("rtmp session ended: %s", exc)
+            log.warning("rtmp session from %s ended: %s", self.ip, exc)
         finally:
             await self.close()
 
@@ -310,6 +351,8 @@ class RtmpSession:
             await self.writer.drain()
             raise RtmpError("publish refused") from exc
         self.room_id = room_id
+        self.setup_deadline = None
+        self.chunks.max_message = self.server.limits.max_message
         self.control(MessageType.USER_CONTROL, user_control(UserControlEvent.STREAM_BEGIN, stream_id))
         self.command(
             stream_id,
@@ -465,10 +508,15 @@ class RtmpSession:
 class RtmpServer:
     """Accepts RTMP publishers on one port and joins each to its room."""
 
-    def __init__(self, engine: MediaEngine, authorize: Authorize) -> None:
+    def __init__(
+        self, engine: MediaEngine, authorize: Authorize, limits: RtmpLimits | None = None, **settings: Any
+    ) -> None:
+        """``limits`` or keyword settings (the fields of :class:`RtmpLimits`) bound each connection."""
         self.engine = engine
         self.authorize = authorize
+        self.limits = dataclasses.replace(limits or RtmpLimits(), **settings)
         self.sessions: set[RtmpSession] = set()
+        self.connections: dict[str, int] = {}  # client IP -> connections open (sessions and handshakes)
         # sha256(grant) -> (room, peer, usable until (monotonic) or None while a session holds it)
         self._leases: dict[str, tuple[str, str, float | None]] = {}
         self._server: asyncio.Server | None = None
@@ -511,8 +559,25 @@ class RtmpServer:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = RtmpSession(self, reader, writer)
+        ip = session.ip
+        total = sum(self.connections.values())
+        if total >= self.limits.max_connections or self.connections.get(ip, 0) >= self.limits.max_per_ip:
+            which = "in all" if total >= self.limits.max_connections else f"from {ip}"
+            log.warning("rtmp connection from %s refused: too many connections %s", ip, which)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            return
+        self.connections[ip] = self.connections.get(ip, 0) + 1
         self.sessions.add(session)
-        await session.run()
+        try:
+            await session.run()
+        finally:
+            left = self.connections.get(ip, 1) - 1
+            if left > 0:
+                self.connections[ip] = left
+            else:
+                self.connections.pop(ip, None)
 
     async def close(self) -> None:
         if self._server is not None:

@@ -3,7 +3,11 @@
 Reading: :class:`ChunkReader` parses all four chunk header formats (with
 extended timestamps) and keeps one :class:`ChunkState` per chunk stream id, in
 which a message split over several chunks is reassembled; the peer's Set Chunk
-Size goes into :attr:`ChunkReader.chunk_size`. Writing: :func:`encode_message`
+Size goes into :attr:`ChunkReader.chunk_size`. A header announcing a message
+longer than :attr:`ChunkReader.max_message` (or an AMF command/data message
+longer than :attr:`ChunkReader.max_command`) is refused before any of its
+payload is read, and the bytes held across unfinished messages of all chunk
+streams are bounded by ``max_message`` too. Writing: :func:`encode_message`
 splits one message into chunks (a full header, then continuation headers).
 The payloads of the protocol control messages (Set Chunk Size, Acknowledgement,
 Window Acknowledgement Size, Set Peer Bandwidth, User Control) are built and
@@ -79,6 +83,17 @@ class ChunkFormat(IntEnum):
 
 
 DEFAULT_CHUNK_SIZE = 128  # until a Set Chunk Size
+MAX_CHUNK_STREAMS = 64  # chunk streams one connection may open
+_AMF_TYPES = frozenset(
+    {
+        MessageType.DATA_AMF3,
+        MessageType.SHARED_OBJECT_AMF3,
+        MessageType.COMMAND_AMF3,
+        MessageType.DATA_AMF0,
+        MessageType.SHARED_OBJECT_AMF0,
+        MessageType.COMMAND_AMF0,
+    }
+)
 EXTENDED_TIMESTAMP = 0xFFFFFF  # a 3-byte timestamp of this value: 4 bytes follow
 _HEADER_SIZES = {ChunkFormat.FULL: 11, ChunkFormat.SAME_STREAM: 7, ChunkFormat.TIMESTAMP_DELTA: 3}
 
@@ -111,10 +126,12 @@ class ChunkState:
 class ChunkReader:
     """Reads chunks with ``read`` (exactly n bytes) and reassembles them per chunk stream."""
 
-    def __init__(self, read: Read) -> None:
+    def __init__(self, read: Read, *, max_message: int = 16 * 1024 * 1024, max_command: int = 64 * 1024) -> None:
         self.read = read
         self.chunk_size = DEFAULT_CHUNK_SIZE  # the peer's (incoming) chunk size
         self.streams: dict[int, ChunkState] = {}
+        self.max_message = max_message  # the longest message (and all unfinished ones together) accepted
+        self.max_command = max_command  # the longest AMF command / data / shared object message accepted
 
     async def read_chunk(self) -> tuple[int, ChunkState]:
         """One chunk: its chunk stream id and that stream's state, its payload appended."""
@@ -130,6 +147,8 @@ class ChunkReader:
         if state is None:
             if fmt != ChunkFormat.FULL:
                 raise RtmpError("chunk stream starts without a full header")
+            if len(self.streams) >= MAX_CHUNK_STREAMS:
+                raise RtmpError(f"more than {MAX_CHUNK_STREAMS} chunk streams")
             state = self.streams[csid] = ChunkState()
         new_message = not state.buffer
         if fmt != ChunkFormat.CONTINUATION:
@@ -138,6 +157,7 @@ class ChunkReader:
             if fmt in (ChunkFormat.FULL, ChunkFormat.SAME_STREAM):
                 state.length = int.from_bytes(h[3:6], "big")
                 state.type_id = h[6]
+                self._check_length(state)
             if fmt == ChunkFormat.FULL:
                 state.stream_id = struct.unpack("<I", h[7:11])[0]
             state.extended = ts == EXTENDED_TIMESTAMP
@@ -155,8 +175,17 @@ class ChunkReader:
             if new_message:
                 state.timestamp += state.delta
         need = min(self.chunk_size, state.length - len(state.buffer))
+        if need > 0 and sum(len(s.buffer) for s in self.streams.values()) + need > self.max_message:
+            raise RtmpError(f"unfinished messages exceed {self.max_message} bytes")
         state.buffer += await self.read(need)
         return csid, state
+
+    def _check_length(self, state: ChunkState) -> None:
+        """Refuse a message announced longer than the limits, before reading any of it."""
+        limit = self.max_command if state.type_id in _AMF_TYPES else self.max_message
+        if state.length > limit:
+            kind = "AMF message" if state.type_id in _AMF_TYPES else "message"
+            raise RtmpError(f"{kind} of {state.length} bytes (type {state.type_id}) exceeds {limit}")
 
 
 def encode_message(
