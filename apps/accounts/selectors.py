@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -70,6 +71,13 @@ def locks_for(usernames: list[str]) -> dict[str, Any]:
         if row.locked_until and (row.username not in result or row.locked_until > result[row.username]):
             result[row.username] = row.locked_until
     return result
+
+
+def age_of(patient: Patient, today: dt.date | None = None) -> int:
+    """Full years in Beijing time today."""
+    today = today or timezone.localdate()
+    b = patient.birth_date
+    return today.year - b.year - ((today.month, today.day) < (b.month, b.day))
 
 
 def patients_of(owner: User) -> QuerySet[Patient]:

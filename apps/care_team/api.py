@@ -13,6 +13,7 @@ from ninja import Router, Status
 
 from apps.accounts.models import Patient, User
 from apps.accounts.roles import CLINICAL_ROLES
+from apps.accounts.selectors import age_of
 from apps.audit.services import audit_record
 from hub import crypto
 from hub.auth import require_roles
@@ -144,7 +145,7 @@ def conversation_patients(request: HttpRequest, conversation_id: int) -> dict[st
             {
                 **_patient_out(p),
                 "sex_label": Patient.Sex(p.sex).label,
-                "age": selectors.age_of(p),
+                "age": age_of(p),
                 "relationship": relationship_out(recorded[p.pk]) if p.pk in recorded else None,
             }
             for p in rows
@@ -187,7 +188,7 @@ def profile_out(p: Patient, reasons: list[dict[str, Any]]) -> dict[str, Any]:
         "name": p.name,
         "relation_label": Patient.Relation(p.relation).label,
         "sex_label": Patient.Sex(p.sex).label,
-        "age": selectors.age_of(p),
+        "age": age_of(p),
         "birth_date": p.birth_date,
         "phone_masked": crypto.mask_phone(phone) if phone else "",
         "id_number_masked": crypto.mask_id_number(p.id_number),

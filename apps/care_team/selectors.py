@@ -150,12 +150,6 @@ def is_open(rel: CareRelationship, *, at: dt.datetime | None = None) -> bool:
 SEARCH_SCAN_MAX = 5000  # 就诊人 in one staff member's care; identifiers are decrypted to match tails
 
 
-def age_of(patient: Patient, today: dt.date | None = None) -> int:
-    today = today or timezone.localdate()
-    b = patient.birth_date
-    return today.year - b.year - ((today.month, today.day) < (b.month, b.day))
-
-
 def search_patients_in_care(staff: User, q: str, *, limit: int = 20) -> list[Patient]:
     """就诊人 in ``staff``'s care matching ``q``: a name fragment, or four or more
     trailing digits (X allowed) of the 就诊人's or the account's phone or of the ID

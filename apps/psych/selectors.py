@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Patient, User
 from apps.accounts.roles import Role
+from apps.accounts.selectors import age_of
 from apps.audit.services import audit_record
 from apps.care_team import selectors as care
 from apps.im.models import Conversation
@@ -147,12 +148,6 @@ def _utc(t: dt.datetime) -> str:
 
 def _utc_or_none(t: dt.datetime | None) -> str | None:
     return _utc(t) if t is not None else None
-
-
-def age_of(patient: Patient, today: dt.date | None = None) -> int:
-    today = today or timezone.localdate()
-    b = patient.birth_date
-    return today.year - b.year - ((today.month, today.day) < (b.month, b.day))
 
 
 def patient_brief(patient: Patient) -> dict[str, Any]:

@@ -9,7 +9,7 @@
 //   action: { label, target } | null; the patient app navigates to target.url (a page
 //   path), the console to target.route (a vue-router location).
 
-import { formatDateTime, formatFriendly } from './time.js'
+import { formatFriendly } from './time.js'
 
 const names = (list) =>
   (Array.isArray(list) ? list : [])
@@ -77,4 +77,3 @@ export function cardPreview(card) {
   return `[${r.tag}] ${r.title}`
 }
 
-export { formatDateTime }

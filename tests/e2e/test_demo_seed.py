@@ -143,16 +143,10 @@ def test_fresh_demo_doctor_assigns_phq9_at_once(live_server_url: str, browser: A
 
 
 def test_fresh_demo_patient_home_has_the_psych_entry_and_a_todo(live_server_url: str, browser: Any) -> None:
-    from tests.e2e.helpers import patient_login
+    from tests.e2e.helpers import PATIENT_PHONE, patient_login
 
     _seeded_doctor()
-    ctx = browser.new_context(
-        locale="zh-CN",
-        timezone_id="Asia/Shanghai",
-        viewport={"width": 390, "height": 844},
-        is_mobile=True,
-        has_touch=True,
-    )
+    ctx = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", **PATIENT_PHONE)
     page = ctx.new_page()
     patient_login(page, live_server_url, "13800138001")
     expect(page.locator("[data-testid=psych-entry]")).to_contain_text("心理测评")

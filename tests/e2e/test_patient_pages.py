@@ -13,15 +13,13 @@ from playwright.sync_api import expect
 from apps.accounts import services as accounts
 from apps.accounts.models import ConsentRecord
 from tests.conftest import make_patient
-from tests.e2e.helpers import patient_login
+from tests.e2e.helpers import PATIENT_PHONE, patient_login
 
 pytestmark = pytest.mark.e2e
 
-MOBILE = {"width": 390, "height": 844}
-
 
 def _phone(browser: Any, tz: str = "Asia/Shanghai") -> Any:
-    ctx = browser.new_context(locale="zh-CN", timezone_id=tz, viewport=MOBILE, is_mobile=True, has_touch=True)
+    ctx = browser.new_context(locale="zh-CN", timezone_id=tz, **PATIENT_PHONE)
     return ctx, ctx.new_page()
 
 
