@@ -33,10 +33,17 @@ def test_scale_card_reads_as_chinese_and_opens_the_page(live_server_url: str, br
     account = make_patient(PHONE, "韩梅梅")
     me = add_patient(account, "韩梅梅")
     conv = im_services.conversation_for_pair(staff=doctor.user, patient=account.user)
-    # 2026-12-03 10:00 UTC is 18:00 in Beijing.
-    due = timezone.now().replace(hour=10, minute=0, second=0, microsecond=0) + dt.timedelta(days=2)
+    # 18:00 Beijing time three Beijing days from now: never 今天/明天 whatever the hour the suite runs at.
+    bj = dt.timezone(dt.timedelta(hours=8))
+    today = timezone.now().astimezone(bj).date()
+    beijing = dt.datetime.combine(today + dt.timedelta(days=3), dt.time(18, 0), tzinfo=bj)
+    due = beijing.astimezone(dt.UTC)
     psych.assignments_create(doctor=doctor.user, patient_id=me.pk, scale_codes=["PHQ-9", "GAD-7"], due_at=due)
-    beijing = due.astimezone(dt.timezone(dt.timedelta(hours=8)))
+    shown = (
+        f"{beijing.month}月{beijing.day}日 18:00前"
+        if beijing.year == today.year
+        else f"{beijing.year}年{beijing.month}月{beijing.day}日前"
+    )
 
     # --- patient ------------------------------------------------------------------------------
     patient_login(page, live_server_url, PHONE)
@@ -46,7 +53,7 @@ def test_scale_card_reads_as_chinese_and_opens_the_page(live_server_url: str, br
     expect(card.locator("[data-testid=message-card-title]")).to_have_text("请完成心理量表")
     text = card.inner_text()
     assert "韩梅梅" in text and "PHQ-9、GAD-7" in text, text
-    assert f"{beijing.month}月{beijing.day}日 18:00前" in text, text
+    assert shown in text, text
     assert not RAW.search(text), text
     expect(card.locator("[data-testid=message-card-action]")).to_contain_text("查看并填写")
     card.click()
