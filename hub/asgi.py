@@ -12,6 +12,10 @@ from django.urls import path
 
 django_asgi_app = get_asgi_application()
 
+from hub.outside import refuse_sandboxes_in_production  # noqa: E402
+
+refuse_sandboxes_in_production()  # a production process never serves on a sandbox adapter
+
 from hub.realtime.consumer import HubConsumer  # noqa: E402
 from hub.realtime.daphne_tuning import tune_daphne  # noqa: E402
 

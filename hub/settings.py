@@ -293,7 +293,6 @@ OTP_MAX_ATTEMPTS = 5
 OTP_SEND_INTERVAL_SECONDS = 60
 OTP_DAILY_LIMIT = 10
 TOTP_ISSUER = "互联网医院"
-SMS_ADAPTER = os.environ.get("SMS_ADAPTER", "apps.accounts.adapters.SandboxSms")
 MINIPROGRAM_ADAPTER = os.environ.get("MINIPROGRAM_ADAPTER", "apps.accounts.adapters.SandboxMiniProgram")
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 190)
 

@@ -20,7 +20,8 @@ from typing import Protocol
 
 from django.conf import settings
 from django.core.cache import cache
-from django.utils.module_loading import import_string
+
+from hub.outside import load
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,10 @@ class MiniProgramLoginError(Exception):
     def __init__(self, errcode: int, errmsg: str) -> None:
         super().__init__(f"{errcode} {errmsg}")
         self.errcode = errcode
+
+
+class MiniProgramUnavailable(Exception):
+    """This deployment has no mini-program login (``DisabledMiniProgram``)."""
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,18 @@ class MiniProgramAdapter(Protocol):
     def exchange(self, *, platform: str, code: str) -> MiniProgramSession: ...
 
 
+class DisabledMiniProgram:
+    """A deployment without mini-program login (patients sign in with SMS codes):
+    every exchange is refused as unavailable. Not a sandbox: production may run it."""
+
+    def exchange(self, *, platform: str, code: str) -> MiniProgramSession:
+        raise MiniProgramUnavailable(platform)
+
+
 class SandboxMiniProgram:
     """Sandbox of WeChat ``jscode2session`` / Alipay ``system.oauth.token``."""
+
+    sandbox = True  # refused in production (hub.outside)
 
     CODE_TTL = 300
 
@@ -77,5 +92,5 @@ class SandboxMiniProgram:
 
 
 def miniprogram_adapter() -> MiniProgramAdapter:
-    adapter: MiniProgramAdapter = import_string(settings.MINIPROGRAM_ADAPTER)()
+    adapter: MiniProgramAdapter = load(settings.MINIPROGRAM_ADAPTER, label="MINIPROGRAM_ADAPTER")()
     return adapter

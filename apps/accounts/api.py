@@ -224,7 +224,13 @@ def sms_login(request: HttpRequest, payload: SmsLoginIn) -> dict[str, Any]:
     auth=None,
     response={
         200: TokenOut,
-        **errors(AuthCode.MINIPROGRAM_CODE_INVALID, AuthCode.ACCOUNT_DISABLED, HubCode.VALIDATION_ERROR, auth=False),
+        **errors(
+            AuthCode.MINIPROGRAM_CODE_INVALID,
+            AuthCode.MINIPROGRAM_UNAVAILABLE,
+            AuthCode.ACCOUNT_DISABLED,
+            HubCode.VALIDATION_ERROR,
+            auth=False,
+        ),
     },
     summary="小程序授权登录",
 )

@@ -10,3 +10,9 @@ class AccountsConfig(AppConfig):
         from .identity import register
 
         register()  # the hub core's token rules (hub.identity)
+
+        from django.conf import settings
+
+        from hub.outside import register_adapter_setting
+
+        register_adapter_setting("MINIPROGRAM_ADAPTER", lambda: [settings.MINIPROGRAM_ADAPTER])

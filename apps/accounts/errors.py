@@ -26,6 +26,7 @@ class AuthCode(StrEnum):
     TOTP_NOT_USED = "admin.totp_not_used"
     ACCOUNT_DISABLED = "auth.account_disabled"
     MINIPROGRAM_CODE_INVALID = "auth.miniprogram_code_invalid"
+    MINIPROGRAM_UNAVAILABLE = "auth.miniprogram_unavailable"
     ADMIN_FORBIDDEN_ROLE = "admin.forbidden_role"
     ADMIN_USERNAME_TAKEN = "admin.username_taken"
     ADMIN_SELF_ACTION = "admin.self_action"
@@ -55,6 +56,7 @@ ERRORS: dict[str, ErrorSpec] = {
     AuthCode.TOTP_NOT_USED: ErrorSpec(409, "该用户的角色不使用动态验证码"),
     AuthCode.ACCOUNT_DISABLED: ErrorSpec(403, "账号已停用，请联系客服"),
     AuthCode.MINIPROGRAM_CODE_INVALID: ErrorSpec(401, "登录凭证无效，请重新进入小程序"),
+    AuthCode.MINIPROGRAM_UNAVAILABLE: ErrorSpec(503, "小程序登录暂不可用，请使用手机号验证码登录"),
     AuthCode.ADMIN_FORBIDDEN_ROLE: ErrorSpec(403, "管理类角色只能通过应急流程创建"),
     AuthCode.ADMIN_USERNAME_TAKEN: ErrorSpec(409, "用户名已存在"),
     AuthCode.ADMIN_SELF_ACTION: ErrorSpec(409, "不能对自己的账号执行该操作"),

@@ -22,10 +22,11 @@ from apps.audit.services import audit_record
 from apps.notifications.services import notification_enqueue
 from hub import crypto
 from hub.errors import Forbidden, Invalid, NotFound
+from hub.outside import SandboxInProduction
 from hub.realtime.sessions import end_sessions_on_commit
 from hub.sqlutil import as_datetime
 
-from .adapters import MiniProgramLoginError, miniprogram_adapter
+from .adapters import MiniProgramLoginError, MiniProgramUnavailable, miniprogram_adapter
 from .errors import AuthCode, AuthError
 from .idcard import InvalidIdNumber, parse_id_number
 from .models import (
@@ -573,6 +574,11 @@ def miniprogram_login(*, platform: str, code: str, ip: str = "") -> IssuedToken:
         raise Invalid("不支持的平台", field="platform")
     try:
         session = miniprogram_adapter().exchange(platform=platform, code=code)
+    except SandboxInProduction:
+        log.error("mini-program login refused: MINIPROGRAM_ADAPTER is a sandbox in production")
+        raise AuthError(AuthCode.MINIPROGRAM_UNAVAILABLE) from None
+    except MiniProgramUnavailable:
+        raise AuthError(AuthCode.MINIPROGRAM_UNAVAILABLE) from None
     except MiniProgramLoginError as exc:
         audit_record(
             action="auth.login_failed",

@@ -23,10 +23,10 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from apps.accounts.models import SandboxOutbox
 from hub import crypto
+from hub.outside import load
 
 from .errors import SendError
 from .models import Channel, SubscriptionGrant
@@ -92,7 +92,18 @@ class InAppAdapter:
         return f"inapp-{msg.notification_id}"
 
 
+class DisabledChannel:
+    """A channel this deployment does not use (no Alipay mini-program, say): every
+    send fails for good, so the row is marked failed. Not a sandbox: production
+    may run it."""
+
+    def send(self, msg: Outgoing) -> str:
+        raise SendError("channel_disabled", f"channel {msg.channel} is not configured", retryable=False)
+
+
 class SandboxSms:
+    sandbox = True  # refused in production (hub.outside)
+
     def send(self, msg: Outgoing) -> str:
         if not PHONE_RE.match(msg.recipient):
             # Like the real gateway's isv.MOBILE_NUMBER_ILLEGAL: trying again cannot help.
@@ -107,6 +118,8 @@ class SandboxSms:
 
 
 class SandboxWechatSubscribe:
+    sandbox = True  # refused in production (hub.outside)
+
     def send(self, msg: Outgoing) -> str:
         if not msg.recipient or msg.user_id is None:
             raise SendError("40003", "invalid openid", retryable=False)
@@ -134,6 +147,8 @@ class SandboxWechatSubscribe:
 
 
 class SandboxAlipayTemplate:
+    sandbox = True  # refused in production (hub.outside)
+
     def send(self, msg: Outgoing) -> str:
         if not msg.recipient:
             raise SendError("isv.invalid-user-id", "missing alipay user id", retryable=False)
@@ -154,7 +169,15 @@ DEFAULT_ADAPTERS = {
 }
 
 
+def _adapter_path(channel: str) -> str:
+    return str(getattr(settings, "NOTIFY_ADAPTERS", {}).get(channel) or DEFAULT_ADAPTERS[Channel(channel)])
+
+
+def configured_adapter_paths() -> list[str]:
+    return [_adapter_path(channel) for channel in Channel]
+
+
 def adapter_for(channel: str) -> ChannelAdapter:
-    path = getattr(settings, "NOTIFY_ADAPTERS", {}).get(channel) or DEFAULT_ADAPTERS[Channel(channel)]
-    adapter: ChannelAdapter = import_string(path)()
+    """The channel's adapter; a sandbox in production raises ``hub.outside.SandboxInProduction``."""
+    adapter: ChannelAdapter = load(_adapter_path(channel), label=f"NOTIFY_ADAPTERS[{channel}]")()
     return adapter

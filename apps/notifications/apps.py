@@ -11,3 +11,9 @@ class NotificationsConfig(AppConfig):
         from . import services, tasks
 
         services.enqueuer_register(tasks.enqueue)
+
+        from hub.outside import register_adapter_setting
+
+        from .adapters import configured_adapter_paths
+
+        register_adapter_setting("NOTIFY_ADAPTERS", configured_adapter_paths)

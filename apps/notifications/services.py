@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from apps.accounts.models import MiniProgramIdentity, User
 from hub import crypto
+from hub.outside import SandboxInProduction
 
 from .adapters import RECIPIENT_CONTEXT, Outgoing, adapter_for
 from .errors import SendError
@@ -309,6 +310,9 @@ def notification_deliver(*, notification_id: int, now: dt.datetime | None = None
         provider_id = adapter_for(row.channel).send(msg)
     except SendError as exc:
         return _failed(row, str(exc), retryable=exc.retryable, now=now)
+    except SandboxInProduction as exc:
+        # Misconfigured, not crashed: the row waits (and retries) until the real adapter is set.
+        return _failed(row, str(exc), retryable=True, now=now)
     except Exception as exc:
         log.exception("notification %s: adapter crashed", row.pk)
         return _failed(row, f"{type(exc).__name__}: {exc}", retryable=True, now=now)

@@ -66,6 +66,16 @@ def test_every_api_route_requires_auth_unless_it_is_a_login_route(api) -> None:
                 assert op.get("security") == [{"BearerAuth": []}], (method, path)
 
 
+# No sandbox in production (issue 11, finding 15): the outside channels this test
+# deployment does not use are switched off explicitly.
+PRODUCTION_ADAPTERS = {
+    "MINIPROGRAM_ADAPTER": "apps.accounts.adapters.DisabledMiniProgram",
+    "NOTIFY_SMS_ADAPTER": "apps.notifications.adapters.DisabledChannel",
+    "NOTIFY_WECHAT_ADAPTER": "apps.notifications.adapters.DisabledChannel",
+    "NOTIFY_ALIPAY_ADAPTER": "apps.notifications.adapters.DisabledChannel",
+}
+
+
 def test_production_settings_pass_the_deploy_check(tmp_path: Path) -> None:
     key = lambda: base64.b64encode(secrets.token_bytes(32)).decode()  # noqa: E731
     env = {
@@ -82,6 +92,7 @@ def test_production_settings_pass_the_deploy_check(tmp_path: Path) -> None:
         "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
         "REDIS_URL": "redis://127.0.0.1:6379/2",
         "ALLOWED_HOSTS": "ih.example-hospital.cn",
+        **PRODUCTION_ADAPTERS,
     }
     run = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -101,6 +112,11 @@ def test_production_settings_pass_the_deploy_check(tmp_path: Path) -> None:
     )
     run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True)
     assert run.stdout.split() == ["False", "404", "404"], run.stdout + run.stderr
+    # The default (sandbox) adapters fail the check, naming each.
+    sandboxed = {k: v for k, v in env.items() if k not in PRODUCTION_ADAPTERS}
+    cmd = [sys.executable, "manage.py", "check"]
+    run = subprocess.run(cmd, cwd=ROOT, env=sandboxed, capture_output=True, text=True)
+    assert run.returncode != 0 and "hub.E010" in run.stderr and "SandboxMiniProgram" in run.stderr, run.stderr
     # And production refuses to start without its secrets.
     del env["FIELD_ENCRYPTION_KEY"]
     run = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)

@@ -99,5 +99,10 @@ def production_env(**extra: str) -> dict[str, str]:
         # The probe in DaphneServer.start speaks plain HTTP.
         "SECURE_SSL_REDIRECT": "0",
         "HUEY_IMMEDIATE": "0",
+        # No sandbox adapter in production (hub.outside): this process uses none of the outside channels.
+        "MINIPROGRAM_ADAPTER": "apps.accounts.adapters.DisabledMiniProgram",
+        "NOTIFY_SMS_ADAPTER": "apps.notifications.adapters.DisabledChannel",
+        "NOTIFY_WECHAT_ADAPTER": "apps.notifications.adapters.DisabledChannel",
+        "NOTIFY_ALIPAY_ADAPTER": "apps.notifications.adapters.DisabledChannel",
         **extra,
     }
