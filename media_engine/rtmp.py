@@ -150,6 +150,7 @@ class RtmpLimits:
     max_command: int = 64 * 1024  # bytes of one AMF command / data message
     setup_timeout: float = 10.0  # seconds from accept to an authorised publish (handshake, connect, publish)
     idle_timeout: float = 30.0  # seconds without a byte while not publishing
+    publish_read_timeout: float = 20.0  # seconds without a byte while publishing (a stalled or half-open push)
     max_per_ip: int = 10  # connections open at once from one client IP
     max_connections: int = 200  # connections open at once in all
 
@@ -221,8 +222,14 @@ class RtmpSession:
     # --- I/O ---
 
     async def read(self, n: int) -> bytes:
-        if self.room_id is not None:  # publishing: no deadline (a publisher is authorised)
-            data = await self.reader.readexactly(n)
+        if self.room_id is not None:
+            # Publishing: a live push sends frames many times a second; a publisher gone quiet
+            # (stalled network, half-open TCP) is closed so its players and recorder see it leave.
+            timeout = self.server.limits.publish_read_timeout
+            try:
+                data = await asyncio.wait_for(self.reader.readexactly(n), timeout)
+            except TimeoutError:
+                raise RtmpError(f"publisher silent for {timeout:g} s") from None
         else:
             timeout = self.server.limits.idle_timeout
             reason = f"idle for {timeout:g} s before publish"

@@ -190,14 +190,43 @@ async def test_amf0_decoding_is_bounded() -> None:
         amf0_decode(b"\x02\xff\xffabc")
 
 
+async def test_a_publisher_that_goes_quiet_is_closed(engine: MediaEngine, logs: Records) -> None:
+    """A publish is authorised, then nothing more arrives (a stalled phone, a half-open TCP
+    connection): the session ends after ``publish_read_timeout`` instead of holding the room."""
+    server = RtmpServer(engine, authorize, idle_timeout=5, setup_timeout=5, publish_read_timeout=0.5)
+    port = await server.start("127.0.0.1", 0)
+    try:
+        reader, writer = await handshake(port)
+        publish = amf0_encode("publish", 3, None, f"quiet?grant={grant('quiet', 'pusher')}", "live")
+        writer.write(
+            connect_command()
+            + encode_message(3, MessageType.COMMAND_AMF0, 0, amf0_encode("createStream", 2, None), chunk_size=128)
+            + encode_message(8, MessageType.COMMAND_AMF0, 1, publish, chunk_size=128)
+        )
+        await writer.drain()
+        for _ in range(50):
+            if server.sessions and next(iter(server.sessions)).room_id == "quiet":
+                break
+            await asyncio.sleep(0.05)
+        (session,) = server.sessions
+        assert session.peer_id == "pusher"  # admitted: the publish deadline no longer applies
+        assert 0.4 < await closed_within(reader, 4) < 3
+        writer.close()
+        assert not server.sessions
+        assert "pusher" not in engine.room("quiet").publishers
+    finally:
+        await server.close()
+    assert any("publisher silent for 0.5 s" in m for m in warnings(logs)), warnings(logs)
+
+
 async def test_an_ffmpeg_publish_still_works_under_the_limits(engine: MediaEngine) -> None:
-    server = RtmpServer(engine, authorize, idle_timeout=2, setup_timeout=5)
+    server = RtmpServer(engine, authorize, idle_timeout=2, setup_timeout=5, publish_read_timeout=1)
     port = await server.start("127.0.0.1", 0)
     push = await ffmpeg_push(f"rtmp://127.0.0.1:{port}/live/lim?grant={grant('lim', 'pusher')}", 6)
     try:
         publisher = await engine.room("lim").wait_publisher("pusher", timeout=10)
         assert sorted(publisher.sources) == ["audio", "video"]
-        await asyncio.sleep(4)  # past the setup and idle timeouts: a publisher is not cut
+        await asyncio.sleep(4)  # past the setup, idle and quiet timeouts: a live publisher is not cut
         assert push.returncode is None
         assert "pusher" in engine.room("lim").publishers
     finally:
