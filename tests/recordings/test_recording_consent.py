@@ -174,3 +174,45 @@ async def test_grant_then_start_and_withdrawal_mid_session_stops_the_recording(t
                 await pub.close()
             await d.close()
             await embedded.shutdown()
+
+
+async def test_a_withdrawal_that_races_the_start_refuses_it_and_keeps_nothing(tmp_path: Path) -> None:
+    """The doctor starts while nobody publishes yet (the node waits for a publisher); the
+    patient withdraws in that window, then publishes: the start is refused with the consent
+    code, no recording row, no file and no running recorder remain."""
+    video, audio = encode_h264(seconds=4.0, gop_frames=30), encode_opus(seconds=4.0)
+    with override_settings(MEDIA_EMBEDDED=True, MEDIA_NODE="embedded", RECORDINGS_ROOT=tmp_path):
+        room, doctor, _patient, _doctor_token, patient_token = await setup_room(consent=True)
+        client = AsyncClient()
+        d = await SocketClient.for_user(doctor, timeout=20)
+        pub = None
+        try:
+            # Over the socket: the REST view would hold the test's one sync thread for the whole start.
+            start = asyncio.create_task(d.request({"type": "media.record_start", "room": room}))
+            # The start passed its checks and registered the row; the node waits for a publisher.
+            for _ in range(300):
+                if await Recording.objects.filter(room_id=room).aexists():
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail(f"the start never registered: {await start}")
+            withdrawn = await client.post(
+                "/api/v1/accounts/consents",
+                {"purpose": "recording", "granted": False},
+                content_type="application/json",
+                headers={"Authorization": f"Bearer {patient_token}"},
+            )
+            assert withdrawn.status_code == 200 and withdrawn.json()["granted"] is False
+            grant = (await api_post(client, patient_token, f"/media/rooms/{room}/grant")).json()
+            pub = await publish_clips(whip_signal(client, grant["whip_url"], grant["token"]), video, audio)
+            answer = await asyncio.wait_for(start, 20)
+            assert answer["type"] == "error" and answer["code"] == CODE, answer
+            assert "患者尚未同意" in answer["message"], answer
+            assert not await Recording.objects.filter(room_id=room, status=Recording.Status.RECORDING).aexists()
+            assert room not in embedded.node().recorders
+            assert not list(tmp_path.rglob("*.mp4")), list(tmp_path.rglob("*"))
+        finally:
+            if pub is not None:
+                await pub.close()
+            await d.close()
+            await embedded.shutdown()
