@@ -271,3 +271,23 @@ def recordings_purge_expired(*, today: dt.date | None = None) -> int:
             locked.delete()
             purged += 1
     return purged
+
+
+def recording_discard(*, room_id: str, public_id: uuid.UUID, reason: str) -> bool:
+    """Delete a recording that must not exist (its start was refused after the node began
+    writing: a consent withdrawn in the start's window): the file and manifest first, then
+    the row if one is left. Audited; True when anything was removed."""
+    path = recordings_root() / storage_path(room_id=room_id, public_id=public_id)
+    removed = path.exists() or path.with_suffix(".manifest.json").exists()
+    path.unlink(missing_ok=True)
+    path.with_suffix(".manifest.json").unlink(missing_ok=True)
+    with transaction.atomic():
+        rows, _ = Recording.objects.filter(public_id=public_id).delete()
+        if removed or rows:
+            audit_record(
+                action="recording.discarded",
+                object_type="recording",
+                object_id=public_id,
+                detail={"room": room_id, "reason": reason},
+            )
+    return bool(removed or rows)

@@ -69,6 +69,7 @@ ACTION_LABELS: dict[str, str] = {
     "recording.replay": "回放问诊录像",
     "recording.recovered": "修复中断的录像",
     "recording.dropped": "丢弃无效录像",
+    "recording.discarded": "删除未获同意的录像",
     "recording.manifest_invalid": "录像完整性校验失败",
     "recording.legal_hold": "录像设为法律保全",
     "recording.legal_hold_lift": "解除录像法律保全",

@@ -33,6 +33,7 @@ from hub.errors import Forbidden, NotFound
 from hub.realtime.db import run_db
 from hub.realtime.sessions import publish_on_commit
 from recordings.models import Recording
+from recordings.services import recording_discard
 
 from .access import room_member
 from .control import UNREACHABLE, send_command, start_recording, stop_recording
@@ -139,6 +140,8 @@ async def stop_raced_start(recording: Recording, missing: list[User]) -> MediaEr
             await send_command(recording.node, "record.stop", recording.room_id)
         except UNREACHABLE as exc:
             log.warning("media node %s not told to stop %s: %r", recording.node, recording.public_id, exc)
+    # The start is refused: nothing it wrote may stay (every second of it followed the withdrawal).
+    await run_db(recording_discard, room_id=recording.room_id, public_id=recording.public_id, reason=CONSENT_WITHDRAWN)
     return MediaError(MediaCode.RECORDING_CONSENT_MISSING, patients=[u.pk for u in missing])
 
 

@@ -210,7 +210,11 @@ async def test_a_withdrawal_that_races_the_start_refuses_it_and_keeps_nothing(tm
             assert "患者尚未同意" in answer["message"], answer
             assert not await Recording.objects.filter(room_id=room, status=Recording.Status.RECORDING).aexists()
             assert room not in embedded.node().recorders
-            assert not list(tmp_path.rglob("*.mp4")), list(tmp_path.rglob("*"))
+            assert not [p for p in tmp_path.rglob("*") if p.is_file()], list(tmp_path.rglob("*"))
+            assert not await Recording.objects.filter(room_id=room).aexists()
+            # Whatever the node had written is gone, and that is on record (ids and codes only).
+            discarded = [e async for e in AuditEvent.objects.filter(action="recording.discarded")]
+            assert [e.detail for e in discarded] in ([], [{"room": room, "reason": "consent_withdrawn"}])
         finally:
             if pub is not None:
                 await pub.close()
