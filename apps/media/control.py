@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -149,16 +150,22 @@ async def revoke_sessions(token_ids: Iterable[int], *, timeout: float = REVOKE_T
     return sum(ended)
 
 
-def on_sessions_revoked(sender: Any, *, token_ids: Iterable[int], **_: Any) -> None:
-    """``apps.accounts.signals.sessions_revoked`` (sent after commit): end the login
-    sessions' media on every node. The logout has happened whatever the nodes answer."""
-    ids = list(token_ids)
-    if not ids:
-        return
+def _revoke_in_thread(ids: list[int]) -> None:
     try:
-        async_to_sync(revoke_sessions)(ids)
+        asyncio.run(revoke_sessions(ids))
     except Exception:
         log.warning("media nodes not told that %d login session(s) ended", len(ids), exc_info=True)
+
+
+def on_sessions_revoked(sender: Any, *, token_ids: Iterable[int], **_: Any) -> None:
+    """``apps.accounts.signals.sessions_revoked`` (sent after commit): end the login
+    sessions' media on every node. The logout has happened whatever the nodes answer,
+    and it never waits for them: the commands go out from a thread of their own (a
+    Django sync view runs on the one thread all sync views of the process share, so a
+    node that does not answer must not hold it)."""
+    ids = [int(t) for t in token_ids]
+    if ids:
+        threading.Thread(target=_revoke_in_thread, args=(ids,), name="media-session-revoke", daemon=True).start()
 
 
 async def node_call(cmd: str, room_id: str, *, timeout: float = 15.0, **data: Any) -> dict[str, Any]:

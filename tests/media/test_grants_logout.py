@@ -317,6 +317,12 @@ def test_logout_answers_when_the_media_node_is_unreachable(control_warnings: _Wa
         response = Api(token.raw).post(route)
     assert response.status_code in (200, 204), response.content
     assert AuthToken.objects.get(pk=token.token.pk).revoked_at is not None
+    # The logout did not wait for the node; the revocation warns once its wait is over.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(
+        f"login session {token.token.pk} ended" in m for m in control_warnings.messages
+    ):
+        time.sleep(0.1)
     assert any(f"login session {token.token.pk} ended" in m for m in control_warnings.messages), (
         control_warnings.messages
     )
@@ -372,3 +378,26 @@ def test_replay_url_from_an_ended_session_serves_nothing(
             assert kept.status_code == 403 and kept.json()["code"] == "grant.revoked"
         else:
             assert kept.status_code == 206 and len(b"".join(kept.streaming_content)) == 100
+
+
+# --- the node's memory of ended sessions is bounded ---------------------------------------
+
+
+def test_the_nodes_revoked_sessions_are_bounded_and_expire() -> None:
+    from media_engine.room import REVOKE_MAX_SECONDS, RevokedSessions
+
+    revoked = RevokedSessions(max_entries=3)
+    now = 1_000_000.0
+    for i, left in enumerate((30.0, 10.0, 20.0)):
+        revoked.revoke(f"s{i}", now + left, now=now)
+    assert all(revoked.is_revoked(f"s{i}", now=now) for i in range(3))
+    assert not revoked.is_revoked("other", now=now) and not revoked.is_revoked("", now=now)
+    # Full: a new sid makes room by dropping the one that runs out first (s1), never grows.
+    revoked.revoke("s3", now + 40, now=now)
+    assert len(revoked) == 3 and not revoked.is_revoked("s1", now=now) and revoked.is_revoked("s3", now=now)
+    # Past its time a sid is admitted again (its grants have all expired by then) and forgotten.
+    assert not revoked.is_revoked("s2", now=now + 21) and len(revoked) == 2
+    # Whatever a command asks, a sid is kept at most REVOKE_MAX_SECONDS.
+    revoked.revoke("long", now + 10 * REVOKE_MAX_SECONDS, now=now)
+    assert revoked.is_revoked("long", now=now + REVOKE_MAX_SECONDS - 1)
+    assert not revoked.is_revoked("long", now=now + REVOKE_MAX_SECONDS + 1)
