@@ -95,7 +95,7 @@ async def send_command(node: str, cmd: str, room_id: str, *, timeout: float = 15
     return result
 
 
-# How long a logout waits for the media nodes to confirm a revocation (then it warns).
+# How long a revocation waits for each media node to confirm it (then it warns; the logout never waits).
 REVOKE_TIMEOUT_SECONDS = 3.0
 
 
