@@ -112,6 +112,7 @@ class HubCode(StrEnum):
     GRANT_INVALID = "grant.invalid"
     GRANT_MALFORMED = "grant.malformed"
     GRANT_EXPIRED = "grant.expired"
+    GRANT_REVOKED = "grant.revoked"  # issued under a session that has since ended (logout)
 
 
 HUB_ERRORS: dict[str, ErrorSpec] = {
@@ -126,6 +127,7 @@ HUB_ERRORS: dict[str, ErrorSpec] = {
     HubCode.GRANT_INVALID: ErrorSpec(403, "授权凭证无效"),
     HubCode.GRANT_MALFORMED: ErrorSpec(403, "授权凭证格式不正确"),
     HubCode.GRANT_EXPIRED: ErrorSpec(403, "授权凭证已过期"),
+    HubCode.GRANT_REVOKED: ErrorSpec(403, "登录已退出，授权凭证已失效"),
 }
 
 

@@ -4,7 +4,11 @@
 publisher; ``GET /hls/<room>/index.m3u8?grant=...`` serves the playlist (the
 grant is appended to every segment URI) and ``/hls/<room>/<segment>.ts``.
 ``authorize(room, grant)`` (hub-signed grant with ``subscribe``) returns the
-viewer id or raises. A small HTTP/1.1 subset on asyncio: no Django here.
+viewer id (or the viewer and the grant's login session ``sid``) or raises. A
+grant whose login session was revoked (``engine.revoked``) is refused with
+``grant.revoked`` on every request (HLS playlists and segments included), and an
+FLV reader registers itself under its sid so a revocation ends its stream. A
+small HTTP/1.1 subset on asyncio: no Django here.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .live import LiveOutputs
-from .room import MediaEngine, MediaError
+from .room import MediaEngine, MediaError, admission
 
 log = logging.getLogger(__name__)
 
-Authorize = Callable[[str, str], str]
+Authorize = Callable[[str, str], str | tuple[str, str]]
 _FLV = re.compile(r"^/live/([\w.-]+)\.flv$")
 _HLS = re.compile(r"^/hls/([\w.-]+)/(index\.m3u8|seg\d+\.ts)$")
 PLAYLIST_WAIT_SECONDS = 10.0
@@ -94,9 +98,12 @@ class LiveHttpServer:
             return
         room_id = (flv or hls).group(1)  # type: ignore[union-attr]
         try:
-            self.authorize(room_id, grant)
+            _viewer, sid = admission(self.authorize(room_id, grant))
         except Exception:
             await self._error(writer, "403 Forbidden", "grant.invalid", "授权凭证无效")
+            return
+        if self.engine.revoked.is_revoked(sid):
+            await self._error(writer, "403 Forbidden", "grant.revoked", "登录已退出，授权凭证已失效")
             return
         room = self.engine.rooms.get(room_id)
         publisher = next(iter(room.publishers.values()), None) if room is not None else None
@@ -104,14 +111,23 @@ class LiveHttpServer:
             await self._error(writer, "404 Not Found", "media.no_publisher", "对方尚未开始推流")
             return
         if flv is not None:
-            await self._serve_flv(writer, room_id, publisher)
+            await self._serve_flv(writer, room_id, publisher, sid)
         else:
             assert hls is not None
             await self._serve_hls(writer, room_id, publisher, hls.group(2), grant)
 
-    async def _serve_flv(self, writer: asyncio.StreamWriter, room_id: str, publisher: object) -> None:
+    async def _serve_flv(self, writer: asyncio.StreamWriter, room_id: str, publisher: object, sid: str = "") -> None:
         stream = self.outputs.flv_stream(room_id, publisher)  # type: ignore[arg-type]
         viewer = stream.add_viewer()
+        revoked: list[bool] = []
+
+        def revoke() -> None:
+            # The reader's login session ended: stop at once (nothing queued is sent).
+            log.info("http-flv reader of room %s ended: its login session was revoked", room_id)
+            revoked.append(True)
+            viewer.put(None)
+
+        untrack = self.engine.track_sid(sid, revoke)
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nTransfer-Encoding: chunked\r\n"
             b"Access-Control-Allow-Origin: *\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
@@ -119,7 +135,7 @@ class LiveHttpServer:
         try:
             while True:
                 data = await viewer.get()
-                if data is None:
+                if data is None or revoked:
                     break
                 while not viewer.queue.empty():  # coalesce what is already queued
                     more = viewer.queue.get_nowait()
@@ -128,13 +144,17 @@ class LiveHttpServer:
                         break
                     viewer.pending -= len(more)
                     data += more
+                if revoked:
+                    break
                 writer.write(b"%x\r\n%s\r\n" % (len(data), data))
                 await writer.drain()
                 if viewer.closed and viewer.queue.empty():
                     break
-            writer.write(b"0\r\n\r\n")
-            await writer.drain()
+            if not revoked:
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
         finally:
+            untrack()
             stream.remove_viewer(viewer)
             if stream.viewer_count == 0 and self.outputs.flv.get((room_id, stream.publisher.peer_id)) is stream:
                 self.outputs.release_if_idle(room_id, stream.publisher)

@@ -2,7 +2,11 @@
 
 Commands are dicts from the hub (over the channel layer in ``run_media_node``,
 or in-process in the embedded mode). Each carries a hub-signed ``node`` grant
-naming the command and the room; nothing else is trusted. Events
+naming the command and the room (and the peer and login session ``sid`` it
+acts for); nothing else is trusted. ``session.revoke`` (a logout on the hub)
+refuses that sid's grants until they have all expired and ends what it
+opened: WebRTC publications and playbacks, RTMP pushes, HTTP-FLV readers
+(:meth:`MediaEngine.revoke_sid`). Events
 (``record.started``, ``record.stopped``, ``room.closed``...) go back through
 ``emit`` so the hub keeps ``recordings.Recording`` rows.
 """
@@ -33,8 +37,11 @@ COMMANDS = (
     "peer.play",
     "peer.leave",
     "session.end",
+    "session.revoke",
 )
 PEER_COMMANDS = ("peer.publish", "peer.play", "peer.leave")
+# Commands acting for a login session carry its ``sid`` in the signed grant as well.
+SID_COMMANDS = ("peer.publish", "peer.play", "session.revoke")
 PLAY_WAIT_MAX = 5.0
 
 
@@ -71,6 +78,11 @@ class MediaNode:
                 raise GrantError("grant.invalid", "授权凭证与命令不符")
             if cmd in PEER_COMMANDS and (not command.get("peer") or grant.get("peer") != command.get("peer")):
                 raise GrantError("grant.invalid", "授权凭证与成员不符")
+            sid = str(command.get("sid") or "")
+            if cmd in SID_COMMANDS and str(grant.get("sid") or "") != sid:
+                raise GrantError("grant.invalid", "授权凭证与登录会话不符")
+            if cmd in ("peer.publish", "peer.play") and self.engine.revoked.is_revoked(sid):
+                raise GrantError("grant.revoked", "登录已退出，授权凭证已失效")
             return {"ok": True, **await getattr(self, "_" + cmd.replace(".", "_"))(room_id, command)}
         except (GrantError, MediaError) as exc:
             log.info("node %s refused %s %s: %s", self.name, cmd, room_id, exc.code)
@@ -98,7 +110,7 @@ class MediaNode:
         (a client that reconnects publishes again) and its players follow."""
         peer = str(command["peer"])
         room = self.engine.room(room_id)
-        sdp = await room.publish(peer, str(command.get("sdp", "")))
+        sdp = await room.publish(peer, str(command.get("sdp", "")), sid=str(command.get("sid") or ""))
         return {"sdp": sdp, "session": room.publishers[peer].session}
 
     async def _peer_play(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +125,8 @@ class MediaNode:
             if found is None:
                 raise MediaError("media.no_publisher", "对方尚未开始推流")
             publisher = found
-        answer = await room.subscribe(peer, str(command.get("sdp", "")), publisher_id=publisher.peer_id)
+        sid = str(command.get("sid") or "")
+        answer = await room.subscribe(peer, str(command.get("sdp", "")), publisher_id=publisher.peer_id, sid=sid)
         return {"sdp": answer, "publisher": publisher.peer_id, "session": room.subscribers[peer].session}
 
     async def _peer_leave(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
@@ -127,6 +140,16 @@ class MediaNode:
         a session already gone, or replaced by a newer one of the peer, is left alone."""
         room = self.engine.rooms.get(room_id)
         ended = await room.end_session(str(command.get("session", ""))) if room is not None else False
+        return {"ended": ended}
+
+    async def _session_revoke(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        """A login session ended on the hub: refuse its grants until ``until`` (Unix
+        seconds, when the last of them expires) and end every session opened with one."""
+        sid = str(command.get("sid") or "")
+        if not sid:
+            raise MediaError("media.bad_command", "缺少登录会话")
+        ended = await self.engine.revoke_sid(sid, float(command.get("until") or 0))
+        log.info("node %s: login session %s revoked, %d media session(s) ended", self.name, sid, ended)
         return {"ended": ended}
 
     async def _record_start(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:

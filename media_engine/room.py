@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import secrets
 import time
@@ -26,6 +27,60 @@ PUBLISHER_SILENCE_SECONDS = 3.0
 # ... and one that never delivered anything this long after it joined.
 PUBLISHER_FIRST_PACKET_SECONDS = 10.0
 WATCH_INTERVAL_SECONDS = 0.5
+
+
+# The longest a revoked login session is remembered (whatever the hub asks): bounds the map.
+REVOKE_MAX_SECONDS = 24 * 3600.0
+REVOKE_MAX_ENTRIES = 100_000
+
+
+def admission(result: str | tuple[str, str]) -> tuple[str, str]:
+    """``(peer, sid)`` from an authoriser's answer: a peer id alone (no login session, as
+    in the engine's own tests and tools) or the peer and the sid its grant carries."""
+    if isinstance(result, tuple):
+        return str(result[0]), str(result[1] or "")
+    return str(result), ""
+
+
+class RevokedSessions:
+    """Login sessions (``sid`` of the grants) that ended: sid -> until (Unix seconds).
+
+    A grant carrying a revoked sid is refused until ``until``, the moment every grant
+    issued under it has expired (the hub sends its longest grant TTL from the logout).
+    Bounded: entries past their time are dropped, ``until`` is capped at
+    :data:`REVOKE_MAX_SECONDS`, and the map holds at most :data:`REVOKE_MAX_ENTRIES`
+    (the entry that runs out first makes room)."""
+
+    def __init__(self, *, max_entries: int = REVOKE_MAX_ENTRIES) -> None:
+        self._until: dict[str, float] = {}
+        self._max = max_entries
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def revoke(self, sid: str, until: float, *, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        until = min(float(until), now + REVOKE_MAX_SECONDS)
+        if not sid or until <= now:
+            return
+        self._prune(now)
+        if sid not in self._until and len(self._until) >= self._max:
+            del self._until[min(self._until, key=self._until.__getitem__)]
+        self._until[sid] = max(until, self._until.get(sid, 0.0))
+
+    def is_revoked(self, sid: str, *, now: float | None = None) -> bool:
+        until = self._until.get(sid) if sid else None
+        if until is None:
+            return False
+        if until <= (time.time() if now is None else now):
+            del self._until[sid]
+            return False
+        return True
+
+    def _prune(self, now: float) -> None:
+        for sid, until in list(self._until.items()):
+            if until <= now:
+                del self._until[sid]
 
 
 def new_session_id() -> str:
@@ -54,6 +109,8 @@ class Publisher:
     on_replaced: Callable[[], Any] | None = None
     session: str = field(default_factory=new_session_id)
     watchdog: asyncio.Task[None] | None = None
+    # The login session (grant ``sid``) this publication was opened under; "" for none.
+    sid: str = ""
 
 
 @dataclass
@@ -63,6 +120,7 @@ class Subscriber:
     pc: RTCPeerConnection
     tracks: dict[str, ForwardedTrack] = field(default_factory=dict)
     session: str = field(default_factory=new_session_id)
+    sid: str = ""  # the login session this playback was opened under
 
 
 def offered_kinds(sdp: str) -> set[str]:
@@ -98,13 +156,14 @@ class Room:
 
     # --- publishing ------------------------------------------------------
 
-    async def publish(self, peer_id: str, offer_sdp: str) -> str:
+    async def publish(self, peer_id: str, offer_sdp: str, *, sid: str = "") -> str:
         """Accept a publisher's offer; returns the SDP answer.
 
         H.264 constrained baseline is preferred (set before the remote
         description, where aiortc picks codecs); VP8 is accepted. A new offer
         of a peer already publishing replaces that publication (a reloaded
-        page, a reconnect): its players follow the new one.
+        page, a reconnect): its players follow the new one. ``sid`` is the
+        login session it was opened under (:meth:`end_sid` ends it at logout).
         """
         pc = self._new_pc()
         kinds = offered_kinds(offer_sdp)
@@ -113,7 +172,7 @@ class Room:
             video.setCodecPreferences(video_codec_preferences())
         if "audio" in kinds:
             pc.addTransceiver("audio", direction="recvonly")
-        publisher = Publisher(peer_id=peer_id, pc=pc)
+        publisher = Publisher(peer_id=peer_id, pc=pc, sid=sid)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             for transceiver in pc.getTransceivers():
@@ -248,7 +307,7 @@ class Room:
 
     # --- subscribing -----------------------------------------------------
 
-    async def subscribe(self, peer_id: str, offer_sdp: str, *, publisher_id: str) -> str:
+    async def subscribe(self, peer_id: str, offer_sdp: str, *, publisher_id: str, sid: str = "") -> str:
         """Answer a player's offer with the publisher's tracks, forwarded encoded.
 
         The subscription outlives the publication: when the publisher leaves or
@@ -260,7 +319,7 @@ class Room:
         if peer_id in self.subscribers:
             await self._close_subscriber(peer_id)
         pc = self._new_pc()
-        subscriber = Subscriber(peer_id=peer_id, publisher_id=publisher_id, pc=pc)
+        subscriber = Subscriber(peer_id=peer_id, publisher_id=publisher_id, pc=pc, sid=sid)
         try:
             kinds = offered_kinds(offer_sdp)
             for kind in ("video", "audio"):
@@ -370,6 +429,20 @@ class Room:
             await self._close_subscriber(entry.peer_id, expected=entry)
         return entry is not None
 
+    async def end_sid(self, sid: str) -> int:
+        """End every publication and playback opened under login session ``sid`` (its
+        logout); those of the same peer under another session stay. Returns how many."""
+        if not sid:
+            return 0
+        ended = 0
+        for subscriber in [s for s in self.subscribers.values() if s.sid == sid]:
+            await self._close_subscriber(subscriber.peer_id, expected=subscriber)
+            ended += 1
+        for publisher in [p for p in self.publishers.values() if p.sid == sid]:
+            await self.unpublish(publisher.peer_id, expected=publisher)
+            ended += 1
+        return ended
+
     async def close(self) -> None:
         for peer_id in list(self.subscribers):
             await self._close_subscriber(peer_id)
@@ -404,6 +477,10 @@ class MediaEngine:
         self._configuration = configuration
         self._on_event = on_event
         self.rooms: dict[str, Room] = {}
+        self.revoked = RevokedSessions()
+        # sid -> closers of connections outside the rooms' peer connections opened under it
+        # (an RTMP push, an HTTP-FLV reader): :meth:`revoke_sid` calls them.
+        self._closers: dict[str, set[Callable[[], Any]]] = {}
 
     def room(self, room_id: str) -> Room:
         """The room, created on first use."""
@@ -411,6 +488,40 @@ class MediaEngine:
         if room is None:
             room = self.rooms[room_id] = Room(room_id, configuration=self._configuration, on_event=self._on_event)
         return room
+
+    def track_sid(self, sid: str, close: Callable[[], Any]) -> Callable[[], None]:
+        """Register ``close`` (sync or async) to be called when login session ``sid`` is
+        revoked; returns the function that unregisters it (call it when the connection ends)."""
+        if not sid:
+            return lambda: None
+        self._closers.setdefault(sid, set()).add(close)
+
+        def untrack() -> None:
+            closers = self._closers.get(sid)
+            if closers is not None:
+                closers.discard(close)
+                if not closers:
+                    del self._closers[sid]
+
+        return untrack
+
+    async def revoke_sid(self, sid: str, until: float) -> int:
+        """Login session ``sid`` ended: refuse its grants until ``until`` (Unix seconds) and
+        end what it opened here (WebRTC publications and playbacks in every room, RTMP
+        pushes, HTTP-FLV readers). Returns how many sessions were ended."""
+        self.revoked.revoke(sid, until)
+        ended = 0
+        for room in list(self.rooms.values()):
+            ended += await room.end_sid(sid)
+        for close in list(self._closers.pop(sid, ())):
+            try:
+                result = close()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("closing a connection of a revoked session failed")
+            ended += 1
+        return ended
 
     async def close_room(self, room_id: str) -> None:
         room = self.rooms.pop(room_id, None)

@@ -15,7 +15,11 @@ passes through (AVCC -> Annex-B, SPS/PPS in front of every keyframe). AAC is
 passed through too, as ``publisher.aac_audio`` (FLV/HLS take it as it is), and
 transcoded to Opus once per track for ``sources["audio"]`` only while an Opus
 consumer (WebRTC subscriber, recorder) is attached. The stream name is ``<room>?grant=...``;
-``authorize(room, grant)`` returns the peer id or raises.
+``authorize(room, grant)`` returns the peer id (or the peer and the grant's login
+session ``sid``) or raises. A push registers itself under its sid
+(:meth:`MediaEngine.track_sid`): when that login session is revoked the
+connection is closed, its URL no longer reconnects, and a grant of that sid is
+refused (``engine.revoked``).
 
 Limits (keyword settings of :class:`RtmpServer`, see :class:`RtmpLimits`): a
 message may be 1 MiB until a publish is authorised and 8 MiB after; AMF
@@ -50,7 +54,7 @@ from .codecs import EncodedPacket
 from .flv import AvcConfig, annexb, avcc_to_annexb, parse_avc_config
 from .forwarding import TrackSource
 from .grants import GrantError
-from .room import MediaEngine, Publisher
+from .room import MediaEngine, Publisher, admission
 from .rtmp_chunks import (
     ChunkReader,
     ChunkStreamId,
@@ -70,7 +74,7 @@ from .rtmp_chunks import (
 
 log = logging.getLogger(__name__)
 
-Authorize = Callable[[str, str], str]
+Authorize = Callable[[str, str], str | tuple[str, str]]
 _VIDEO_TB = fractions.Fraction(1, 90000)
 _AAC_TB = fractions.Fraction(1, 1000)  # RTMP timestamps, the video's clock
 _OUT_CHUNK = 4096  # the chunk size this server sends with (announced by Set Chunk Size on connect)
@@ -208,6 +212,9 @@ class RtmpSession:
         self.peer_id: str | None = None
         self.publisher: Publisher | None = None
         self.lease = ""  # the grant that admitted this push
+        self.sid = ""  # the login session of that grant ("" for none)
+        self.revoked = False  # closed because that login session ended
+        self._untrack: Callable[[], None] = lambda: None
         self.tracks: dict[str, QueueTrack] = {}
         self.avc: AvcConfig | None = None
         self.aac: AudioTranscoder | None = None  # AAC -> Opus, while an Opus consumer is attached
@@ -344,7 +351,7 @@ class RtmpSession:
         if not grant and "?" in self.app:
             grant = urllib.parse.parse_qs(self.app.partition("?")[2]).get("grant", [""])[0]
         try:
-            self.peer_id = self.server.admit(room_id, grant)
+            self.peer_id, self.sid = self.server.admit(room_id, grant)
             self.lease = grant
         except Exception as exc:
             log.info("rtmp publish to %r refused: %s", room_id, exc)
@@ -358,6 +365,7 @@ class RtmpSession:
             await self.writer.drain()
             raise RtmpError("publish refused") from exc
         self.room_id = room_id
+        self._untrack = self.server.engine.track_sid(self.sid, self._revoke)
         self.setup_deadline = None
         self.chunks.max_message = self.server.limits.max_message
         self.control(MessageType.USER_CONTROL, user_control(UserControlEvent.STREAM_BEGIN, stream_id))
@@ -373,7 +381,7 @@ class RtmpSession:
     async def _ensure_publisher(self) -> None:
         if self.publisher is not None or self.room_id is None or self.peer_id is None:
             return
-        publisher = Publisher(peer_id=self.peer_id, pc=None)
+        publisher = Publisher(peer_id=self.peer_id, pc=None, sid=self.sid)
         for kind in sorted(self.kinds):
             track = self.tracks[kind] = QueueTrack(kind)
             label = f"{self.room_id}/{self.peer_id}/{kind}/rtmp"
@@ -401,6 +409,12 @@ class RtmpSession:
         publisher.on_replaced = self._replaced
         self.publisher = publisher
         await self.server.engine.room(self.room_id).add_publisher(publisher)
+
+    def _revoke(self) -> None:
+        """The login session of this push's grant ended (logout): close the connection."""
+        log.info("rtmp publisher %s in room %s ended: its login session was revoked", self.peer_id, self.room_id)
+        self.revoked = True
+        self.writer.close()
 
     def _replaced(self) -> None:
         """A new push of the same peer took over (a reconnecting live-pusher): drop this one."""
@@ -507,8 +521,12 @@ class RtmpSession:
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()
         self.server.sessions.discard(self)
+        self._untrack()
         if self.lease:
-            self.server.release(self.lease)
+            if self.revoked:
+                self.server.forget(self.lease)  # no reconnect with the URL of an ended login
+            else:
+                self.server.release(self.lease)
             self.lease = ""
 
 
@@ -524,8 +542,8 @@ class RtmpServer:
         self.limits = dataclasses.replace(limits or RtmpLimits(), **settings)
         self.sessions: set[RtmpSession] = set()
         self.connections: dict[str, int] = {}  # client IP -> connections open (sessions and handshakes)
-        # sha256(grant) -> (room, peer, usable until (monotonic) or None while a session holds it)
-        self._leases: dict[str, tuple[str, str, float | None]] = {}
+        # sha256(grant) -> (room, peer, usable until (monotonic) or None while a session holds it, sid)
+        self._leases: dict[str, tuple[str, str, float | None, str]] = {}
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -535,21 +553,29 @@ class RtmpServer:
         log.info("rtmp ingest listening on %s:%d", host, self.port)
         return self.port
 
-    def admit(self, room_id: str, grant: str) -> str:
-        """The peer a push with this grant publishes as. The grant admits joining; once it has,
-        the same URL reconnects while its session lives and for :data:`RECONNECT_SECONDS`
-        after, even past the grant's expiry."""
+    def admit(self, room_id: str, grant: str) -> tuple[str, str]:
+        """The peer a push with this grant publishes as, and its login session. The grant
+        admits joining; once it has, the same URL reconnects while its session lives and for
+        :data:`RECONNECT_SECONDS` after, even past the grant's expiry, unless its login
+        session was revoked meanwhile."""
         key = hashlib.sha256(grant.encode()).hexdigest()
         try:
-            peer = self.authorize(room_id, grant)
+            peer, sid = admission(self.authorize(room_id, grant))
         except GrantError as exc:
             lease = self._leases.get(key)
             usable = lease is not None and lease[0] == room_id and (lease[2] is None or lease[2] >= time.monotonic())
             if exc.code != "grant.expired" or lease is None or not usable:
                 raise
-            peer = lease[1]
-        self._leases[key] = (room_id, peer, None)
-        return peer
+            peer, sid = lease[1], lease[3]
+        if self.engine.revoked.is_revoked(sid):
+            self._leases.pop(key, None)
+            raise GrantError("grant.revoked", "登录已退出，授权凭证已失效")
+        self._leases[key] = (room_id, peer, None, sid)
+        return peer, sid
+
+    def forget(self, grant: str) -> None:
+        """Drop the lease of ``grant`` (its login session ended: no reconnect)."""
+        self._leases.pop(hashlib.sha256(grant.encode()).hexdigest(), None)
 
     def release(self, grant: str) -> None:
         """The session admitted by ``grant`` ended: its URL may reconnect for a while."""
@@ -557,12 +583,12 @@ class RtmpServer:
         key = hashlib.sha256(grant.encode()).hexdigest()
         if any(s.lease == grant for s in self.sessions):
             return  # another session (the reconnect) still holds it
-        for k, (_, _, until) in list(self._leases.items()):
+        for k, (_, _, until, _) in list(self._leases.items()):
             if until is not None and until < now:
                 del self._leases[k]
         lease = self._leases.get(key)
         if lease is not None:
-            self._leases[key] = (lease[0], lease[1], now + RECONNECT_SECONDS)
+            self._leases[key] = (lease[0], lease[1], now + RECONNECT_SECONDS, lease[3])
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = RtmpSession(self, reader, writer)

@@ -90,7 +90,7 @@ def recordings_find(request: HttpRequest, params: Query[PageParams], room_id: st
 )
 def recordings_replay(request: HttpRequest, public_id: uuid.UUID) -> dict[str, Any]:
     user = require_roles(request, CLINICAL_ROLES)
-    return recording_replay(recording=_get(public_id), user=user)
+    return recording_replay(recording=_get(public_id), user=user, sid=request.auth_token.pk)  # type: ignore[attr-defined]
 
 
 @router.post(

@@ -174,11 +174,13 @@ def node_lost(node: str) -> list[Recording]:
     return sealed
 
 
-def replay_grant(*, recording_public_id: str, user_id: int) -> tuple[str, int]:
-    """A grant embedded in an expiring replay URL; returns (token, exp)."""
+def replay_grant(*, recording_public_id: str, user_id: int, sid: int) -> tuple[str, int]:
+    """A grant embedded in an expiring replay URL; returns (token, exp). ``sid`` is the login
+    session (``AuthToken`` id) it is issued under: the file view refuses it once that
+    session has ended (``grant.revoked``)."""
     now = time.time()
     token = sign_grant(
-        {"purpose": "replay", "rec": recording_public_id, "uid": user_id},
+        {"purpose": "replay", "rec": recording_public_id, "uid": user_id, "sid": int(sid)},
         key=grant_key(),
         ttl_seconds=settings.RECORDING_REPLAY_URL_TTL_SECONDS,
         now=now,
@@ -192,8 +194,9 @@ def may_replay(*, recording: Recording, user: User) -> bool:
     return user.role in CLINICAL_ROLES and recording.participants.filter(id=user.id).exists()
 
 
-def recording_replay(*, recording: Recording, user: User) -> dict[str, Any]:
-    """Issue an expiring signed replay URL; every replay (and refusal) is audited."""
+def recording_replay(*, recording: Recording, user: User, sid: int) -> dict[str, Any]:
+    """Issue an expiring signed replay URL, valid while login session ``sid`` lives; every
+    replay (and refusal) is audited."""
     if recording.status == Recording.Status.RECORDING or not may_replay(recording=recording, user=user):
         audit_record(
             action="recording.replay",
@@ -219,7 +222,7 @@ def recording_replay(*, recording: Recording, user: User) -> dict[str, Any]:
             detail={"reason": "integrity"},
         )
         raise ManifestInvalid()
-    token, exp = replay_grant(recording_public_id=str(recording.public_id), user_id=user.id)
+    token, exp = replay_grant(recording_public_id=str(recording.public_id), user_id=user.id, sid=sid)
     audit_record(
         action="recording.replay",
         actor=user,

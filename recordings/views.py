@@ -1,4 +1,8 @@
-"""Recording replay outside the JSON API: the MP4 with range requests, for a replay grant."""
+"""Recording replay outside the JSON API: the MP4 with range requests, for a replay grant.
+
+A replay grant carries the login session it was issued under (``sid``): once that
+session has ended (logout, log out everywhere, an admin's revoke...) the URL
+answers ``grant.revoked`` (403) and serves nothing, even before it expires."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from django.views.decorators.http import require_GET
 
 from hub.crypto import grant_key
 from hub.errors import HubCode, HubError, NotFound, renders_errors
+from hub.identity import identity
 from media_engine.grants import GrantError, verify_grant
 
 from .models import Recording
@@ -42,8 +47,11 @@ def recording_replay_file(request: HttpRequest, public_id: uuid.UUID) -> HttpRes
         grant = verify_grant(token, key=grant_key(), purpose="replay")
     except GrantError as exc:
         raise HubError.from_grant(exc.code, exc.message) from None
-    if grant.get("rec") != str(public_id):
+    sid = grant.get("sid")
+    if grant.get("rec") != str(public_id) or not isinstance(sid, int) or isinstance(sid, bool):
         raise HubError(HubCode.GRANT_INVALID)
+    if not identity().token_live(sid):  # a sync view: this read runs off the event loop
+        raise HubError(HubCode.GRANT_REVOKED)
     recording = Recording.objects.filter(public_id=public_id).first()
     if recording is None:
         raise NotFound("录像")

@@ -43,7 +43,7 @@ from .models import (
 )
 from .passwords import generate_password, password_expired, password_problems
 from .roles import ADMIN_ROLES, STAFF_ROLES, TOTP_ROLES, Role
-from .signals import consent_changed
+from .signals import consent_changed, sessions_revoked
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,7 @@ def token_revoke(*, token: AuthToken, reason: str) -> None:
                 object_id=token.pk,
                 detail={"reason": reason},
             )
+            _sessions_revoked_on_commit(user_id=token.user_id, token_ids=[token.pk], reason=reason)
         end_sessions_on_commit(token_id=token.pk, reason=reason)
 
 
@@ -159,14 +160,34 @@ def user_revoke_all_tokens(*, user: User, reason: str, keep: AuthToken | None = 
     """Revoke every token of ``user`` (but ``keep``) and close their sockets (after commit)."""
     tokens = AuthToken.objects.filter(user=user, revoked_at__isnull=True)
     if keep is None:
-        count = tokens.update(revoked_at=timezone.now())
+        now = timezone.now()
+        count = tokens.update(revoked_at=now)
+        revoked = AuthToken.objects.filter(user=user, revoked_at=now).values_list("pk", flat=True)
+        _sessions_revoked_on_commit(user_id=user.pk, token_ids=list(revoked), reason=reason)
         end_sessions_on_commit(user_id=user.pk, reason=reason)
         return count
     ids = list(tokens.exclude(pk=keep.pk).values_list("pk", flat=True))
     count = AuthToken.objects.filter(pk__in=ids, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    _sessions_revoked_on_commit(user_id=user.pk, token_ids=ids, reason=reason)
     for token_id in ids:
         end_sessions_on_commit(token_id=token_id, reason=reason)
     return count
+
+
+def _sessions_revoked_on_commit(*, user_id: int, token_ids: list[int], reason: str) -> None:
+    """Once the revocation is durable, tell the subscribers (media ends what those
+    sessions opened); a receiver that fails is logged and never undoes the logout."""
+    if not token_ids:
+        return
+
+    def send() -> None:
+        for receiver, result in sessions_revoked.send_robust(
+            sender=AuthToken, user_id=user_id, token_ids=token_ids, reason=reason
+        ):
+            if isinstance(result, Exception):
+                log.error("sessions_revoked receiver %r failed: %r", receiver, result)
+
+    transaction.on_commit(send)
 
 
 def user_logout_everywhere(*, user: User) -> int:

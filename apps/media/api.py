@@ -69,8 +69,14 @@ def _node_bases(request: HttpRequest) -> tuple[str, str]:
 )
 def media_room_grant(request: HttpRequest, room_id: str) -> dict[str, Any]:
     access = room_access(request.auth, room_id)  # type: ignore[attr-defined]
+    # The grant carries this login session (sid): refused by the hub and the node once it ends.
     token = room_grant(
-        room_id=room_id, peer_id=access.peer_id, role=access.role, publish=access.publish, subscribe=access.subscribe
+        room_id=room_id,
+        peer_id=access.peer_id,
+        role=access.role,
+        publish=access.publish,
+        subscribe=access.subscribe,
+        sid=request.auth_token.pk,  # type: ignore[attr-defined]
     )
     rtmp, live = _node_bases(request)
     return {

@@ -7,10 +7,14 @@ class MediaConfig(AppConfig):
     verbose_name = "音视频"
 
     def ready(self) -> None:
-        from apps.accounts.signals import consent_changed
+        from apps.accounts.signals import consent_changed, sessions_revoked
 
         from . import realtime  # noqa: F401  (registers the media.* socket frames)
+        from .control import on_sessions_revoked
         from .recording import on_consent_changed
 
         # A withdrawn recording consent stops the patient's running recordings at once.
         consent_changed.connect(on_consent_changed, dispatch_uid="media.recording_consent")
+        # A login session that ends (logout...) ends its media: the nodes refuse its grants
+        # and close what it opened.
+        sessions_revoked.connect(on_sessions_revoked, dispatch_uid="media.sessions_revoked")

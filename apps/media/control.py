@@ -6,12 +6,21 @@ Commands go to the node's channel (``media.node.<name>``) with a short-lived
 by ``recordings.services.handle_event``. When a node dies (SIGKILL, lost
 host), ``recordings.services.node_lost`` seals its open recordings from the
 cut files with the gap noted in the manifest.
+
+A login session that ends (``apps.accounts.signals.sessions_revoked``, sent on
+commit of a logout, a revoke-all, an admin revoke, a password change...) is
+sent to every media node as ``session.revoke`` (:func:`on_sessions_revoked`):
+the node refuses that session's grants until they have all expired and ends
+what it opened. A node that does not answer gets a warning and never fails
+the logout: the grant TTL bounds what it may still admit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +33,7 @@ from redis.exceptions import RedisError
 from apps.accounts.models import User
 from hub.crypto import grant_key
 from media_engine.grants import sign_grant
+from media_engine.rtmp import RECONNECT_SECONDS
 from recordings.models import Recording
 from recordings.services import handle_event, node_lost, recording_recover_or_drop, recording_register
 
@@ -65,7 +75,7 @@ async def send_command(node: str, cmd: str, room_id: str, *, timeout: float = 15
     call; a remote node over the channel layer. Either way the node checks the
     hub-signed grant.
     """
-    claims = {"peer": data["peer"]} if "peer" in data else {}
+    claims = {key: data[key] for key in ("peer", "sid") if key in data}
     message = {"type": "media.command", "cmd": cmd, "room": room_id, "grant": node_grant(cmd, room_id, **claims)}
     if embedded.is_embedded(node):
         try:
@@ -83,6 +93,79 @@ async def send_command(node: str, cmd: str, room_id: str, *, timeout: float = 15
     await layer.send(node_channel(node), {**message, **data, "reply_to": reply})
     result: dict[str, Any] = await asyncio.wait_for(layer.receive(reply), timeout)
     return result
+
+
+# How long a revocation waits for each media node to confirm it (then it warns; the logout never waits).
+REVOKE_TIMEOUT_SECONDS = 3.0
+
+
+def media_nodes() -> list[str]:
+    """Every media node a login session may have reached (one per deployment today)."""
+    return [str(settings.MEDIA_NODE)]
+
+
+def revoke_until(now: float | None = None) -> float:
+    """Until when a node refuses a revoked session's grants: the longest-lived grant issued
+    before the logout (room and node grants) has expired by then, and so has the window in
+    which an RTMP URL reconnects after its session ended."""
+    return (time.time() if now is None else now) + settings.MEDIA_GRANT_TTL_SECONDS + RECONNECT_SECONDS
+
+
+async def _embedded_revoke(node: str, sid: str, until: float, timeout: float) -> dict[str, Any]:
+    """The embedded node lives on the server's loop: run the command there (a logout from
+    another loop or from no loop at all must not start a second node); none yet, nothing to end."""
+    loop = embedded.node_loop()
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return {"ok": True, "ended": 0}
+    command = send_command(node, "session.revoke", "", timeout=timeout, sid=sid, until=until)
+    if loop is asyncio.get_running_loop():
+        return await command
+    future = asyncio.run_coroutine_threadsafe(command, loop)
+    return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+
+
+async def revoke_sessions(token_ids: Iterable[int], *, timeout: float = REVOKE_TIMEOUT_SECONDS) -> int:
+    """Tell every media node that these login sessions ended; returns the media sessions
+    ended. A node that refuses or does not answer within ``timeout`` is logged, never raised."""
+    sids = sorted({str(int(t)) for t in token_ids})
+    if not sids:
+        return 0
+    until = revoke_until()
+
+    async def one(node: str, sid: str) -> int:
+        try:
+            if embedded.is_embedded(node):
+                result = await _embedded_revoke(node, sid, until, timeout)
+            else:
+                result = await send_command(node, "session.revoke", "", timeout=timeout, sid=sid, until=until)
+        except (*UNREACHABLE, MediaError) as exc:
+            log.warning("media node %s not told that login session %s ended: %r", node, sid, exc)
+            return 0
+        if not result.get("ok"):
+            log.warning("media node %s refused the revocation of login session %s: %s", node, sid, result.get("code"))
+            return 0
+        return int(result.get("ended") or 0)
+
+    ended = await asyncio.gather(*(one(node, sid) for node in media_nodes() for sid in sids))
+    return sum(ended)
+
+
+def _revoke_in_thread(ids: list[int]) -> None:
+    try:
+        asyncio.run(revoke_sessions(ids))
+    except Exception:
+        log.warning("media nodes not told that %d login session(s) ended", len(ids), exc_info=True)
+
+
+def on_sessions_revoked(sender: Any, *, token_ids: Iterable[int], **_: Any) -> None:
+    """``apps.accounts.signals.sessions_revoked`` (sent after commit): end the login
+    sessions' media on every node. The logout has happened whatever the nodes answer,
+    and it never waits for them: the commands go out from a thread of their own (a
+    Django sync view runs on the one thread all sync views of the process share, so a
+    node that does not answer must not hold it)."""
+    ids = [int(t) for t in token_ids]
+    if ids:
+        threading.Thread(target=_revoke_in_thread, args=(ids,), name="media-session-revoke", daemon=True).start()
 
 
 async def node_call(cmd: str, room_id: str, *, timeout: float = 15.0, **data: Any) -> dict[str, Any]:

@@ -91,6 +91,12 @@ def _ensure() -> None:
     log.info("embedded media node %s started", name)
 
 
+def node_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop the embedded node of this process runs on (None before its first use)."""
+    loop: asyncio.AbstractEventLoop | None = _state["loop"]
+    return loop
+
+
 def engine() -> MediaEngine:
     """The engine of this process: WHIP/WHEP rooms and the embedded node's rooms."""
     _ensure()

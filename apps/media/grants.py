@@ -3,7 +3,13 @@ clients, and the authorisers of the node's RTMP and HTTP-FLV/HLS ports.
 
 Signed with ``hub.crypto.grant_key()``, the ``grant/v1`` key derived by
 ``hub.signing`` (ADR 0034): the node is handed that key and verifies with
-``media_engine.grants``, the same format without the hub."""
+``media_engine.grants``, the same format without the hub.
+
+Every grant a client gets carries the login session it was issued under
+(``sid``, the ``AuthToken`` id): the hub refuses it once that session is no
+longer live (WHIP/WHEP and the replay file view: :func:`session_live`), and at
+logout the node is told to refuse it too and to end what it opened (``session.revoke`` from
+:func:`apps.media.control.on_sessions_revoked`)."""
 
 from __future__ import annotations
 
@@ -13,12 +19,15 @@ from typing import Any
 from django.conf import settings
 
 from hub.crypto import grant_key
+from hub.identity import identity
 from media_engine.grants import sign_grant, verify_grant
 
 
-def room_grant(*, room_id: str, peer_id: str, role: str, publish: bool, subscribe: bool) -> str:
-    """A grant for the media node: this peer may publish/subscribe in this room, briefly."""
-    payload = {
+def room_grant(*, room_id: str, peer_id: str, role: str, publish: bool, subscribe: bool, sid: int | None = None) -> str:
+    """A grant for the media node: this peer may publish/subscribe in this room, briefly,
+    for as long as login session ``sid`` lives (the grant endpoint always passes it; only
+    internal tools and tests sign one without)."""
+    payload: dict[str, Any] = {
         "purpose": "room",
         "room": room_id,
         "peer": peer_id,
@@ -26,6 +35,8 @@ def room_grant(*, room_id: str, peer_id: str, role: str, publish: bool, subscrib
         "publish": publish,
         "subscribe": subscribe,
     }
+    if sid is not None:
+        payload["sid"] = int(sid)
     return sign_grant(payload, key=grant_key(), ttl_seconds=settings.MEDIA_GRANT_TTL_SECONDS)
 
 
@@ -33,15 +44,32 @@ def verify(token: str, *, purpose: str) -> dict[str, Any]:
     return verify_grant(token, key=grant_key(), purpose=purpose)
 
 
-def room_authorizer(action: str) -> Callable[[str, str], str]:
-    """``authorize(room, grant) -> peer`` for the node's RTMP (``publish``) and
-    HTTP-FLV/HLS (``subscribe``) ports: a room grant for that room and action."""
+def session_live(grant: dict[str, Any]) -> bool:
+    """Whether the login session a verified grant was issued under is still live (a DB
+    read: run it off the event loop). A grant signed without a session (internal tools,
+    tests) has none to end."""
+    sid = grant.get("sid")
+    if sid is None:
+        return True
+    return isinstance(sid, int) and not isinstance(sid, bool) and identity().token_live(sid)
+
+
+def grant_sid(grant: dict[str, Any]) -> str:
+    """The login session a verified grant was issued under, as the node keys it ("" for none)."""
+    sid = grant.get("sid")
+    return str(sid) if isinstance(sid, int) and not isinstance(sid, bool) else ""
+
+
+def room_authorizer(action: str) -> Callable[[str, str], tuple[str, str]]:
+    """``authorize(room, grant) -> (peer, sid)`` for the node's RTMP (``publish``) and
+    HTTP-FLV/HLS (``subscribe``) ports: a room grant for that room and action. The node
+    refuses a sid it was told is revoked, and ends the connection at revocation."""
     from media_engine import MediaError
 
-    def check(room_id: str, token: str) -> str:
+    def check(room_id: str, token: str) -> tuple[str, str]:
         grant = verify(token, purpose="room")
         if grant.get("room") != room_id or not grant.get(action):
             raise MediaError("grant.invalid", "授权凭证与房间或操作不符")
-        return str(grant["peer"])
+        return str(grant["peer"]), grant_sid(grant)
 
     return check

@@ -7,7 +7,8 @@ decides (active members of the conversation behind ``conv-<id>``; observers
 only play) and audits, then the offer goes to the media node through the node
 command API (:func:`control.send_command`: a direct call to the embedded node,
 the channel layer to a remote one) with a hub-signed grant naming the command,
-the room and the peer. The peer is always the socket's own user (``u<id>``).
+the room and the peer. The peer is always the socket's own user (``u<id>``); the
+socket's login session goes with it (``sid``), so its logout ends these peers too.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ def _sdp(frame: dict[str, Any]) -> str:
     return sdp
 
 
+def _sid(socket: Any) -> str:
+    """The socket's login session, as the node keys it (its logout ends what it opened)."""
+    return str(socket.token_id) if socket.token_id else ""
+
+
 async def _access(socket: Any, room_id: str, action: str) -> RoomAccess:
     return await run_db(room_access, socket.user, room_id, via=f"socket.{action}")
 
@@ -49,7 +55,7 @@ async def on_publish(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
     access = await _access(socket, room_id, "publish")
     if not access.publish:
         raise MediaError(MediaCode.PUBLISH_FORBIDDEN)
-    result = await node_call("peer.publish", room_id, peer=access.peer_id, sdp=sdp)
+    result = await node_call("peer.publish", room_id, peer=access.peer_id, sdp=sdp, sid=_sid(socket))
     return {"room": room_id, "peer": access.peer_id, "sdp": result["sdp"]}
 
 
@@ -59,7 +65,9 @@ async def on_play(socket: Any, frame: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(wait, int | float) or isinstance(wait, bool) or not 0 <= wait <= 5:
         raise Invalid("wait 须为 0 到 5 秒")
     access = await _access(socket, room_id, "play")
-    result = await node_call("peer.play", room_id, peer=access.peer_id, sdp=sdp, wait_seconds=float(wait))
+    result = await node_call(
+        "peer.play", room_id, peer=access.peer_id, sdp=sdp, wait_seconds=float(wait), sid=_sid(socket)
+    )
     return {"room": room_id, "peer": access.peer_id, "publisher": result["publisher"], "sdp": result["sdp"]}
 
 

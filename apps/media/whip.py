@@ -10,27 +10,34 @@ in one room. The grant admits joining; the session it created is ended with
 as the WHIP resource URL is) for as long as it lives, whatever the grant's
 expiry. aiortc has no trickle ICE (answers carry every candidate), so
 ``PATCH`` answers 405.
+
+A grant carries the login session it was issued under (``sid``): once that
+session has ended (logout) the grant is refused with ``grant.revoked`` (403),
+checked off the event loop, and the node is told the sid (``peer.publish`` /
+``peer.play``) so the session's logout ends this publication or playback.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from hub.errors import HubCode, HubError, renders_errors
+from hub.realtime.db import run_db
 from media_engine.grants import GrantError
 
 from .control import node_call
 from .errors import MediaCode, MediaError
-from .grants import verify
+from .grants import grant_sid, session_live, verify
 
 SDP_MAX_BYTES = 32 * 1024
 _SESSION = re.compile(r"^[\w-]{16,64}$")
 
 
-def _grant(request: HttpRequest, room_id: str, action: str) -> dict[str, object]:
+def _grant(request: HttpRequest, room_id: str, action: str) -> dict[str, Any]:
     auth = request.headers.get("Authorization", "")
     if not auth.startswith("Bearer "):
         raise HubError(HubCode.GRANT_MISSING)
@@ -53,21 +60,25 @@ async def _handle(request: HttpRequest, room_id: str, action: str) -> HttpRespon
     if request.method != "POST":
         raise HubError(HubCode.METHOD_NOT_ALLOWED)
     grant = _grant(request, room_id, action)
+    if not await run_db(session_live, grant):
+        raise HubError(HubCode.GRANT_REVOKED)
     if request.content_type != "application/sdp":
         raise MediaError(MediaCode.BAD_CONTENT_TYPE)
     if len(request.body) > SDP_MAX_BYTES:
         raise MediaError(MediaCode.BAD_OFFER, "SDP 过大").answered_with(413)
-    peer, sdp = str(grant["peer"]), request.body.decode(errors="replace")
+    peer, sdp, sid = str(grant["peer"]), request.body.decode(errors="replace"), grant_sid(grant)
     try:
         if action == "publish":
-            result = await node_call("peer.publish", room_id, peer=peer, sdp=sdp)
+            result = await node_call("peer.publish", room_id, peer=peer, sdp=sdp, sid=sid)
         else:
             # The other side: never the player's own publication.
-            result = await node_call("peer.play", room_id, peer=peer, sdp=sdp, wait_seconds=5.0)
+            result = await node_call("peer.play", room_id, peer=peer, sdp=sdp, wait_seconds=5.0, sid=sid)
     except MediaError as exc:
         # WHIP (RFC 9725): an offer the server cannot take is a 400.
         if exc.code == MediaCode.BAD_OFFER:
             exc.answered_with(400)
+        if exc.code == HubCode.GRANT_REVOKED:  # the logout reached the node first
+            raise HubError(HubCode.GRANT_REVOKED) from None
         raise
     response = HttpResponse(result["sdp"], status=201, content_type="application/sdp")
     response["Location"] = f"/media/{'whip' if action == 'publish' else 'whep'}/{room_id}/{result['session']}"
