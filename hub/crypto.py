@@ -13,6 +13,7 @@ import hmac
 import os
 from functools import lru_cache
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 
@@ -20,6 +21,20 @@ from hub.signing import Purpose, derive_key
 from hub.signing import key_bytes as key_bytes  # re-exported: key decoding lives with the derivation
 
 _PREFIX = "v1:"
+
+
+class DecryptionError(ValueError):
+    """A value that does not open under this context and key: not ``v1:`` ciphertext
+    (e.g. plaintext left from before a column was encrypted), ciphertext of another
+    column or row moved here, a truncated value, or another key."""
+
+    def __init__(self, context: str, why: str) -> None:
+        self.context = context
+        super().__init__(f"cannot decrypt {context}: {why}")
+
+
+def is_ciphertext(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(_PREFIX)
 
 
 @lru_cache(maxsize=4)
@@ -39,10 +54,21 @@ def encrypt(plain: str, *, context: str) -> str:
 
 
 def decrypt(token: str, *, context: str) -> str:
-    if not token.startswith(_PREFIX):
-        raise ValueError("unknown ciphertext version")
-    raw = base64.b64decode(token[len(_PREFIX) :])
-    return _aead(settings.FIELD_ENCRYPTION_KEY).decrypt(raw[:12], raw[12:], context.encode()).decode()
+    """The plaintext of ``token``; :class:`DecryptionError` (a ``ValueError``) when it
+    is not ciphertext of this ``context`` under the current key."""
+    if not is_ciphertext(token):
+        raise DecryptionError(context, "not v1 ciphertext")
+    try:
+        raw = base64.b64decode(token[len(_PREFIX) :], validate=True)
+    except ValueError:
+        raise DecryptionError(context, "malformed ciphertext") from None
+    if len(raw) < 12 + 16:
+        raise DecryptionError(context, "truncated ciphertext")
+    try:
+        plain = _aead(settings.FIELD_ENCRYPTION_KEY).decrypt(raw[:12], raw[12:], context.encode())
+    except InvalidTag:
+        raise DecryptionError(context, "authentication failed (ciphertext of another column, or another key)") from None
+    return plain.decode()
 
 
 def lookup_hash(value: str, *, context: str) -> str:

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from typing import cast
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from hub.fields import EncryptedJSONField
 
 
 class Conversation(models.Model):
@@ -64,7 +68,8 @@ class Message(models.Model):
     seq = models.BigIntegerField()
     sender = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    body = models.JSONField(default=dict)
+    # Encrypted at rest (ADR 0038): never filtered or searched in SQL.
+    body = EncryptedJSONField(default=dict)
     client_msg_id = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
     recalled_at = models.DateTimeField(null=True, blank=True)
@@ -74,6 +79,12 @@ class Message(models.Model):
             models.UniqueConstraint(fields=["conversation", "seq"], name="uniq_conv_seq"),
             models.UniqueConstraint(fields=["sender", "client_msg_id"], name="uniq_sender_client_msg"),
         ]
+
+
+def body_field() -> EncryptedJSONField:
+    """``Message.body``'s field, for the raw SQL that writes it (``seal``) and reads it
+    (``unseal``): the socket's group-commit insert and the resume query."""
+    return cast(EncryptedJSONField, Message._meta.get_field("body"))
 
 
 class Attachment(models.Model):

@@ -8,9 +8,9 @@ from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from apps.accounts.models import User
-from hub.sqlutil import as_datetime, as_json
+from hub.sqlutil import as_datetime
 
-from .models import Conversation, Member, Message
+from .models import Conversation, Member, Message, body_field
 from .services import message_view
 
 PAGE_MAX = 200
@@ -40,7 +40,7 @@ def messages_after(*, conversation_id: int, after_seq: int, limit: int = 100) ->
                 "seq": seq,
                 "sender": sender_id,
                 "kind": kind,
-                "body": {} if recalled else as_json(body),
+                "body": {} if recalled else body_field().unseal(body),
                 "client_msg_id": cmid,
                 "created_at": created.isoformat() if created else None,
                 "recalled": recalled,

@@ -9,7 +9,6 @@ happen only after commit; clients resume from their last seq."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from hub.realtime.sessions import publish_on_commit, revoke_topic_on_commit
 
 from .errors import ImCode, ImError
 from .models import Attachment, Conversation, Member, Message
+from .models import body_field as _body_field
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ WITH c AS (
     RETURNING last_seq
 )
 INSERT INTO im_message (conversation_id, seq, sender_id, kind, body, client_msg_id, created_at)
-SELECT %(cid)s, c.last_seq, %(uid)s, %(kind)s, %(body)s::jsonb, %(cmid)s, %(now)s FROM c
+SELECT %(cid)s, c.last_seq, %(uid)s, %(kind)s, %(body)s, %(cmid)s, %(now)s FROM c
 RETURNING id, seq, (
     SELECT array_agg(user_id) FROM im_member WHERE conversation_id = %(cid)s AND left_at IS NULL)
 """
@@ -200,7 +200,7 @@ def _insert(
                     "cid": conversation_id,
                     "uid": sender_id,
                     "kind": kind,
-                    "body": json.dumps(body, ensure_ascii=False),
+                    "body": _body_field().seal(body),  # encrypted at rest (ADR 0038)
                     "cmid": client_msg_id,
                     "system": system,
                 },
@@ -395,15 +395,13 @@ def _send_text_batch_pg(requests: list[SendRequest]) -> list[SendResult | ApiErr
                     )  # fmt: skip
                     notify = tuple(u for u in members[cid] if u != r.sender.pk)
                     results[i] = SendResult(message_view(message), duplicate=False, notify=notify)
-                    rows.append(
-                        (cid, seq, r.sender.pk, r.kind, json.dumps(clean[i], ensure_ascii=False), r.client_msg_id, now)
-                    )
+                    rows.append((cid, seq, r.sender.pk, r.kind, _body_field().seal(clean[i]), r.client_msg_id, now))
             if rows:
                 columns = [list(col) for col in zip(*rows, strict=True)]
                 cursor.execute(
                     "INSERT INTO im_message (conversation_id, seq, sender_id, kind, body, client_msg_id, created_at)"
                     " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[],"
-                    " %s::text[]::jsonb[], %s::text[], %s::timestamptz[])",
+                    " %s::text[], %s::text[], %s::timestamptz[])",
                     columns,
                 )
                 for cid in {row[0] for row in rows}:

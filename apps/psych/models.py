@@ -5,6 +5,7 @@ from django.db import models
 from django.utils import timezone
 
 from apps.accounts.models import Patient
+from hub.fields import EncryptedJSONField, EncryptedTextField
 
 
 class ScaleDefinition(models.Model):
@@ -40,9 +41,12 @@ class Assignment(models.Model):
     batch = models.CharField(max_length=32, db_index=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ASSIGNED)
     due_at = models.DateTimeField()
-    note = models.CharField(max_length=200, blank=True)
+    # The doctor's note to the patient (at most 200 characters, services.assignments_create).
+    # This and every answer, note and flag below are encrypted at rest (ADR 0038); the
+    # scores, bands, codes and statuses the product queries stay plain columns.
+    note = EncryptedTextField(blank=True)
     # Answers saved as the patient goes (item no -> option value); frozen copy in Result.
-    draft_answers = models.JSONField(default=dict)
+    draft_answers = EncryptedJSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -60,7 +64,7 @@ class Result(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="psych_results")
     scale = models.ForeignKey(ScaleDefinition, on_delete=models.PROTECT, related_name="+")
     scale_code = models.CharField(max_length=32, db_index=True)
-    answers = models.JSONField()  # {"1": 0, "2": 3, ...} option values
+    answers = EncryptedJSONField()  # {"1": 0, "2": 3, ...} option values
     raw_score = models.IntegerField()
     standard_score = models.IntegerField()
     norm = models.CharField(max_length=16)
@@ -69,8 +73,8 @@ class Result(models.Model):
     band_code = models.CharField(max_length=32)
     band_label = models.CharField(max_length=32)
     band_severity = models.PositiveSmallIntegerField()
-    flags = models.JSONField(default=list)
-    critical = models.JSONField(default=list)
+    flags = EncryptedJSONField(default=list)
+    critical = EncryptedJSONField(default=list)
     submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     submitted_at = models.DateTimeField(default=timezone.now)
 
@@ -84,7 +88,7 @@ class ResultReview(models.Model):
     result's scores and the note, checked when the report is shown."""
 
     result = models.OneToOneField(Result, on_delete=models.PROTECT, related_name="review")
-    note = models.TextField()
+    note = EncryptedTextField()
     signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     signed_at = models.DateTimeField(default=timezone.now)
     signature = models.CharField(max_length=64)
@@ -141,8 +145,8 @@ class AlertEvent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     at = models.DateTimeField(default=timezone.now)
-    note = models.CharField(max_length=500, blank=True)
-    detail = models.JSONField(default=dict)
+    note = EncryptedTextField(blank=True)  # at most 500 characters (services._alert_log)
+    detail = EncryptedJSONField(default=dict)
 
 
 class DutyShift(models.Model):

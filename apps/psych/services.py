@@ -287,7 +287,8 @@ def assignment_submit(*, user: User, assignment_id: int, answers: dict[int, int]
                 action="psych.submit",
                 object_type="psych_result",
                 object_id=result.pk,
-                detail={"assignment": a.pk, "scale": a.scale.code, "critical": [c["code"] for c in s.critical]},
+                # Ids and codes only (ADR 0038): each critical item has its own alert, audited by id.
+                detail={"assignment": a.pk, "scale": a.scale.code},
             ),
             publish=lambda row: [(events.user_topic(row.assigned_by_id), "psych.result", result_event)],
         )
@@ -322,12 +323,17 @@ def _department_of(user: User) -> str:
     return profile.department if profile else ""
 
 
+# What of an alert step's detail goes into the audit chain: ids and routing codes. The rule
+# that fired, the item and its value stay in the alert's own (encrypted) log (ADR 0038).
+ALERT_AUDIT_KEYS = frozenset({"doctor", "to", "department", "channels"})
+
+
 def _alert_audit(alert: Alert, action: str, actor: User | None, detail: dict[str, Any]) -> AuditEntry:
     return AuditEntry(
         action=f"psych.alert.{action}",
         object_type="psych_alert",
         object_id=alert.pk,
-        detail=detail,
+        detail={k: v for k, v in detail.items() if k in ALERT_AUDIT_KEYS},
         actor_username="" if actor else "system",
     )
 
@@ -366,7 +372,8 @@ def _alert_transition(
         table=ALERT_TRANSITIONS,
         actor=actor,
         code=REFUSED,
-        reason=note,
+        # The note is clinical free text: it is kept encrypted in the alert's own log
+        # below, not in plain in the transition event (ADR 0038).
         fields=fields,
         audit=_alert_audit(alert, logged, actor, detail),
         publish=_alert_publications(f"psych.alert.{logged}"),

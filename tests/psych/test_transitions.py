@@ -76,8 +76,9 @@ def test_an_illegal_alert_transition_is_refused_and_writes_nothing(care, django_
         "open",
         "acknowledged",
         care.doctor.user.pk,
-        "已电话联系",
+        "",  # the note is clinical text: only in the alert's own (encrypted) log (ADR 0038)
     )
+    assert alert.events.get(action="acknowledged").note == "已电话联系"
     refused("acknowledge", {"note": "再确认一次"})  # acknowledged -> acknowledge is not either
 
     closed = d.post(f"/psych/alerts/{alert.pk}/close", {"note": "已随访"}).json()
