@@ -63,7 +63,7 @@ RULE_CODES = (
     PharmacyCode.LINE_INVALID,
     PharmacyCode.VALID_DAYS_INVALID,
     PharmacyCode.DIAGNOSIS_REQUIRED,
-    PharmacyCode.ICD10_INVALID,
+    PharmacyCode.DIAGNOSIS_CODE_INVALID,
     PharmacyCode.ALLERGY_CONFLICT,
     PharmacyCode.GUARDIAN_REQUIRED,
     PharmacyCode.GUARDIAN_ID_INVALID,

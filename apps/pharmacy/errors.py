@@ -28,7 +28,7 @@ class PharmacyCode(StrEnum):
     LINE_INVALID = "pharmacy.line_invalid"  # detail: position, field
     VALID_DAYS_INVALID = "pharmacy.valid_days_invalid"  # detail: max
     DIAGNOSIS_REQUIRED = "pharmacy.diagnosis_required"
-    ICD10_INVALID = "pharmacy.icd10_invalid"
+    DIAGNOSIS_CODE_INVALID = "pharmacy.diagnosis_code_invalid"
     ALLERGY_CONFLICT = "pharmacy.allergy_conflict"  # detail: position, drug, source
     GUARDIAN_REQUIRED = "pharmacy.guardian_required"  # detail: age
     GUARDIAN_ID_INVALID = "pharmacy.guardian_id_invalid"
@@ -72,7 +72,7 @@ ERRORS: dict[str, ErrorSpec] = {
     PharmacyCode.LINE_INVALID: ErrorSpec(422, "第{position}种药品的剂量、天数或数量不正确"),
     PharmacyCode.VALID_DAYS_INVALID: ErrorSpec(422, "处方有效期为1至{max}天"),
     PharmacyCode.DIAGNOSIS_REQUIRED: ErrorSpec(422, "请填写临床诊断"),
-    PharmacyCode.ICD10_INVALID: ErrorSpec(422, "ICD-10 诊断编码格式不正确（如 I10、E11.9）"),
+    PharmacyCode.DIAGNOSIS_CODE_INVALID: ErrorSpec(422, "ICD-10 诊断编码格式不正确（如 I10、E11.9）"),
     PharmacyCode.ALLERGY_CONFLICT: ErrorSpec(422, "就诊人对“{allergen}”过敏（{source_label}），不能开具{drug}"),
     PharmacyCode.GUARDIAN_REQUIRED: ErrorSpec(422, "就诊人未满6周岁，须登记监护人姓名及关系"),
     PharmacyCode.GUARDIAN_ID_INVALID: ErrorSpec(422, "监护人身份证号不正确"),

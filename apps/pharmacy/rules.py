@@ -89,7 +89,7 @@ def check_header(draft: DraftInput, patient: Patient, *, today: dt.date) -> None
     if not draft.diagnosis.strip():
         raise PharmacyError(PharmacyCode.DIAGNOSIS_REQUIRED)
     if draft.icd10_code and not ICD10.match(draft.icd10_code.strip().upper()):
-        raise PharmacyError(PharmacyCode.ICD10_INVALID)
+        raise PharmacyError(PharmacyCode.DIAGNOSIS_CODE_INVALID)
     if not 1 <= draft.valid_days <= settings.PHARMACY_MAX_VALID_DAYS:
         raise PharmacyError(PharmacyCode.VALID_DAYS_INVALID, max=settings.PHARMACY_MAX_VALID_DAYS)
     if age_of(patient, today) < GUARDIAN_AGE:

@@ -176,7 +176,7 @@ def test_a_child_under_six_needs_a_guardian(rx: Rx) -> None:
     ("change", "code"),
     [
         ({"valid_days": 4}, "pharmacy.valid_days_invalid"),
-        ({"icd10_code": "高血压"}, "pharmacy.icd10_invalid"),
+        ({"icd10_code": "高血压"}, "pharmacy.diagnosis_code_invalid"),
         ({"diagnosis": "  "}, "pharmacy.diagnosis_required"),
         ({"lines": []}, "pharmacy.no_lines"),
         ({"lines": [line("NOPE")]}, "pharmacy.drug_unknown"),

@@ -1,0 +1,70 @@
+"""R6: no payment, dispensing or delivery before a pharmacist approves."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.core.models import TransitionEvent
+from apps.pharmacy import services
+from apps.pharmacy.errors import PharmacyError
+from apps.pharmacy.models import Prescription
+
+from .conftest import PIN, Rx
+from .test_flow import create, sign_and_submit
+
+
+def _steps(pid: int) -> list[str]:
+    return list(TransitionEvent.objects.filter(object_id=str(pid)).order_by("id").values_list("action", flat=True))
+
+
+@pytest.mark.django_db
+def test_an_unapproved_prescription_cannot_be_paid_dispensed_or_shipped(rx: Rx) -> None:
+    draft_id = create(rx)
+    signed_id = create(rx)
+    rx.doctor.api().post(f"/pharmacy/prescriptions/{signed_id}/sign", {"pin": PIN})
+    submitted_id = create(rx)
+    sign_and_submit(rx, submitted_id)
+    rejected_id = create(rx)
+    sign_and_submit(rx, rejected_id)
+    rx.pharmacist.api().post(f"/pharmacy/prescriptions/{rejected_id}/reject", {"reason": "剂量需核对"})
+
+    for pid in (draft_id, signed_id, submitted_id, rejected_id):
+        before = _steps(pid)
+        status = Prescription.objects.get(pk=pid).status
+        assert services.prescription_can_be_paid(pid) is False
+        assert services.prescription_can_be_dispensed(pid) is False
+        assert services.prescription_can_be_shipped(pid) is False
+        with pytest.raises(PharmacyError) as paid:
+            services.prescription_mark_paid(prescription_id=pid, payment_ref="order-x")
+        assert paid.value.code == "pharmacy.not_approved" and paid.value.status == 409
+        r = rx.pharmacist.api().post(f"/pharmacy/prescriptions/{pid}/dispense")
+        # the pharmacist never sees a draft (404); the others are refused as unpaid
+        assert r.status_code in (404, 409)
+        if r.status_code == 409:
+            assert r.json()["code"] == "pharmacy.not_paid"
+        p = Prescription.objects.get(pk=pid)
+        assert p.status == status and p.paid_at is None and p.payment_ref == "" and p.dispensed_at is None
+        assert _steps(pid) == before
+
+
+@pytest.mark.django_db
+def test_an_approved_but_unpaid_prescription_cannot_be_dispensed(rx: Rx) -> None:
+    pid = create(rx)
+    sign_and_submit(rx, pid)
+    rx.pharmacist.api().post(f"/pharmacy/prescriptions/{pid}/approve", {})
+    r = rx.pharmacist.api().post(f"/pharmacy/prescriptions/{pid}/dispense")
+    assert r.status_code == 409 and r.json()["code"] == "pharmacy.not_paid"
+    assert services.prescription_can_be_dispensed(pid) is False
+    assert Prescription.objects.get(pk=pid).status == "approved"
+    # paid once only: a second payment mark is refused
+    services.prescription_mark_paid(prescription_id=pid, payment_ref="order-1")
+    with pytest.raises(PharmacyError) as again:
+        services.prescription_mark_paid(prescription_id=pid, payment_ref="order-2")
+    assert again.value.code == "pharmacy.not_approved"
+    assert Prescription.objects.get(pk=pid).payment_ref == "order-1"
+
+
+@pytest.mark.django_db
+def test_an_unknown_prescription_is_not_payable() -> None:
+    assert services.prescription_can_be_paid(987654) is False
+    assert services.prescription_can_be_dispensed(987654) is False
