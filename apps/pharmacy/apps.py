@@ -23,7 +23,7 @@ class PharmacyConfig(AppConfig):
         from apps.accounts.demo import register_demo_seeder
         from apps.todos.registry import register
 
-        from . import tasks  # noqa: F401  (registers the expiry sweep)
+        from . import checks  # noqa: F401  (registers the settings check)
         from .allergies import register_allergy_source, stored_allergies
         from .demo import seed_pharmacy
         from .todos import pharmacy_todos

@@ -158,3 +158,28 @@ def test_enrolment_through_the_api(rx: Rx) -> None:
     assert api.post("/pharmacy/ca/enrol", {"pin": "135790"}).json()["code"] == "pharmacy.ca_already_enrolled"
     assert api.get("/pharmacy/ca/certificate").json()["serial"] == r.json()["serial"]
     assert rx.pharmacist.api().post("/pharmacy/ca/enrol", {"pin": "135790"}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_production_settings_refuse_the_sandbox_ca() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.server import production_env
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HUB_ENV", "DJANGO_SETTINGS_MODULE")}
+    code = "import hub.settings as s; print(repr(s.PHARMACY_CA_SIGNER))"
+    ok = subprocess.run(
+        [sys.executable, "-c", code], env={**env, **production_env()}, capture_output=True, text=True, check=False
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "''"  # production has no CA until one is configured
+    refused = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, **production_env(PHARMACY_CA_SIGNER="sandbox")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0 and "PHARMACY_CA_SIGNER=sandbox must not be used in production" in refused.stderr
