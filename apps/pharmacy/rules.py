@@ -19,6 +19,7 @@ from django.conf import settings
 from apps.accounts.idcard import InvalidIdNumber, parse_id_number
 from apps.accounts.models import Patient
 from apps.accounts.selectors import age_of
+from hub.errors import Invalid
 
 from .allergies import allergies_of, matching_allergy
 from .errors import PharmacyCode, PharmacyError
@@ -92,6 +93,8 @@ def check_header(draft: DraftInput, patient: Patient, *, today: dt.date) -> None
         raise PharmacyError(PharmacyCode.DIAGNOSIS_CODE_INVALID)
     if not 1 <= draft.valid_days <= settings.PHARMACY_MAX_VALID_DAYS:
         raise PharmacyError(PharmacyCode.VALID_DAYS_INVALID, max=settings.PHARMACY_MAX_VALID_DAYS)
+    if draft.guardian_relation and draft.guardian_relation not in Prescription.GuardianRelation.values:
+        raise Invalid("监护人关系无效", field="guardian.relation")
     if age_of(patient, today) < GUARDIAN_AGE:
         relations = Prescription.GuardianRelation
         if (

@@ -390,11 +390,14 @@ def prescription_reject(*, pharmacist: User, prescription_id: int, reason: str, 
 def prescription_mark_paid(*, prescription_id: int, payment_ref: str, actor: User | None = None) -> Prescription:
     """Record the payment (commerce's order-paid handler calls this at merge).
     Refused, with nothing written, for anything not approved, past its validity or
-    whose signature fails: no payment before approval (R6)."""
+    whose signature fails: no payment before approval (R6). Idempotent for the
+    same ``payment_ref``; another payment of a paid prescription is refused."""
     if not Prescription.objects.filter(pk=prescription_id).exists():
         raise NotFound("处方")
     with transaction.atomic():
         p = _locked(prescription_id)
+        if p.status in (S.PAID, S.DISPENSED) and p.payment_ref == payment_ref[:64]:
+            return p  # the same payment again (a repeated callback): already recorded, nothing written
         if p.status != S.APPROVED:
             raise PharmacyError(PharmacyCode.NOT_APPROVED, status=p.status)
         if not prescription_can_be_paid(p.pk):

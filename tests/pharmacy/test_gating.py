@@ -56,15 +56,64 @@ def test_an_approved_but_unpaid_prescription_cannot_be_dispensed(rx: Rx) -> None
     assert r.status_code == 409 and r.json()["code"] == "pharmacy.not_paid"
     assert services.prescription_can_be_dispensed(pid) is False
     assert Prescription.objects.get(pk=pid).status == "approved"
-    # paid once only: a second payment mark is refused
+    # paid once: the same payment again is a no-op, another payment is refused
     services.prescription_mark_paid(prescription_id=pid, payment_ref="order-1")
+    steps = _steps(pid)
+    services.prescription_mark_paid(prescription_id=pid, payment_ref="order-1")
+    assert _steps(pid) == steps and steps[-1] == "pay"
     with pytest.raises(PharmacyError) as again:
         services.prescription_mark_paid(prescription_id=pid, payment_ref="order-2")
     assert again.value.code == "pharmacy.not_approved"
-    assert Prescription.objects.get(pk=pid).payment_ref == "order-1"
+    assert Prescription.objects.get(pk=pid).payment_ref == "order-1" and _steps(pid) == steps
 
 
 @pytest.mark.django_db
 def test_an_unknown_prescription_is_not_payable() -> None:
     assert services.prescription_can_be_paid(987654) is False
     assert services.prescription_can_be_dispensed(987654) is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicate_payment_marks_record_one_payment() -> None:
+    import threading
+
+    from django.db import connection
+
+    from apps.care_team.models import CareRelationship
+    from apps.care_team.services import relationship_open
+    from tests.conftest import make_patient, make_staff
+
+    from .conftest import add_patient, enrol, make_doctor
+
+    doctor = make_doctor("paydoc")
+    pharmacist = make_staff("pharmacist", "paypharm")
+    account = make_patient("13900000081", "孙八")
+    me = add_patient(account, "孙八")
+    relationship_open(staff=doctor.user, patient=me, reason=CareRelationship.Reason.CARE_PLAN)
+    enrol(doctor)
+    rx = Rx(doctor=doctor, pharmacist=pharmacist, account=account, me=me, child=me)
+    pid = create(rx)
+    sign_and_submit(rx, pid)
+    rx.pharmacist.api().post(f"/pharmacy/prescriptions/{pid}/approve", {})
+
+    barrier = threading.Barrier(5)
+    outcomes: list[str] = []
+
+    def pay() -> None:
+        try:
+            barrier.wait()
+            services.prescription_mark_paid(prescription_id=pid, payment_ref="order-77")
+            outcomes.append("ok")
+        except PharmacyError as exc:
+            outcomes.append(exc.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pay) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes == ["ok"] * 5
+    assert _steps(pid).count("pay") == 1
+    assert Prescription.objects.get(pk=pid).status == "paid"

@@ -182,6 +182,7 @@ def test_a_child_under_six_needs_a_guardian(rx: Rx) -> None:
         ({"lines": [line("NOPE")]}, "pharmacy.drug_unknown"),
         ({"lines": [line(frequency="tid-ish")]}, "pharmacy.frequency_unknown"),
         ({"lines": [line(), line()]}, "pharmacy.duplicate_drug"),
+        ({"guardian": {"name": "张三", "relation": "uncle"}}, "validation_error"),
     ],
 )
 def test_other_content_rules(rx: Rx, change: dict[str, Any], code: str) -> None:
