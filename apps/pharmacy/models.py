@@ -213,6 +213,7 @@ class Prescription(models.Model):
     )
     dispensed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason_enc = models.TextField(blank=True)
 
     class Meta:
         indexes = [
@@ -247,6 +248,10 @@ class Prescription(models.Model):
     @property
     def reject_reason(self) -> str:
         return _dec(self.reject_reason_enc, "prescription.reject_reason")
+
+    @property
+    def cancel_reason(self) -> str:
+        return _dec(self.cancel_reason_enc, "prescription.cancel_reason")
 
     @property
     def review_note(self) -> str:

@@ -201,6 +201,7 @@ class PrescriptionOut(Schema):
     note_to_pharmacist: str
     reject_reason: str
     review_note: str
+    cancel_reason: str
     source_type: str
     source_id: str
     allowed_actions: list[str]

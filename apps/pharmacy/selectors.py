@@ -316,6 +316,7 @@ def prescription_row(p: Prescription, *, viewer: User, with_signature: bool = Tr
         "note_to_pharmacist": p.note_to_pharmacist if staff else "",
         "reject_reason": p.reject_reason if staff else "",
         "review_note": p.review_note if viewer.role == Role.PHARMACIST else "",
+        "cancel_reason": p.cancel_reason if staff else "",
         "source_type": p.source_type,
         "source_id": p.source_id,
     }

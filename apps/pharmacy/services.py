@@ -28,6 +28,7 @@ from apps.accounts.roles import Role
 from apps.audit.services import audit_record
 from apps.core import lifecycle
 from apps.core.lifecycle import AuditEntry
+from hub import crypto
 from hub.errors import Forbidden, Invalid, NotFound
 
 from . import ca, events, rules, selectors
@@ -336,11 +337,17 @@ def prescription_cancel(*, doctor: User, prescription_id: int, reason: str = "")
         p = _locked(p.pk)
         _require(p, "cancel")
         p.cancelled_at = timezone.now()
-        _transition(p, "cancel", actor=doctor, fields=["cancelled_at"], reason=reason.strip()[:200])
+        # Clinical free text: encrypted on the row, not in the event log.
+        p.cancel_reason_enc = _enc_text(reason.strip()[:200], "prescription.cancel_reason")
+        _transition(p, "cancel", actor=doctor, fields=["cancelled_at", "cancel_reason_enc"])
     return p
 
 
 # --- the pharmacist ----------------------------------------------------------------------------
+
+
+def _enc_text(value: str, context: str) -> str:
+    return crypto.encrypt(value, context=context) if value else ""
 
 
 def _pharmacist(user: User) -> None:

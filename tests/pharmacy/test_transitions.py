@@ -47,9 +47,9 @@ def test_refusals_through_the_api(rx: Rx) -> None:
     assert pharm.post(f"/pharmacy/prescriptions/{pid}/approve", {}).status_code == 200
     assert pharm.post(f"/pharmacy/prescriptions/{pid}/approve", {}).status_code == 409
     assert pharm.post(f"/pharmacy/prescriptions/{pid}/reject", {"reason": "晚了"}).status_code == 409
-    assert (
-        doc.post(f"/pharmacy/prescriptions/{pid}/cancel", {"reason": "患者改为线下取药"}).json()["status"]
-        == "cancelled"
-    )
+    cancelled = doc.post(f"/pharmacy/prescriptions/{pid}/cancel", {"reason": "患者改为线下取药"}).json()
+    assert cancelled["status"] == "cancelled" and cancelled["cancel_reason"] == "患者改为线下取药"
+    event = TransitionEvent.objects.get(object_id=str(pid), action="cancel")
+    assert event.reason == "" and "线下" not in Prescription.objects.get(pk=pid).cancel_reason_enc
     assert doc.post(f"/pharmacy/prescriptions/{pid}/revise").status_code == 409
     assert Prescription.objects.get(pk=pid).status == "cancelled"
