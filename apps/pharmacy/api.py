@@ -294,7 +294,10 @@ def prescription_reject(request: HttpRequest, prescription_id: int, payload: Rej
 
 @router.post(
     "/prescriptions/{prescription_id}/dispense",
-    response={200: PrescriptionOut, **errors(*OBJ, PharmacyCode.NOT_PAID, PharmacyCode.SIGNATURE_INVALID)},
+    response={
+        200: PrescriptionOut,
+        **errors(*OBJ, PharmacyCode.NOT_PAID, PharmacyCode.SIGNATURE_INVALID, PharmacyCode.OUT_OF_STOCK),
+    },
     summary="发药（药师；仅限已支付的处方）",
 )
 def prescription_dispense(request: HttpRequest, prescription_id: int) -> dict[str, Any]:

@@ -38,6 +38,7 @@ class PharmacyCode(StrEnum):
     EXPIRED = "pharmacy.expired"
     NOT_APPROVED = "pharmacy.not_approved"
     NOT_PAID = "pharmacy.not_paid"
+    OUT_OF_STOCK = "pharmacy.out_of_stock"  # detail: drug_code, stock, needed
     REASON_REQUIRED = "pharmacy.reason_required"
     # the CA adapter (ca.py)
     CA_NO_CERTIFICATE = "pharmacy.ca_no_certificate"
@@ -81,6 +82,7 @@ ERRORS: dict[str, ErrorSpec] = {
     PharmacyCode.EXPIRED: ErrorSpec(409, "处方已超过有效期"),
     PharmacyCode.NOT_APPROVED: ErrorSpec(409, "处方未经药师审核通过，不能支付"),
     PharmacyCode.NOT_PAID: ErrorSpec(409, "处方尚未支付，不能发药"),
+    PharmacyCode.OUT_OF_STOCK: ErrorSpec(409, "{drug}库存不足（现有{stock}，需要{needed}），暂不能发药"),
     PharmacyCode.REASON_REQUIRED: ErrorSpec(422, "请填写原因"),
     PharmacyCode.CA_NO_CERTIFICATE: ErrorSpec(409, "您还没有有效的电子签名证书，请先申领"),
     PharmacyCode.CA_CERT_EXPIRED: ErrorSpec(409, "电子签名证书已过期，请更新证书后再签名"),

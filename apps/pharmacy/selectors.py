@@ -72,6 +72,33 @@ def prescription_can_be_shipped(prescription_id: int) -> bool:
     return p is not None and p.status == S.DISPENSED and signature_valid(p)
 
 
+def prescription_charge(prescription_id: int) -> dict[str, Any] | None:
+    """What commerce puts on the order for a prescription: one item per line
+    (drug code, quantity, unit price and amount in fen) and the total. Names and
+    diagnosis stay out (the order is not clinical). None for an unknown id."""
+    p = Prescription.objects.filter(pk=prescription_id).first()
+    if p is None:
+        return None
+    items = [
+        {
+            "position": ln.position,
+            "drug_code": ln.drug_code,
+            "quantity": str(ln.quantity.normalize()),
+            "unit": ln.quantity_unit,
+            "unit_price_amount": ln.unit_price_amount,
+            "amount": int(ln.unit_price_amount * ln.quantity),
+        }
+        for ln in p.lines.order_by("position")
+    ]
+    return {
+        "prescription_id": p.pk,
+        "patient_id": p.patient_id,
+        "version": p.version,
+        "items": items,
+        "total_amount": sum(i["amount"] for i in items),
+    }
+
+
 # --- catalogue ------------------------------------------------------------------------------
 
 

@@ -18,9 +18,11 @@ Other apps call (see docs/adr/0042-prescriptions.md):
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.accounts.models import Patient, User
@@ -33,9 +35,14 @@ from hub.errors import Forbidden, Invalid, NotFound
 
 from . import ca, events, rules, selectors
 from .errors import PharmacyCode, PharmacyError
-from .models import PatientAllergy, Prescription, PrescriptionLine
+from .models import Drug, PatientAllergy, Prescription, PrescriptionLine
 from .rules import CheckedLine, DraftInput, LineInput
-from .selectors import prescription_can_be_dispensed, prescription_can_be_paid, prescription_can_be_shipped
+from .selectors import (
+    prescription_can_be_dispensed,
+    prescription_can_be_paid,
+    prescription_can_be_shipped,
+    prescription_charge,
+)
 from .signing import content_digest, signature_valid
 from .states import PRESCRIPTION_TRANSITIONS
 
@@ -43,6 +50,7 @@ __all__ = [
     "prescription_can_be_dispensed",
     "prescription_can_be_paid",
     "prescription_can_be_shipped",
+    "prescription_charge",
 ]
 
 S = Prescription.Status
@@ -426,9 +434,32 @@ def prescription_dispense(*, pharmacist: User, prescription_id: int) -> Prescrip
             raise PharmacyError(PharmacyCode.NOT_PAID, status=p.status)
         if not signature_valid(p):
             raise PharmacyError(PharmacyCode.SIGNATURE_INVALID)
+        _take_stock(p)
         p.dispensed_by, p.dispensed_at = pharmacist, timezone.now()
         _transition(p, "dispense", actor=pharmacist, fields=["dispensed_by", "dispensed_at"])
     return p
+
+
+def _take_stock(p: Prescription) -> None:
+    """Where the catalogue tracks stock, take what the lines dispense (whole units
+    rounded up), under the drugs' row locks; refuse with nothing taken when short."""
+    lines = list(p.lines.order_by("position"))
+    tracked = {
+        d.pk: d
+        for d in Drug.objects.select_for_update()
+        .filter(pk__in=[ln.drug_id for ln in lines], stock__isnull=False)
+        .order_by("pk")
+    }
+    for ln in lines:
+        drug = tracked.get(ln.drug_id)
+        if drug is None:
+            continue
+        needed = math.ceil(ln.quantity)
+        if drug.stock is not None and drug.stock < needed:
+            raise PharmacyError(
+                PharmacyCode.OUT_OF_STOCK, drug=drug.name, drug_code=drug.code, stock=drug.stock, needed=needed
+            )
+        Drug.objects.filter(pk=drug.pk).update(stock=F("stock") - needed)
 
 
 EXPIRING = (S.SIGNED, S.SUBMITTED, S.REJECTED, S.APPROVED)

@@ -117,3 +117,41 @@ def test_concurrent_duplicate_payment_marks_record_one_payment() -> None:
     assert outcomes == ["ok"] * 5
     assert _steps(pid).count("pay") == 1
     assert Prescription.objects.get(pk=pid).status == "paid"
+
+
+@pytest.mark.django_db
+def test_the_charge_commerce_puts_on_the_order(rx: Rx) -> None:
+    from .conftest import line
+
+    pid = create(rx, lines=[line(), line("ATOR-20", dose="20", frequency="qn", quantity="1")])
+    charge = services.prescription_charge(pid)
+    assert charge is not None
+    assert [(i["drug_code"], i["quantity"], i["unit_price_amount"], i["amount"]) for i in charge["items"]] == [
+        ("AMLO-5", "1", 3550, 3550),
+        ("ATOR-20", "1", 4280, 4280),
+    ]
+    assert charge["total_amount"] == 7830
+    assert services.prescription_charge(987654) is None
+
+
+@pytest.mark.django_db
+def test_dispensing_takes_tracked_stock_or_refuses_when_short(rx: Rx) -> None:
+    from apps.pharmacy.models import Drug
+
+    from .conftest import line
+
+    Drug.objects.filter(code="AMLO-5").update(stock=1)
+    Drug.objects.filter(code="ATOR-20").update(stock=0)
+    short = create(rx, lines=[line(), line("ATOR-20", dose="20", frequency="qn")])
+    enough = create(rx)
+    for pid in (short, enough):
+        sign_and_submit(rx, pid)
+        rx.pharmacist.api().post(f"/pharmacy/prescriptions/{pid}/approve", {})
+        services.prescription_mark_paid(prescription_id=pid, payment_ref=f"order-{pid}")
+    r = rx.pharmacist.api().post(f"/pharmacy/prescriptions/{short}/dispense")
+    assert r.status_code == 409 and r.json()["code"] == "pharmacy.out_of_stock"
+    assert r.json()["detail"] == {"drug": "阿托伐他汀钙片", "drug_code": "ATOR-20", "stock": 0, "needed": 1}
+    # nothing taken: the amlodipine of the refused prescription is still there
+    assert Drug.objects.get(code="AMLO-5").stock == 1 and Prescription.objects.get(pk=short).status == "paid"
+    assert rx.pharmacist.api().post(f"/pharmacy/prescriptions/{enough}/dispense").json()["status"] == "dispensed"
+    assert Drug.objects.get(code="AMLO-5").stock == 0
