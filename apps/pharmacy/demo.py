@@ -2,7 +2,8 @@
 signing certificate (PIN 123456), 王芳 a recorded penicillin allergy, 张伟 a signed
 long-term prescription waiting in 王药师's review queue, and 王芳 one the pharmacist
 rejected, so the doctor has a prescription to revise. Idempotent: nothing is added
-once 张伟 has a prescription."""
+while 张伟 has a prescription that has not expired or been cancelled (a demo started
+days later gets a fresh pair, valid for 3 days)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ def seed_pharmacy() -> str:
         return ""
     me = Patient.objects.filter(owner=account, name="张伟", is_active=True).first()
     spouse = Patient.objects.filter(owner=account, name="王芳", is_active=True).first()
-    if me is None or spouse is None or Prescription.objects.filter(patient=me).exists():
+    if me is None or spouse is None:
+        return ""
+    ended = [Prescription.Status.EXPIRED, Prescription.Status.CANCELLED]
+    if Prescription.objects.filter(patient=me).exclude(status__in=ended).exists():
         return ""
     signer = ca.SandboxCaSigner()
     info = signer.certificate(doctor)
@@ -47,6 +51,7 @@ def seed_pharmacy() -> str:
         draft=DraftInput(
             diagnosis="原发性高血压（2级），病情稳定，复诊续方",
             icd10_code="I10",
+            valid_days=3,
             chronic_reason="高血压病情稳定，长期规律服药",
             lines=[
                 LineInput(
@@ -67,6 +72,7 @@ def seed_pharmacy() -> str:
         draft=DraftInput(
             diagnosis="过敏性鼻炎复诊",
             icd10_code="J30.4",
+            valid_days=3,
             lines=[
                 LineInput(
                     drug_code="LORA-10", dose=Decimal("10"), frequency="bid", route="po", days=7, quantity=Decimal("3")

@@ -81,6 +81,8 @@ def draft(patient: Patient, lines: list[dict[str, Any]] | None = None, **kw: Any
         "patient_id": patient.pk,
         "diagnosis": kw.pop("diagnosis", "原发性高血压，复诊"),
         "icd10_code": kw.pop("icd10_code", "I10"),
+        # Three days unless a test says otherwise, so a run across midnight (Beijing) stays valid.
+        "valid_days": kw.pop("valid_days", 3),
         "lines": lines if lines is not None else [line()],
         **kw,
     }

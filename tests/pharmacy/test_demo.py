@@ -29,3 +29,19 @@ def test_seed_demo_adds_prescriptions_once() -> None:
     assert not any(prescription_can_be_paid(p.pk) for p in Prescription.objects.all())
     call_command("seed_demo", stdout=StringIO())
     assert Prescription.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_demo_started_after_expiry_gets_a_fresh_queue() -> None:
+    from apps.pharmacy.services import prescriptions_expire_due
+
+    call_command("seed_demo", stdout=StringIO())
+    latest = max(p.expires_at for p in Prescription.objects.all() if p.expires_at)
+    assert prescriptions_expire_due(now=latest) == 2
+    call_command("seed_demo", stdout=StringIO())
+    assert sorted(Prescription.objects.values_list("status", flat=True)) == [
+        "expired",
+        "expired",
+        "rejected",
+        "submitted",
+    ]

@@ -112,21 +112,22 @@ def test_reject_revise_resubmit_approve_pay_dispense(rx: Rx) -> None:
 
 @pytest.mark.django_db
 def test_validity_is_the_day_issued_in_beijing_days_and_the_sweep_expires(rx: Rx) -> None:
-    one = create(rx)
+    one = create(rx, valid_days=1)
     three = create(rx, valid_days=3, lines=[line("ATOR-20", dose="20", frequency="qn")])
     for pid in (one, three):
         sign_and_submit(rx, pid)
     p1, p3 = Prescription.objects.get(pk=one), Prescription.objects.get(pk=three)
-    issued_day = timezone.localtime(p1.issued_at, SH).date()
-    assert p1.expires_at == dt.datetime.combine(issued_day + dt.timedelta(days=1), dt.time(0), tzinfo=SH)
-    assert p3.expires_at == dt.datetime.combine(issued_day + dt.timedelta(days=3), dt.time(0), tzinfo=SH)
-    rx.pharmacist.api().post(f"/pharmacy/prescriptions/{one}/approve", {})
-    assert services.prescription_can_be_paid(one, now=p1.expires_at - dt.timedelta(seconds=1)) is True
-    assert services.prescription_can_be_paid(one, now=p1.expires_at) is False
+    for p, days in ((p1, 1), (p3, 3)):
+        issued_day = timezone.localtime(p.issued_at, SH).date()
+        assert p.expires_at == dt.datetime.combine(issued_day + dt.timedelta(days=days), dt.time(0), tzinfo=SH)
+    # the three-day one is approved (valid for days yet, whatever the time of the run)
+    assert rx.pharmacist.api().post(f"/pharmacy/prescriptions/{three}/approve", {}).status_code == 200
+    assert services.prescription_can_be_paid(three, now=p3.expires_at - dt.timedelta(seconds=1)) is True
+    assert services.prescription_can_be_paid(three, now=p3.expires_at) is False
 
     assert services.prescriptions_expire_due(now=p1.expires_at) == 1
     assert Prescription.objects.get(pk=one).status == "expired"
-    assert Prescription.objects.get(pk=three).status == "submitted"
+    assert Prescription.objects.get(pk=three).status == "approved"
     assert services.prescriptions_expire_due(now=p1.expires_at) == 0  # safe to re-run
     event = TransitionEvent.objects.get(object_id=str(one), action="expire")
     assert event.actor is None
@@ -155,3 +156,23 @@ def test_allergies_are_recorded_with_their_source(rx: Rx) -> None:
     assert "青霉素" not in row.allergen_enc
     # a pharmacist without a prescription of this patient under review: 404
     assert rx.pharmacist.api().get(f"/pharmacy/patients/{rx.me.pk}/allergies").status_code == 404
+
+
+def test_expiry_counts_beijing_days_not_utc_days() -> None:
+    # 23:30 in Beijing on 1 Dec is 15:30 UTC: valid until midnight Beijing, 16:00 UTC.
+    late = dt.datetime(2026, 12, 1, 15, 30, tzinfo=dt.UTC)
+    assert services._expiry(late, 1) == dt.datetime(2026, 12, 1, 16, 0, tzinfo=dt.UTC)
+    # 00:30 in Beijing on 2 Dec is still 1 Dec in UTC: it is a 2 Dec prescription.
+    early = dt.datetime(2026, 12, 1, 16, 30, tzinfo=dt.UTC)
+    assert services._expiry(early, 1) == dt.datetime(2026, 12, 2, 16, 0, tzinfo=dt.UTC)
+    assert services._expiry(early, 3) == dt.datetime(2026, 12, 4, 16, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.django_db
+def test_the_periodic_sweep_is_registered_and_safe_to_run(rx: Rx) -> None:
+    from apps.pharmacy.tasks import expire_prescriptions
+
+    pid = create(rx, valid_days=3)  # valid for days yet, whatever the time of the run
+    sign_and_submit(rx, pid)
+    assert expire_prescriptions.call_local() == 0
+    assert Prescription.objects.get(pk=pid).status == "submitted"
