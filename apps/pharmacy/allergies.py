@@ -12,10 +12,14 @@ are not "no allergies")."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .errors import PharmacyCode, PharmacyError
 from .models import Drug, PatientAllergy
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,10 +64,16 @@ def stored_allergies(patient_id: int) -> list[Allergy]:
 
 
 def allergies_of(patient_id: int) -> list[Allergy]:
-    """Every allergy of the 就诊人 from every registered source."""
+    """Every allergy of the 就诊人 from every registered source. A source that
+    fails raises ``pharmacy.allergy_source_unavailable``: the check cannot pass on
+    a record it could not read."""
     found: list[Allergy] = []
     for name in sources():
-        found.extend(_sources[name](patient_id))
+        try:
+            found.extend(_sources[name](patient_id))
+        except Exception:
+            log.exception("allergy source %r failed for patient %s", name, patient_id)
+            raise PharmacyError(PharmacyCode.ALLERGY_SOURCE_UNAVAILABLE, source=name) from None
     return found
 
 

@@ -65,6 +65,7 @@ RULE_CODES = (
     PharmacyCode.DIAGNOSIS_REQUIRED,
     PharmacyCode.DIAGNOSIS_CODE_INVALID,
     PharmacyCode.ALLERGY_CONFLICT,
+    PharmacyCode.ALLERGY_SOURCE_UNAVAILABLE,
     PharmacyCode.GUARDIAN_REQUIRED,
     PharmacyCode.GUARDIAN_ID_INVALID,
 )
@@ -310,7 +311,7 @@ def prescription_dispense(request: HttpRequest, prescription_id: int) -> dict[st
 
 @router.get(
     "/patients/{patient_id}/allergies",
-    response={200: AllergyListOut, **errors(*OBJ)},
+    response={200: AllergyListOut, **errors(*OBJ, PharmacyCode.ALLERGY_SOURCE_UNAVAILABLE)},
     summary="就诊人过敏史（所有来源）",
 )
 def allergy_list(request: HttpRequest, patient_id: int) -> dict[str, Any]:

@@ -30,6 +30,7 @@ class PharmacyCode(StrEnum):
     DIAGNOSIS_REQUIRED = "pharmacy.diagnosis_required"
     DIAGNOSIS_CODE_INVALID = "pharmacy.diagnosis_code_invalid"
     ALLERGY_CONFLICT = "pharmacy.allergy_conflict"  # detail: position, drug, source
+    ALLERGY_SOURCE_UNAVAILABLE = "pharmacy.allergy_source_unavailable"  # detail: source
     GUARDIAN_REQUIRED = "pharmacy.guardian_required"  # detail: age
     GUARDIAN_ID_INVALID = "pharmacy.guardian_id_invalid"
     # signature and gating
@@ -75,6 +76,7 @@ ERRORS: dict[str, ErrorSpec] = {
     PharmacyCode.DIAGNOSIS_REQUIRED: ErrorSpec(422, "请填写临床诊断"),
     PharmacyCode.DIAGNOSIS_CODE_INVALID: ErrorSpec(422, "ICD-10 诊断编码格式不正确（如 I10、E11.9）"),
     PharmacyCode.ALLERGY_CONFLICT: ErrorSpec(422, "就诊人对“{allergen}”过敏（{source_label}），不能开具{drug}"),
+    PharmacyCode.ALLERGY_SOURCE_UNAVAILABLE: ErrorSpec(503, "暂时无法读取就诊人过敏史，请稍后再开具"),
     PharmacyCode.GUARDIAN_REQUIRED: ErrorSpec(422, "就诊人未满6周岁，须登记监护人姓名及关系"),
     PharmacyCode.GUARDIAN_ID_INVALID: ErrorSpec(422, "监护人身份证号不正确"),
     PharmacyCode.SIGNATURE_INVALID: ErrorSpec(409, "处方内容与医生电子签名不一致，处方无效"),

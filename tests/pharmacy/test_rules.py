@@ -147,6 +147,19 @@ def test_every_registered_allergy_source_is_checked(rx: Rx) -> None:
 
 
 @pytest.mark.django_db
+def test_a_source_that_cannot_be_read_refuses_the_check(rx: Rx) -> None:
+    def broken(patient_id: int) -> list[Allergy]:
+        raise ConnectionError("HIS down")
+
+    register_allergy_source("test_broken", broken)
+    try:
+        body = _refused(rx, draft(rx.me), "pharmacy.allergy_source_unavailable", status=503)
+        assert body["detail"] == {"source": "test_broken"}
+    finally:
+        allergies._sources.pop("test_broken")
+
+
+@pytest.mark.django_db
 def test_a_child_under_six_needs_a_guardian(rx: Rx) -> None:
     lines = [line("LORA-10", dose="5", quantity="1")]
     body = _refused(
