@@ -17,6 +17,7 @@ from apps.care_team.api import router as care_router
 from apps.im.api import router as im_router
 from apps.media.api import router as media_router
 from apps.notifications.api import router as notifications_router
+from apps.pharmacy.api import router as pharmacy_router
 from apps.psych.api import router as psych_router
 from apps.todos.api import router as todos_router
 from recordings.api import router as recordings_router
@@ -95,3 +96,4 @@ api.add_router("/notifications/", notifications_router, tags=["通知"])
 api.add_router("/recordings/", recordings_router, tags=["录像"])
 api.add_router("/media/", media_router, tags=["音视频"])
 api.add_router("/todos/", todos_router, tags=["待办"])
+api.add_router("/pharmacy/", pharmacy_router, tags=["药学与处方"])

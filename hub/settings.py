@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "apps.psych",
     "apps.notifications",
     "apps.todos",
+    "apps.pharmacy",
     "recordings",
     "apps.media",
 ]
@@ -356,6 +357,24 @@ PSYCH_STANDARD_ROUNDING = os.environ.get("PSYCH_STANDARD_ROUNDING", "truncate")
 PSYCH_ALERT_ACK_MINUTES = env_int("PSYCH_ALERT_ACK_MINUTES", 30)
 # Extra directories of scale definition JSON files (besides apps/psych/scales).
 PSYCH_SCALE_DIRS = env_list("PSYCH_SCALE_DIRS", [])
+
+# --- Pharmacy (apps.pharmacy; docs/adr/0042-prescriptions.md) ----------------
+# Supply days of a prescription (处方管理办法 第十九条: normally at most 7 days).
+PHARMACY_MAX_SUPPLY_DAYS = env_int("PHARMACY_MAX_SUPPLY_DAYS", 7)
+# Chronic disease 长期处方 (长期处方管理规范(试行) 2021: at most 12 weeks), only with a chronic reason.
+PHARMACY_CHRONIC_MAX_DAYS = env_int("PHARMACY_CHRONIC_MAX_DAYS", 84)
+# Western / Chinese patent medicine: at most 5 drugs per prescription (处方管理办法 第六条).
+PHARMACY_MAX_DRUGS = env_int("PHARMACY_MAX_DRUGS", 5)
+# A prescription is valid on the day issued; the doctor may extend it to this many days.
+PHARMACY_MAX_VALID_DAYS = env_int("PHARMACY_MAX_VALID_DAYS", 3)
+# The CA-signature adapter: "sandbox" (never in production) or a dotted path to a CaSigner.
+PHARMACY_CA_SIGNER = os.environ.get("PHARMACY_CA_SIGNER", "" if PRODUCTION else "sandbox")
+if PRODUCTION and PHARMACY_CA_SIGNER == "sandbox":
+    raise RuntimeError("PHARMACY_CA_SIGNER=sandbox must not be used in production")
+PHARMACY_CA_PIN_MAX_FAILURES = env_int("PHARMACY_CA_PIN_MAX_FAILURES", 5)
+PHARMACY_CA_PIN_LOCK_MINUTES = env_int("PHARMACY_CA_PIN_LOCK_MINUTES", 30)
+# Seed the small demo catalogue after migrate (never in production: the catalogue comes from the HIS).
+PHARMACY_SEED_CATALOGUE = env_bool("PHARMACY_SEED_CATALOGUE", not PRODUCTION)
 
 # --- Notifications (apps.notifications; docs/adr/0033-notifications.md) ------
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)

@@ -90,6 +90,23 @@ ACTION_LABELS: dict[str, str] = {
     "psych.alert.no_on_duty": "心理危急预警无值班医生（待重试）",
     "psych.alert.acknowledged": "确认心理危急预警",
     "psych.alert.closed": "关闭心理危急预警",
+    # pharmacy: prescriptions, review, allergies, CA signature (apps/pharmacy)
+    "pharmacy.prescription_create": "开具处方草稿",
+    "pharmacy.prescription_edit": "修改处方草稿",
+    "pharmacy.prescription_sign": "医生电子签名处方",
+    "pharmacy.prescription_submit": "提交处方审核",
+    "pharmacy.prescription_revise": "医生修改处方（原签名作废）",
+    "pharmacy.prescription_cancel": "作废处方",
+    "pharmacy.prescription_approve": "药师审核通过处方",
+    "pharmacy.prescription_reject": "药师驳回处方",
+    "pharmacy.prescription_pay": "处方已支付",
+    "pharmacy.prescription_dispense": "处方发药",
+    "pharmacy.prescription_expire": "处方超过有效期",
+    "pharmacy.prescription_view": "查看处方",
+    "pharmacy.review_queue_view": "查看处方审核队列",
+    "pharmacy.access_denied": "查看处方被拒绝",
+    "pharmacy.allergy_add": "登记过敏史",
+    "pharmacy.ca_enrol": "申领电子签名证书（沙箱）",
 }
 
 OBJECT_LABELS: dict[str, str] = {
@@ -108,6 +125,7 @@ OBJECT_LABELS: dict[str, str] = {
     "psych_result": "心理测评结果",
     "psych_alert": "心理危急预警",
     "psych_duty_shift": "心理预警值班",
+    "prescription": "处方",
 }
 
 RESULT_LABELS: dict[str, str] = {str(value): str(label) for value, label in AuditEvent.Result.choices}
@@ -160,6 +178,13 @@ DETAIL_KEY_LABELS: dict[str, str] = {
     "since": "开始时间",
     "rows": "导出条数",
     "limit": "导出上限",
+    # pharmacy
+    "version": "处方版本",
+    "kind": "处方类别",
+    "lines": "药品种数",
+    "cert": "签名证书序列号",
+    "allergy": "过敏记录",
+    "ids": "涉及记录",
 }
 
 # Where a key means something else in one action.
@@ -222,6 +247,8 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
     },
     "result": RESULT_LABELS,
     "format": {"csv": "CSV", "xlsx": "Excel"},
+    "kind": {"western": "西药/中成药处方", "tcm": "中药饮片处方"},
+    "source": {"hospital": "医院记录", "patient_reported": "患者自述"},
 }
 
 # Detail keys holding an instant (ISO string or epoch seconds): shown in Beijing time.

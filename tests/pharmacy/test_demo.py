@@ -1,0 +1,47 @@
+"""The demo seeder fills the review queue and the doctor's revision to-do, once."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from apps.accounts.models import User
+from apps.pharmacy.models import Prescription
+from apps.pharmacy.selectors import prescription_can_be_paid
+from apps.pharmacy.signing import signature_valid
+from apps.todos.registry import todos_for
+
+
+@pytest.mark.django_db
+def test_seed_demo_adds_prescriptions_once() -> None:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    assert "处方" in out.getvalue()
+    statuses = sorted(Prescription.objects.values_list("status", flat=True))
+    assert statuses == ["rejected", "submitted"]
+    assert all(signature_valid(p) for p in Prescription.objects.select_related("patient", "doctor"))
+    pharmacist = User.objects.get(username="pharmacist")
+    doctor = User.objects.get(username="doctor")
+    assert [t.kind for t in todos_for(pharmacist)[0]] == ["pharmacy.prescriptions_to_review"]
+    assert "pharmacy.prescriptions_to_revise" in [t.kind for t in todos_for(doctor)[0]]
+    assert not any(prescription_can_be_paid(p.pk) for p in Prescription.objects.all())
+    call_command("seed_demo", stdout=StringIO())
+    assert Prescription.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_demo_started_after_expiry_gets_a_fresh_queue() -> None:
+    from apps.pharmacy.services import prescriptions_expire_due
+
+    call_command("seed_demo", stdout=StringIO())
+    latest = max(p.expires_at for p in Prescription.objects.all() if p.expires_at)
+    assert prescriptions_expire_due(now=latest) == 2
+    call_command("seed_demo", stdout=StringIO())
+    assert sorted(Prescription.objects.values_list("status", flat=True)) == [
+        "expired",
+        "expired",
+        "rejected",
+        "submitted",
+    ]
