@@ -82,6 +82,14 @@ class CaSigner(Protocol):
         ...
 
 
+def configured_signer_paths() -> list[str]:
+    """The dotted path of the configured CA (for ``hub.outside``'s production check)."""
+    name = settings.PHARMACY_CA_SIGNER
+    if name == "sandbox":
+        return ["apps.pharmacy.ca.SandboxCaSigner"]
+    return [name] if name else []
+
+
 def signer() -> CaSigner:
     """The configured CA. The sandbox never runs in production."""
     name = settings.PHARMACY_CA_SIGNER
@@ -158,6 +166,7 @@ def _info(row: CaCertificate) -> CertificateInfo:
 
 class SandboxCaSigner:
     name = "sandbox"
+    sandbox = True  # refused in production (hub.outside, and signer() above)
 
     def _current(self, doctor: User) -> CaCertificate | None:
         return CaCertificate.objects.filter(doctor=doctor).order_by("-not_after", "-id").first()
