@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.models import Patient
+from hub.fields import EncryptedTextField
 
 
 class CareRelationship(models.Model):
@@ -30,7 +31,7 @@ class CareRelationship(models.Model):
     source_type = models.CharField(max_length=32, blank=True)
     source_id = models.CharField(max_length=64, blank=True)
     department = models.CharField(max_length=64, blank=True)
-    note = models.CharField(max_length=200, blank=True)
+    note = EncryptedTextField(blank=True)  # at most 200 characters (services); encrypted at rest (ADR 0038)
     starts_at = models.DateTimeField(default=timezone.now)
     # Access ends at this instant even if nobody ends the relationship.
     until = models.DateTimeField()
@@ -42,7 +43,7 @@ class CareRelationship(models.Model):
     ended_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    end_note = models.CharField(max_length=200, blank=True)
+    end_note = EncryptedTextField(blank=True)
 
     class Meta:
         constraints = [

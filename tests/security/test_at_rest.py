@@ -187,3 +187,25 @@ def test_the_migrations_convert_existing_rows_in_place_both_ways() -> None:
     with pytest.raises(Exception, match="append-only"), connection.cursor() as cursor:
         cursor.execute("UPDATE psych_result SET raw_score = 0 WHERE id = %s", [flow.result.pk])
     assert Result.objects.get(pk=flow.result.pk).raw_score == flow.result.raw_score
+
+
+@pytest.mark.django_db
+def test_care_relationship_notes_are_ciphertext_at_rest() -> None:
+    from apps.accounts.roles import Role
+    from apps.care_team import services as care
+    from apps.care_team.api import relationship_out
+    from tests.conftest import make_patient, make_staff
+    from tests.psych.conftest import add_patient
+
+    doctor = make_staff(Role.DOCTOR, "atrestcare")
+    patient = add_patient(make_patient("13912340931"), "赵敏")
+    rel, _ = care.relationship_open(
+        staff=doctor.user, patient=patient, reason="duty", note="术后焦虑，家属陪护", created_by=doctor.user
+    )
+    care.relationship_end(actor=doctor.user, relationship_id=rel.pk, note="已转心理科随访")
+    for column, text in (("note", "术后焦虑"), ("end_note", "心理科")):
+        raw = _raw("care_team_carerelationship", column, "id", rel.pk)
+        assert raw.startswith("v1:") and text not in raw, (column, raw)
+    rel.refresh_from_db()
+    out = relationship_out(rel)
+    assert (out["note"], out["end_note"]) == ("术后焦虑，家属陪护", "已转心理科随访")
