@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "apps.psych",
     "apps.notifications",
     "apps.todos",
+    "apps.commerce",
     "recordings",
     "apps.media",
 ]
@@ -357,6 +358,23 @@ PSYCH_STANDARD_ROUNDING = os.environ.get("PSYCH_STANDARD_ROUNDING", "truncate")
 PSYCH_ALERT_ACK_MINUTES = env_int("PSYCH_ALERT_ACK_MINUTES", 30)
 # Extra directories of scale definition JSON files (besides apps/psych/scales).
 PSYCH_SCALE_DIRS = env_list("PSYCH_SCALE_DIRS", [])
+
+# --- Orders (apps.commerce; docs/adr/0040-commerce-orders-ledger.md) ------------
+# An unpaid order is cancelled (and closed at the provider) after this many minutes.
+COMMERCE_UNPAID_TIMEOUT_MINUTES = env_int("COMMERCE_UNPAID_TIMEOUT_MINUTES", 15)
+# A refund above this many fen needs a second approval by another role (COMMERCE_REFUND_SECOND_ROLES).
+COMMERCE_REFUND_APPROVAL_FEN = env_int("COMMERCE_REFUND_APPROVAL_FEN", 50000)
+# Who approves refunds, who gives the second approval, who searches orders and reads reconciliation.
+COMMERCE_REFUND_ROLES = env_list("COMMERCE_REFUND_ROLES", ["cs_agent", "sysadmin"])
+COMMERCE_REFUND_SECOND_ROLES = env_list("COMMERCE_REFUND_SECOND_ROLES", ["sysadmin"])
+COMMERCE_STAFF_ROLES = env_list("COMMERCE_STAFF_ROLES", ["cs_agent", "sysadmin"])
+COMMERCE_RECONCILE_ROLES = env_list("COMMERCE_RECONCILE_ROLES", ["sysadmin", "auditor"])
+# Payments with no notice after this many minutes are queried at the provider.
+COMMERCE_PENDING_QUERY_MINUTES = env_int("COMMERCE_PENDING_QUERY_MINUTES", 10)
+# The provider and channel a checkout uses when the client names none (embedded default: the sandbox).
+COMMERCE_DEFAULT_PROVIDER = os.environ.get("COMMERCE_DEFAULT_PROVIDER", "sandbox")
+# The public origin the gateways post notifications to, e.g. "https://hospital.example.org".
+COMMERCE_NOTIFY_BASE_URL = os.environ.get("COMMERCE_NOTIFY_BASE_URL", "http://127.0.0.1:8000")
 
 # --- Notifications (apps.notifications; docs/adr/0033-notifications.md) ------
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)

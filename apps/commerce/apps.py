@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class CommerceConfig(AppConfig):
+    name = "apps.commerce"
+    label = "commerce"
+    verbose_name = "订单与支付"
+
+    def ready(self) -> None:
+        from apps.accounts.demo import register_demo_seeder
+        from apps.todos.registry import register
+
+        from .demo import seed_commerce
+        from .todos import commerce_todos
+
+        register("commerce", commerce_todos)
+        register_demo_seeder("commerce", seed_commerce)
