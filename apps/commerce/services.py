@@ -495,7 +495,7 @@ def fulfilments_run(order_id: int) -> dict[str, int]:
     for fid in ids:
         with transaction.atomic():
             f = (
-                Fulfilment.objects.select_for_update(skip_locked=True)
+                Fulfilment.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("item__order", "refund")
                 .filter(pk=fid, status__in=[Fulfilment.Status.PENDING, Fulfilment.Status.FAILED])
                 .first()
@@ -721,7 +721,10 @@ def refund_request(
 
 def _locked_refund(refund_no: str) -> Refund:
     refund = (
-        Refund.objects.select_for_update().select_related("order", "approved_by").filter(refund_no=refund_no).first()
+        Refund.objects.select_for_update(of=("self",))
+        .select_related("order", "approved_by")
+        .filter(refund_no=refund_no)
+        .first()
     )
     if refund is None:
         raise NotFound("退款申请")
