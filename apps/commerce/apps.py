@@ -12,8 +12,11 @@ class CommerceConfig(AppConfig):
         from apps.accounts.demo import register_demo_seeder
         from apps.todos.registry import register
 
+        # services queues committed work through tasks without importing them (tasks call services).
+        from . import services, tasks
         from .demo import seed_commerce
         from .todos import commerce_todos
 
+        services.enqueuer_register(tasks.enqueue)
         register("commerce", commerce_todos)
         register_demo_seeder("commerce", seed_commerce)

@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -52,6 +52,30 @@ def provider_for(name: str) -> PaymentProvider:
 def _new_no(prefix: str) -> str:
     stamp = timezone.localtime().strftime("%Y%m%d%H%M%S")
     return f"{prefix}{stamp}{secrets.token_hex(5)}"  # 2 + 14 + 10 = 26 chars, [A-Za-z0-9]
+
+
+# --- the task queue ---------------------------------------------------------------------
+# How committed work reaches huey: ``tasks.enqueue``, registered when the app is ready
+# (``apps.py``), so this module never imports the tasks that call it. Unset, or the
+# queue down: the periodic sweeps (expiry, fulfilment retry) do the work all the same.
+Enqueuer = Callable[[str, int, dt.datetime | None], None]
+_enqueuer: Enqueuer | None = None
+
+
+def enqueuer_register(enqueue: Enqueuer) -> None:
+    """Set how committed work is queued: ``enqueue(job, order_id, eta)``, job "expire" or "fulfil"."""
+    global _enqueuer
+    _enqueuer = enqueue
+
+
+def _queue(job: str, order_id: int, eta: dt.datetime | None) -> None:
+    if _enqueuer is None:
+        log.warning("no commerce enqueuer registered; the sweep will %s order %s", job, order_id)
+        return
+    try:
+        _enqueuer(job, order_id, eta)
+    except Exception:
+        log.exception("enqueue of %s for order %s failed; the sweep will do it", job, order_id)
 
 
 # --- ledger -------------------------------------------------------------------------
@@ -281,9 +305,8 @@ def _title(lines: Sequence[PricedLine]) -> str:
 
 
 def _schedule_expiry(order: Order) -> None:
-    from .tasks import order_expire_task
-
-    order_expire_task.schedule((order.pk,), eta=order.expires_at)
+    order_id, eta = order.pk, order.expires_at
+    transaction.on_commit(lambda: _queue("expire", order_id, eta))
 
 
 def _ensure_prepay(order: Order, *, payer_openid: str | None = None) -> Order:
@@ -344,7 +367,7 @@ class NoticeOutcome:
     order_no: str
 
 
-def _refuse(reason: str, notice: PaymentNotice) -> CommerceError:
+def refused_notice(reason: str, notice: PaymentNotice) -> CommerceError:
     log.warning(
         "payment notice refused (%s): provider=%s order=%s notice=%s",
         reason,
@@ -357,10 +380,10 @@ def _refuse(reason: str, notice: PaymentNotice) -> CommerceError:
 
 def _check_merchant(notice: PaymentNotice, order: Order) -> None:
     if notice.provider != order.provider:
-        raise _refuse("provider_mismatch", notice)
+        raise refused_notice("provider_mismatch", notice)
     provider = provider_for(order.provider)
     if notice.merchant_id != provider.merchant_id or notice.app_id != provider.app_id:
-        raise _refuse("merchant_mismatch", notice)
+        raise refused_notice("merchant_mismatch", notice)
 
 
 def payment_notice_apply(notice: PaymentNotice) -> NoticeOutcome:
@@ -391,16 +414,16 @@ def payment_notice_apply(notice: PaymentNotice) -> NoticeOutcome:
 def _apply_paid(notice: PaymentNotice) -> tuple[NoticeOutcome, int | None]:
     order = Order.objects.select_for_update().filter(order_no=notice.order_no).first()
     if order is None:
-        raise _refuse("unknown_order", notice)
+        raise refused_notice("unknown_order", notice)
     _check_merchant(notice, order)
     if notice.amount_fen != order.payable_fen:
-        raise _refuse("amount_mismatch", notice)
+        raise refused_notice("amount_mismatch", notice)
     if Payment.objects.filter(provider=notice.provider, transaction_id=notice.transaction_id).exists():
         return NoticeOutcome("duplicate", order.order_no), None
     if order.status not in (Order.Status.CREATED, Order.Status.CANCELLED):
         # Paid already under another transaction id: not ours to record here;
         # reconciliation lists it (missing locally) for a manual refund.
-        raise _refuse("already_paid", notice)
+        raise refused_notice("already_paid", notice)
     late = order.status == Order.Status.CANCELLED
     payment = order.payments.filter(status__in=[Payment.Status.PENDING, Payment.Status.CLOSED]).first() or Payment(
         order=order, provider=notice.provider, amount_fen=notice.amount_fen
@@ -459,9 +482,7 @@ def _claim_fulfilments(order: Order) -> None:
 
 
 def _run_after_commit(order_id: int) -> None:
-    from .tasks import fulfilments_run_task
-
-    transaction.on_commit(lambda: fulfilments_run_task(order_id))
+    transaction.on_commit(lambda: _queue("fulfil", order_id, None))
 
 
 def _event(item: OrderItem, f: Fulfilment) -> ItemEvent:
@@ -858,10 +879,10 @@ def refund_notice_apply(notice: PaymentNotice) -> NoticeOutcome:
     """A refund notice settles its Refund (once) and the ledger."""
     refund = Refund.objects.select_related("order").filter(refund_no=notice.refund_no or "").first()
     if refund is None or refund.order.order_no != notice.order_no:
-        raise _refuse("unknown_refund", notice)
+        raise refused_notice("unknown_refund", notice)
     _check_merchant(notice, refund.order)
     if notice.refund_amount_fen != refund.amount_fen:
-        raise _refuse("amount_mismatch", notice)
+        raise refused_notice("amount_mismatch", notice)
     settled = refund_settle(
         refund_no=refund.refund_no, success=notice.status == NoticeStatus.REFUNDED, occurred_at=notice.occurred_at
     )

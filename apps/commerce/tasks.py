@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
 from . import services
+
+
+def enqueue(job: str, order_id: int, eta: dt.datetime | None) -> None:
+    """Registered with services (apps.py): queue committed work for the worker."""
+    if job == "expire":
+        order_expire_task.schedule((order_id,), eta=eta)
+    else:
+        fulfilments_run_task(order_id)
 
 
 @db_task()
