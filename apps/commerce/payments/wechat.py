@@ -213,6 +213,9 @@ class WechatPayV3:
         refused = self.verify_signed(headers, body)
         if refused is not None:
             log.warning("wechat pay notify refused (%s) on %s", refused, self.name)
+            if refused == PaymentsCode.UNKNOWN_SERIAL:
+                serial = next((v for k, v in headers.items() if k.lower() == "wechatpay-serial"), "")
+                raise NotifyRejected(refused, serial=serial.strip()[:64])
             raise NotifyRejected(refused)
         try:
             envelope = json.loads(body)
