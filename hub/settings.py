@@ -373,8 +373,7 @@ COMMERCE_RECONCILE_ROLES = env_list("COMMERCE_RECONCILE_ROLES", ["sysadmin", "au
 COMMERCE_PENDING_QUERY_MINUTES = env_int("COMMERCE_PENDING_QUERY_MINUTES", 10)
 # The provider and channel a checkout uses when the client names none (embedded default: the sandbox).
 COMMERCE_DEFAULT_PROVIDER = os.environ.get("COMMERCE_DEFAULT_PROVIDER", "sandbox")
-# The public origin the gateways post notifications to, e.g. "https://hospital.example.org".
-COMMERCE_NOTIFY_BASE_URL = os.environ.get("COMMERCE_NOTIFY_BASE_URL", "http://127.0.0.1:8000")
+# The notify URL a prepay names is PAYMENTS_PUBLIC_BASE_URL + /api/v1/commerce/notify/<provider> (payments block).
 
 # --- Notifications (apps.notifications; docs/adr/0033-notifications.md) ------
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)

@@ -327,7 +327,7 @@ def _ensure_prepay(order: Order, *, payer_openid: str | None = None) -> Order:
                 description=locked.title,
                 channel=Channel(locked.channel),
                 expires_at=locked.expires_at,
-                notify_url=f"{settings.COMMERCE_NOTIFY_BASE_URL.rstrip('/')}/api/v1/commerce/notify/{locked.provider}",
+                notify_url=f"{settings.PAYMENTS_PUBLIC_BASE_URL.rstrip('/')}/api/v1/commerce/notify/{locked.provider}",
                 payer_openid=payer_openid,
             )
         )
@@ -378,11 +378,14 @@ def refused_notice(reason: str, notice: PaymentNotice) -> CommerceError:
     return CommerceError(CommerceCode.NOTICE_REFUSED, reason=reason, order_no=notice.order_no)
 
 
-def _check_merchant(notice: PaymentNotice, order: Order) -> None:
+def _check_merchant(notice: PaymentNotice, order: Order, *, refund: bool = False) -> None:
     if notice.provider != order.provider:
         raise refused_notice("provider_mismatch", notice)
     provider = provider_for(order.provider)
-    if notice.merchant_id != provider.merchant_id or notice.app_id != provider.app_id:
+    # WeChat Pay's refund notifications carry the mchid but no appid: for a refund an
+    # absent app id is accepted, a different one is not.
+    app_ok = notice.app_id == provider.app_id or (refund and notice.app_id == "")
+    if notice.merchant_id != provider.merchant_id or not app_ok:
         raise refused_notice("merchant_mismatch", notice)
 
 
@@ -880,7 +883,7 @@ def refund_notice_apply(notice: PaymentNotice) -> NoticeOutcome:
     refund = Refund.objects.select_related("order").filter(refund_no=notice.refund_no or "").first()
     if refund is None or refund.order.order_no != notice.order_no:
         raise refused_notice("unknown_refund", notice)
-    _check_merchant(notice, refund.order)
+    _check_merchant(notice, refund.order, refund=True)
     if notice.refund_amount_fen != refund.amount_fen:
         raise refused_notice("amount_mismatch", notice)
     settled = refund_settle(

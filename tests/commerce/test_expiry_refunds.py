@@ -3,6 +3,7 @@ approvals, partial refunds keeping the ledger balanced, the ledger's own guards.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -91,8 +92,14 @@ def test_a_partial_refund_leaves_the_ledger_balanced(
     assert gateway.refunds[refund.refund_no]["amount"] == 3800
     assert Refund.objects.get(pk=refund.pk).status == Refund.Status.PROCESSING
     balanced(order)  # nothing moved yet
+    notice = gateway.refund_notice(refund.refund_no)
+    for wrong in ({"app_id": "wxother"}, {"refund_amount_fen": 3700}, {"merchant_id": "1"}):
+        with pytest.raises(ApiError):
+            services.payment_notice_apply(dataclasses.replace(notice, **wrong))
+    assert Refund.objects.get(pk=refund.pk).status == Refund.Status.PROCESSING
     with django_capture_on_commit_callbacks(execute=True):
-        services.payment_notice_apply(gateway.refund_notice(refund.refund_no))
+        # WeChat's refund notices carry no app id: accepted without one.
+        services.payment_notice_apply(dataclasses.replace(notice, app_id=""))
     order.refresh_from_db()
     assert order.status == Order.Status.PARTIALLY_REFUNDED and order.refunded_fen == 3800
     b = balanced(order)

@@ -1,0 +1,89 @@
+"""End to end with P's sandbox gateway over real HTTP (the live server): the real
+WeChat Pay v3 adapter prepays, the pay sheet pays (paySign checked), the
+gateway posts signed, encrypted callbacks to our notify endpoint — repeated —
+and a refund's notice settles it. One payment, one fulfilment, a balanced ledger."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import urllib.request
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+
+from apps.accounts.roles import Role
+from apps.commerce import services
+from apps.commerce.models import Fulfilment, LedgerEntry, Order, Payment, Refund
+from apps.commerce.payments.base import reset_providers
+from tests.commerce.conftest import Buyer, add_patient, balanced
+from tests.conftest import make_patient, make_staff
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def sandbox(settings: Any, tmp_path: Any, live_server: Any) -> Any:
+    cache.clear()
+    settings.PAYMENTS_SANDBOX_DIR = tmp_path / "sandbox"
+    settings.PAYMENTS_SANDBOX_DELIVERY = "inline"
+    settings.PAYMENTS_PUBLIC_BASE_URL = live_server.url
+    settings.COMMERCE_DEFAULT_PROVIDER = "sandbox"
+    settings.PAYMENT_PROVIDERS = {
+        "sandbox": {
+            "class": "apps.commerce.payments.sandbox.SandboxWechatPay",
+            "base_url": f"{live_server.url}/sandbox/pay",
+            "refund_notify_url": f"{live_server.url}/api/v1/commerce/notify/sandbox/refund",
+            "timeout": 10.0,
+        }
+    }
+    reset_providers()
+    yield live_server
+    reset_providers()
+
+
+def _http(url: str, body: dict[str, Any] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=20) as answer:
+        return json.loads(answer.read())
+
+
+def test_pay_through_the_sandbox_with_repeated_callbacks_then_refund(sandbox: Any, shop: Any) -> None:
+    account = make_patient("13900000036", "孙八")
+    buyer = Buyer(account=account, patient=add_patient(account, "孙八"))
+    order = services.order_checkout(
+        payer=account.user,
+        patient_id=buyer.patient.pk,
+        lines=[services.CheckoutLine("test_tea", "t1", 2)],
+        client_key=secrets.token_hex(8),
+        channel="sandbox",
+    )
+    params = order.pay_params
+    assert params["package"].startswith("prepay_id=") and params["signType"] == "RSA"
+    sheet = f"{sandbox.url}/sandbox/pay/trades/{params['sandboxTrade']}"
+    assert _http(f"{sheet}/controls", {"repeat": 3})["controls"]
+    assert _http(f"{sheet}/pay", params)["state"] == "SUCCESS"
+    callbacks = _http(f"{sheet}/callbacks")["callbacks"]
+    assert callbacks and all(c["status"] == "delivered" for c in callbacks)
+    order.refresh_from_db()
+    assert order.status == Order.Status.COMPLETED and order.paid_fen == 7600
+    assert Payment.objects.filter(order=order, status="succeeded").count() == 1
+    assert LedgerEntry.objects.filter(order=order, kind="payment").count() == 1
+    assert Fulfilment.objects.filter(item__order=order).count() == 1 and len(shop.paid) == 1
+    balanced(order)
+
+    refund = services.refund_request(user=account.user, order_no=order.order_no, reason="不需要了")
+    agent = make_staff(Role.CS_AGENT, "cs1")
+    services.refund_approve(staff=agent.user, refund_no=refund.refund_no)  # the provider is called after commit
+    refund.refresh_from_db()
+    assert refund.status == Refund.Status.PROCESSING and refund.provider_refund_id  # waiting for the notice
+    assert Order.objects.get(pk=order.pk).refunded_fen == 0
+    _http(f"{sandbox.url}/sandbox/pay/callbacks/flush", {})  # the gateway sends the refund notice now
+    refund.refresh_from_db()
+    assert refund.status == Refund.Status.SUCCEEDED, refund.status
+    order.refresh_from_db()
+    assert order.status == Order.Status.REFUNDED
+    assert balanced(order)["received"] == 0
+    assert len(shop.refunded) == 1
