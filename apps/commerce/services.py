@@ -10,12 +10,13 @@ concurrent identical checkouts share one prepay), close and refund after commit.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -45,8 +46,23 @@ MAX_LINES = 20
 MAX_QUANTITY = 999
 
 
+_overrides: dict[str, PaymentProvider] = {}
+
+
 def provider_for(name: str) -> PaymentProvider:
-    return get_provider(name)
+    """The configured provider ``name`` (``payments.base.get_provider``), unless a
+    caller running without the web server (the demo seeder) put another in place."""
+    return _overrides.get(name) or get_provider(name)
+
+
+@contextlib.contextmanager
+def provider_override(provider: PaymentProvider) -> Iterator[None]:
+    """Use ``provider`` for its name within the block (this thread's process)."""
+    _overrides[provider.name] = provider
+    try:
+        yield
+    finally:
+        _overrides.pop(provider.name, None)
 
 
 def _new_no(prefix: str) -> str:
