@@ -20,7 +20,7 @@ from django.utils import timezone
 from apps.audit.services import audit_record
 
 from .models import Order, Payment, ReconciliationLine, ReconciliationReport, Refund
-from .services import payment_notice_apply, provider_for
+from .services import payment_notice_apply, provider_for, refund_submit
 
 log = logging.getLogger(__name__)
 SH = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
@@ -54,6 +54,27 @@ def pending_payments_settle(*, now: dt.datetime | None = None, limit: int = 200)
             log.warning("querying order %s at %s failed", payment.order.order_no, payment.provider, exc_info=True)
             out["failed"] += 1
     return out
+
+
+def refunds_resubmit(*, now: dt.datetime | None = None, limit: int = 100) -> dict[str, int]:
+    """Refunds approved but never accepted by the provider (its call failed, or the
+    worker died before it) are sent again after COMMERCE_PENDING_QUERY_MINUTES;
+    the provider deduplicates by our refund number."""
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(minutes=settings.COMMERCE_PENDING_QUERY_MINUTES)
+    ids = list(
+        Refund.objects.filter(status=Refund.Status.PROCESSING, provider_refund_id="", decided_at__lte=cutoff)
+        .order_by("decided_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    ids += list(
+        Refund.objects.filter(
+            status=Refund.Status.PROCESSING, provider_refund_id="", decided_at__isnull=True, created_at__lte=cutoff
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return {"resubmitted": len(ids), "settled": sum(1 for pk in ids if refund_submit(pk) != Refund.Status.PROCESSING)}
 
 
 def _day_range(day: dt.date) -> tuple[dt.datetime, dt.datetime]:

@@ -44,9 +44,11 @@ def retry_fulfilments() -> dict[str, int]:
 
 @db_periodic_task(crontab(minute="*/5"))
 def query_pending_payments() -> dict[str, int]:
-    from .reconcile import pending_payments_settle
+    """Every 5 minutes: payments without a notice after 10 minutes are queried,
+    refunds the provider never accepted are sent again."""
+    from .reconcile import pending_payments_settle, refunds_resubmit
 
-    return pending_payments_settle()
+    return pending_payments_settle() | refunds_resubmit()
 
 
 @db_periodic_task(crontab(hour="2", minute="30"))

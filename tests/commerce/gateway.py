@@ -24,7 +24,7 @@ from apps.commerce.payments.base import (
     PrepayResult,
     RefundResult,
 )
-from apps.commerce.payments.errors import PaymentsCode
+from apps.commerce.payments.errors import PaymentsCode, PaymentsError
 
 
 class FakeGateway:
@@ -43,10 +43,17 @@ class FakeGateway:
         self.prepays: list[str] = []
         self.refund_answer = "processing"  # what refund() answers: processing | success | failed
         self.extra_bill: list[BillLine] = []
+        self.fail_next: set[str] = set()  # "prepay" | "refund": the next such call fails like an unreachable gateway
 
     # --- the contract ---------------------------------------------------------------
 
+    def _maybe_fail(self, call: str) -> None:
+        if call in self.fail_next:
+            self.fail_next.discard(call)
+            raise PaymentsError(PaymentsCode.GATEWAY_UNAVAILABLE)
+
     def prepay(self, req: PrepayRequest) -> PrepayResult:
+        self._maybe_fail("prepay")
         self.prepays.append(req.order_no)
         trade = self.trades.setdefault(
             req.order_no, {"amount": req.amount_fen, "state": "NOTPAY", "ref": f"prepay_{secrets.token_hex(6)}"}
@@ -79,6 +86,7 @@ class FakeGateway:
             self.trades[order_no]["state"] = "CLOSED"
 
     def refund(self, *, order_no: str, refund_no: str, amount_fen: int, total_fen: int, reason: str) -> RefundResult:
+        self._maybe_fail("refund")
         self.refunds[refund_no] = {"order_no": order_no, "amount": amount_fen, "total": total_fen, "at": timezone.now()}
         return RefundResult(refund_no=refund_no, provider_refund_id=f"r_{refund_no}", status=self.refund_answer)
 

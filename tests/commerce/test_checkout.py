@@ -101,3 +101,15 @@ def test_concurrent_identical_checkouts_make_one_order_and_one_prepay(gateway: A
     assert Order.objects.count() == 1 and OrderItem.objects.count() == 1
     assert gateway.prepays == results[:1]
     assert Payment.objects.count() == 1
+
+
+def test_a_failed_prepay_is_retried_with_the_same_key(buyer: Buyer, gateway: Any, shop: Any) -> None:
+    gateway.fail_next.add("prepay")
+    with pytest.raises(ApiError) as exc:
+        checkout(buyer, ("test_tea", "t1", 1), key="key-retry-0001")
+    assert exc.value.code == "payments.gateway_unavailable" and exc.value.status == 503
+    order = Order.objects.get()
+    assert order.pay_params == {} and not Payment.objects.exists()
+    again = checkout(buyer, ("test_tea", "t1", 1), key="key-retry-0001")
+    assert again.pk == order.pk and again.pay_params and gateway.prepays == [order.order_no]
+    assert Payment.objects.get().status == Payment.Status.PENDING

@@ -12,7 +12,7 @@ from apps.accounts.roles import Role
 from apps.commerce import services
 from apps.commerce.models import Order, Payment, ReconciliationLine
 from apps.commerce.payments.base import BillLine
-from apps.commerce.reconcile import SH, bill_reconcile, pending_payments_settle
+from apps.commerce.reconcile import SH, bill_reconcile, pending_payments_settle, refunds_resubmit
 from tests.commerce.conftest import Buyer, balanced, checkout
 from tests.conftest import make_staff
 
@@ -86,3 +86,24 @@ def test_the_bill_is_compared_with_the_ledger_and_every_difference_listed(
     detail = admin.get(f"/commerce/reconciliation/{report.pk}").json()
     assert detail["differences"] == 3 and len(detail["lines"]) == 3
     assert agent.api().get(f"/commerce/reconciliation/{report.pk}").status_code == 403
+
+
+def test_a_refund_the_provider_never_accepted_is_sent_again(
+    buyer: Buyer, gateway: Any, shop: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    agent = make_staff(Role.CS_AGENT, "cs1")
+    order = checkout(buyer, ("test_tea", "t1", 1))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payment_notice_apply(gateway.pay(order.order_no))
+    refund = services.refund_request(user=buyer.account.user, order_no=order.order_no, reason="不想要了")
+    gateway.fail_next.add("refund")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.refund_approve(staff=agent.user, refund_no=refund.refund_no)
+    assert gateway.refunds == {}
+    assert refunds_resubmit(now=timezone.now() + dt.timedelta(minutes=9)) == {"resubmitted": 0, "settled": 0}
+    assert refunds_resubmit(now=timezone.now() + dt.timedelta(minutes=11)) == {"resubmitted": 1, "settled": 0}
+    assert gateway.refunds[refund.refund_no]["amount"] == 3800
+    assert refunds_resubmit(now=timezone.now() + dt.timedelta(minutes=11)) == {"resubmitted": 0, "settled": 0}
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payment_notice_apply(gateway.refund_notice(refund.refund_no))
+    assert balanced(order)["received"] == 0
