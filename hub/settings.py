@@ -373,6 +373,13 @@ COMMERCE_RECONCILE_ROLES = env_list("COMMERCE_RECONCILE_ROLES", ["sysadmin", "au
 COMMERCE_PENDING_QUERY_MINUTES = env_int("COMMERCE_PENDING_QUERY_MINUTES", 10)
 # The provider and channel a checkout uses when the client names none (embedded default: the sandbox).
 COMMERCE_DEFAULT_PROVIDER = os.environ.get("COMMERCE_DEFAULT_PROVIDER", "sandbox")
+# Which configured provider serves each payment channel (an unconfigured one falls back to the default).
+COMMERCE_CHANNEL_PROVIDERS = {
+    "wechat_jsapi": "wechat",
+    "wechat_mini": "wechat",
+    "alipay_mini": "alipay",
+    "sandbox": "sandbox",
+}
 # The notify URL a prepay names is PAYMENTS_PUBLIC_BASE_URL + /api/v1/commerce/notify/<provider> (payments block).
 
 # --- Notifications (apps.notifications; docs/adr/0033-notifications.md) ------

@@ -234,7 +234,7 @@ def order_checkout(
         raise Forbidden()
     if channel not in Channel.__members__.values():
         raise CommerceError(CommerceCode.CHANNEL_UNAVAILABLE, channel=channel)
-    provider = provider or settings.COMMERCE_DEFAULT_PROVIDER
+    provider = provider or _provider_name(channel)
     client_key = client_key.strip()
     if not (8 <= len(client_key) <= 64):
         raise Invalid("下单请求标识无效", field="client_key")
@@ -246,7 +246,11 @@ def order_checkout(
     patient = Patient.objects.filter(pk=patient_id, owner=payer, is_active=True).first()
     if patient is None:
         raise NotFound("就诊人")
-    provider_for(provider)  # an unknown or refused provider fails before anything is written
+    # An unknown or refused provider, or one that does not serve the channel, fails
+    # before anything is written.
+    channels = getattr(provider_for(provider), "channels", None)
+    if channels is not None and channel not in channels:
+        raise CommerceError(CommerceCode.CHANNEL_UNAVAILABLE, channel=channel)
     priced = price(_quote(patient, lines))
     now = timezone.now()
     try:
@@ -307,6 +311,15 @@ def order_checkout(
     else:
         _schedule_expiry(order)
     return _ensure_prepay(order, payer_openid=payer_openid)
+
+
+def _provider_name(channel: str) -> str:
+    """The provider that serves ``channel`` (COMMERCE_CHANNEL_PROVIDERS), when it is
+    configured; else the default (the sandbox in the embedded demo)."""
+    name = settings.COMMERCE_CHANNEL_PROVIDERS.get(channel, "")
+    if name and name in getattr(settings, "PAYMENT_PROVIDERS", {}):
+        return str(name)
+    return str(settings.COMMERCE_DEFAULT_PROVIDER)
 
 
 def _same_request(order: Order, digest: str) -> Order:

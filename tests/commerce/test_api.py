@@ -10,7 +10,7 @@ from django.test import Client
 
 from apps.accounts.roles import Role
 from apps.audit.models import AuditEvent
-from apps.commerce.models import LedgerEntry, Order, Payment
+from apps.commerce.models import LedgerEntry, Order, Payment, Refund
 from tests.commerce.conftest import Buyer, add_patient, balanced
 from tests.conftest import make_patient, make_staff
 
@@ -127,3 +127,40 @@ def test_refund_through_the_api_with_staff_approval(
     # The patient cannot approve; a second approval of a finished refund is refused.
     assert api.post(f"/commerce/refunds/{refund['refund_no']}/approve").status_code == 403
     assert agent.post(f"/commerce/refunds/{refund['refund_no']}/approve").status_code == 409
+
+
+def test_bad_checkout_input_is_refused_with_nothing_written(buyer: Buyer, gateway: Any, shop: Any) -> None:
+    api = buyer.account.api()
+    r = _checkout(api, buyer, key="short")
+    assert r.status_code == 422 and r.json()["code"] == "validation_error"
+    r = _checkout(api, buyer, channel="cash")
+    assert r.status_code == 422 and r.json()["code"] == "commerce.channel_unavailable"
+    r = api.post(
+        "/commerce/orders",
+        {
+            "patient_id": buyer.patient.pk,
+            "items": [{"kind": "test_tea", "ref": "t1", "quantity": 0}],
+            "client_key": "k" * 12,
+        },
+    )
+    assert r.status_code == 422
+    r = api.post("/commerce/orders", {"patient_id": buyer.patient.pk, "items": [], "client_key": "k" * 12})
+    assert r.status_code == 422
+    assert not Order.objects.exists() and gateway.prepays == []
+    staff = make_staff(Role.CS_AGENT, "cs8").api()
+    assert _checkout(staff, buyer).status_code == 403
+
+
+def test_the_patient_cancels_through_the_api(
+    buyer: Buyer, gateway: Any, shop: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    api = buyer.account.api()
+    order_no = _checkout(api, buyer).json()["order_no"]
+    with django_capture_on_commit_callbacks(execute=True):
+        r = api.post(f"/commerce/orders/{order_no}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled" and r.json()["allowed_actions"] == []
+    assert gateway.closed == [order_no]
+    r = api.post(f"/commerce/orders/{order_no}/cancel")
+    assert r.status_code == 409 and r.json()["code"] == "commerce.transition_refused"
+    r = api.post(f"/commerce/orders/{order_no}/refunds", {"reason": "想退款"})
+    assert r.status_code == 409 and not Refund.objects.exists()

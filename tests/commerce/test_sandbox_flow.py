@@ -87,3 +87,19 @@ def test_pay_through_the_sandbox_with_repeated_callbacks_then_refund(sandbox: An
     assert order.status == Order.Status.REFUNDED
     assert balanced(order)["received"] == 0
     assert len(shop.refunded) == 1
+
+
+def test_a_channel_the_sandbox_does_not_serve_is_refused_before_anything_is_written(sandbox: Any, shop: Any) -> None:
+    account = make_patient("13900000038", "吴十")
+    patient = add_patient(account, "吴十")
+    r = account.api().post(
+        "/commerce/orders",
+        {
+            "patient_id": patient.pk,
+            "items": [{"kind": "test_tea", "ref": "t1"}],
+            "client_key": secrets.token_hex(8),
+            "channel": "alipay_mini",
+        },
+    )
+    assert r.status_code == 422 and r.json()["code"] == "commerce.channel_unavailable"
+    assert not Order.objects.exists()
