@@ -124,6 +124,29 @@ def order_detail(request: HttpRequest, order_no: str) -> dict[str, Any]:
 
 
 @router.post(
+    "/orders/{order_no}/pay",
+    response={
+        200: OrderOut,
+        **errors(
+            HubCode.NOT_FOUND,
+            CommerceCode.TRANSITION_REFUSED,
+            CommerceCode.ORDER_EXPIRED,
+            PaymentsCode.UNKNOWN_PROVIDER,
+            PaymentsCode.BAD_REQUEST,
+            PaymentsCode.GATEWAY_ERROR,
+            PaymentsCode.GATEWAY_BAD_RESPONSE,
+            PaymentsCode.GATEWAY_UNAVAILABLE,
+        ),
+    },
+    summary="获取待支付订单的支付参数（去支付）",
+)
+def order_pay(request: HttpRequest, order_no: str) -> dict[str, Any]:
+    user = _user(request)
+    order = services.order_pay_params(user=user, order_no=order_no)
+    return _order_out(order, user)
+
+
+@router.post(
     "/orders/{order_no}/cancel",
     response={200: OrderOut, **errors(HubCode.NOT_FOUND, CommerceCode.TRANSITION_REFUSED)},
     summary="取消待支付订单",

@@ -371,6 +371,17 @@ def _ensure_prepay(order: Order, *, payer_openid: str | None = None) -> Order:
     return locked
 
 
+def order_pay_params(*, user: User, order_no: str) -> Order:
+    """The payer's unpaid order with its pay parameters (prepaid now if the
+    checkout's prepay failed), for a "去支付" from the order list."""
+    order = Order.objects.filter(order_no=order_no, payer=user).first()
+    if order is None or user.role != Role.PATIENT:
+        raise NotFound("订单")
+    if order.status != Order.Status.CREATED:
+        lifecycle.require(order, "pay", table=ORDER_TRANSITIONS, code=REFUSED)
+    return _ensure_prepay(order)
+
+
 def _record_free(order: Order, *, actor: User) -> None:
     """An order with nothing to pay (all waived or group-paid) is paid at once."""
     with transaction.atomic():

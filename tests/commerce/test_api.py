@@ -160,7 +160,23 @@ def test_the_patient_cancels_through_the_api(
         r = api.post(f"/commerce/orders/{order_no}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelled" and r.json()["allowed_actions"] == []
     assert gateway.closed == [order_no]
+    r = api.post(f"/commerce/orders/{order_no}/pay")
+    assert r.status_code == 409 and r.json()["code"] == "commerce.transition_refused"
     r = api.post(f"/commerce/orders/{order_no}/cancel")
     assert r.status_code == 409 and r.json()["code"] == "commerce.transition_refused"
     r = api.post(f"/commerce/orders/{order_no}/refunds", {"reason": "想退款"})
     assert r.status_code == 409 and not Refund.objects.exists()
+
+
+def test_pay_params_again_after_a_failed_prepay(buyer: Buyer, gateway: Any, shop: Any) -> None:
+    api = buyer.account.api()
+    gateway.fail_next.add("prepay")
+    r = _checkout(api, buyer, key="key-api-0002")
+    assert r.status_code == 503 and r.json()["code"] == "payments.gateway_unavailable"
+    order = Order.objects.get()
+    r = api.post(f"/commerce/orders/{order.order_no}/pay")
+    assert r.status_code == 200 and r.json()["pay_params"]["prepay_ref"]
+    assert api.post(f"/commerce/orders/{order.order_no}/pay").json()["pay_params"] == r.json()["pay_params"]
+    assert gateway.prepays == [order.order_no]
+    other = make_patient("13900000039", "郑十一")
+    assert other.api().post(f"/commerce/orders/{order.order_no}/pay").status_code == 404
