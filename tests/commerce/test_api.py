@@ -111,6 +111,9 @@ def test_refund_through_the_api_with_staff_approval(
     agent = make_staff(Role.CS_AGENT, "cs9").api()
     found = agent.get("/commerce/staff/orders", q=order_no).json()
     assert found["count"] == 1
+    seen = agent.get(f"/commerce/orders/{order_no}").json()
+    assert seen["order_no"] == order_no and seen["pay_params"] == {} and seen["allowed_actions"] == []
+    assert AuditEvent.objects.filter(action="commerce.order_view", object_id=order_no, result="ok").count() == 1
     waiting = agent.get("/commerce/staff/refunds").json()
     assert [x["refund_no"] for x in waiting["items"]] == [refund["refund_no"]]
     assert waiting["items"][0]["allowed_actions"] == ["approve", "reject"]
