@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from apps.commerce.payments import crypto
 from apps.commerce.payments.base import Channel, NoticeStatus, PrepayRequest, get_provider
 from apps.commerce.payments.errors import PaymentsCode, PaymentsError
 from apps.commerce.payments.sandbox import SandboxGateway, SandboxKeys, SandboxWechatPay
@@ -282,3 +283,57 @@ def test_unknown_provider(settings: Any) -> None:
     with pytest.raises(PaymentsError) as exc:
         get_provider("wechat")
     assert exc.value.code == PaymentsCode.UNKNOWN_PROVIDER and exc.value.detail == {"provider": "wechat"}
+
+
+@pytest.fixture
+def in_process(settings: Any, tmp_path: Any, receiver: Receiver) -> SandboxWechatPay:
+    """The embedded default: the provider calls the gateway in process (no live server)."""
+    settings.PAYMENTS_SANDBOX_DIR = tmp_path / "sandbox"
+    settings.PAYMENTS_SANDBOX_DELIVERY = "inline"
+    settings.PAYMENT_PROVIDERS = {
+        "sandbox": {
+            "class": "apps.commerce.payments.sandbox.SandboxWechatPay",
+            "base_url": "http://hub.invalid/sandbox/pay",
+            "in_process": True,
+        }
+    }
+    provider = get_provider("sandbox")
+    assert isinstance(provider, SandboxWechatPay)
+    return provider
+
+
+def test_in_process_transport_is_the_same_signed_exchange(in_process: SandboxWechatPay, receiver: Receiver) -> None:
+    from apps.commerce.payments.sandbox import gateway
+
+    result = _prepay(receiver, "ORD-SBX-0101")
+    assert in_process.query("ORD-SBX-0101") is None
+    paid = gateway().pay(result.provider_ref, result.client_params)
+    assert paid["errMsg"] == "requestPayment:ok"
+    assert [n.order_no for n in receiver.notices] == ["ORD-SBX-0101"]
+    queried = in_process.query("ORD-SBX-0101")
+    assert queried is not None and queried.transaction_id == paid["transaction_id"]
+    today = dt.datetime.now(BEIJING).date()
+    assert [b.order_no for b in in_process.bill(today)] == ["ORD-SBX-0101"]
+    # The bytes are still signed and checked: a tampered key is refused by the gateway.
+    in_process._key = crypto.new_private_key()
+    with pytest.raises(PaymentsError) as exc:
+        in_process.query("ORD-SBX-0101")
+    assert exc.value.detail["gateway_code"] == "SIGN_ERROR"
+
+
+def test_thread_delivery_posts_the_callback_without_a_flush(
+    in_process: SandboxWechatPay, receiver: Receiver, settings: Any
+) -> None:
+    """The embedded default's delivery: a daemon thread posts the callback after pay answers."""
+    import time
+
+    from apps.commerce.payments.sandbox import gateway
+
+    settings.PAYMENTS_SANDBOX_DELIVERY = "thread"
+    result = _prepay(receiver, "ORD-SBX-0102")
+    gateway().pay(result.provider_ref, result.client_params)
+    deadline = time.monotonic() + 20  # a bound for a loaded machine, not a timing assertion
+    while not receiver.notices and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [n.order_no for n in receiver.notices] == ["ORD-SBX-0102"]
+    assert gateway().callbacks_of(result.provider_ref)[0]["status"] in {"delivered", "sending"}
