@@ -64,6 +64,7 @@ from .wechat import (
 
 log = logging.getLogger("apps.commerce.payments.sandbox")
 
+SEND_LEASE_SECONDS = 120  # a callback claimed longer ago than this by a dead sender is sent again
 RETRY_SECONDS = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600)
 _TRADE_NO = re.compile(r"[A-Za-z0-9_-]{6,32}")
 _ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -817,11 +818,13 @@ class SandboxGateway:
         with self.store.lock():
             claimed = []
             for entry in self.store.callbacks():
-                if entry["status"] != "pending" or (prepay_id and entry["prepay_id"] != prepay_id):
+                # A "sending" entry whose sender died (lease over) is pending again.
+                stale = entry["status"] == "sending" and entry.get("claimed_at", 0) < now - SEND_LEASE_SECONDS
+                if (entry["status"] != "pending" and not stale) or (prepay_id and entry["prepay_id"] != prepay_id):
                     continue
                 if entry["due_at"] > now and not force:
                     continue
-                entry["status"] = "sending"
+                entry["status"], entry["claimed_at"] = "sending", now
                 self.store.save_callback(entry)
                 claimed.append(entry)
         if parallel and len(claimed) > 1:

@@ -337,3 +337,26 @@ def test_thread_delivery_posts_the_callback_without_a_flush(
         time.sleep(0.05)
     assert [n.order_no for n in receiver.notices] == ["ORD-SBX-0102"]
     assert gateway().callbacks_of(result.provider_ref)[0]["status"] in {"delivered", "sending"}
+
+
+def test_a_callback_left_sending_by_a_dead_sender_is_sent_again(
+    in_process: SandboxWechatPay, receiver: Receiver
+) -> None:
+    import time
+
+    from apps.commerce.payments.sandbox import SEND_LEASE_SECONDS, gateway
+
+    gw = gateway()
+    result = _prepay(receiver, "ORD-SBX-0103")
+    gw.set_controls(result.provider_ref, {"delay_seconds": 60})
+    gw.pay(result.provider_ref, result.client_params)
+    [entry] = gw.store.callbacks()
+    entry.update(status="sending", claimed_at=time.time())  # a live sender holds it
+    gw.store.save_callback(entry)
+    gw.deliver_due(force=True)
+    assert receiver.notices == []
+    entry.update(claimed_at=time.time() - SEND_LEASE_SECONDS - 1)  # its sender died
+    gw.store.save_callback(entry)
+    gw.deliver_due(force=True)
+    assert [n.order_no for n in receiver.notices] == ["ORD-SBX-0103"]
+    assert gw.store.callbacks()[0]["status"] == "delivered"
