@@ -426,6 +426,8 @@ def _payment_providers() -> dict[str, dict[str, Any]]:
         providers["sandbox"] = {
             "class": "apps.commerce.payments.sandbox.SandboxWechatPay",
             "refund_notify_url": f"{base}/api/v1/commerce/notify/sandbox/refund",
+            # The hub calls its own sandbox gateway in process (same signed bytes, no socket).
+            "in_process": env_bool("PAYMENTS_SANDBOX_IN_PROCESS", True),
         }
     if os.environ.get("WECHATPAY_MCHID"):
         providers["wechat"] = {

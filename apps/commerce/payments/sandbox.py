@@ -50,7 +50,7 @@ from django.core.cache import cache
 from . import crypto
 from .base import Channel
 from .errors import PaymentsCode, PaymentsError
-from .transport import Transport, UrllibTransport
+from .transport import Headers, HttpAnswer, Transport, UrllibTransport
 from .wechat import (
     BEIJING,
     TRADE_BILL_HEADER,
@@ -64,6 +64,7 @@ from .wechat import (
 
 log = logging.getLogger("apps.commerce.payments.sandbox")
 
+SEND_LEASE_SECONDS = 120  # a callback claimed longer ago than this by a dead sender is sent again
 RETRY_SECONDS = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600)
 _TRADE_NO = re.compile(r"[A-Za-z0-9_-]{6,32}")
 _ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -817,11 +818,13 @@ class SandboxGateway:
         with self.store.lock():
             claimed = []
             for entry in self.store.callbacks():
-                if entry["status"] != "pending" or (prepay_id and entry["prepay_id"] != prepay_id):
+                # A "sending" entry whose sender died (lease over) is pending again.
+                stale = entry["status"] == "sending" and entry.get("claimed_at", 0) < now - SEND_LEASE_SECONDS
+                if (entry["status"] != "pending" and not stale) or (prepay_id and entry["prepay_id"] != prepay_id):
                     continue
                 if entry["due_at"] > now and not force:
                     continue
-                entry["status"] = "sending"
+                entry["status"], entry["claimed_at"] = "sending", now
                 self.store.save_callback(entry)
                 claimed.append(entry)
         if parallel and len(claimed) > 1:
@@ -912,6 +915,27 @@ def gateway() -> SandboxGateway:
         return found
 
 
+class InProcessTransport:
+    """The gateway called in this process, same bytes as over HTTP (the embedded default).
+
+    Under ASGI Django runs sync views on one shared thread: a checkout view calling its own
+    server's ``/sandbox/pay/v3/...`` over HTTP would wait on itself until the timeout."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+
+    def request(
+        self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None, timeout: float
+    ) -> HttpAnswer:
+        split = urlsplit(url)
+        if not url.startswith(self.base_url + "/"):
+            raise PaymentsError(PaymentsCode.GATEWAY_UNAVAILABLE, reason="bad_url")
+        full = split.path + (f"?{split.query}" if split.query else "")
+        route = full[len(urlsplit(self.base_url).path.rstrip("/")) :]
+        answer = gateway().handle_v3(method, full, route, headers, body or b"", base_url=self.base_url)
+        return HttpAnswer(answer.status, Headers(answer.headers), answer.body)
+
+
 class SandboxWechatPay(WechatPayV3):
     """WeChat Pay v3 against the sandbox gateway, on the sandbox's keys."""
 
@@ -925,12 +949,16 @@ class SandboxWechatPay(WechatPayV3):
         base_url: str = "",
         directory: str | Path | None = None,
         refund_notify_url: str = "",
+        in_process: bool = False,
         transport: Transport | None = None,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         refuse_in_production()
         keys = SandboxKeys.load_or_create(Path(directory) if directory else sandbox_dir())
+        base_url = base_url or str(getattr(settings, "PAYMENTS_SANDBOX_BASE_URL", ""))
+        if in_process and transport is None:
+            transport = InProcessTransport(base_url)
         super().__init__(
             name=name,
             merchant_id=keys.merchant_id,
@@ -939,7 +967,7 @@ class SandboxWechatPay(WechatPayV3):
             merchant_private_key=keys.merchant_private_key,
             apiv3_key=keys.apiv3_key,
             platform_keys={keys.platform_serial: keys.platform_certificate},
-            base_url=base_url or str(getattr(settings, "PAYMENTS_SANDBOX_BASE_URL", "")),
+            base_url=base_url,
             refund_notify_url=refund_notify_url,
             merchant_name=keys.merchant_name,
             transport=transport,

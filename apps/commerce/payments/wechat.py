@@ -223,7 +223,7 @@ class WechatPayV3:
             notice_id = str(envelope["id"])
             resource = envelope["resource"]
             if not isinstance(resource, dict):
-                raise TypeError("resource")
+                raise TypeError(type(resource).__name__)
         except (ValueError, KeyError, TypeError) as exc:
             raise NotifyRejected(PaymentsCode.MALFORMED_NOTIFY) from exc
         self._claim_nonce(headers)

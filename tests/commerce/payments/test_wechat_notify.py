@@ -298,3 +298,32 @@ def test_apiv3_key_must_be_32_bytes(merchant_pair: KeyPair) -> None:
             apiv3_key="short",
             platform_keys={},
         )
+
+
+def test_five_concurrent_copies_of_one_notification_pass_once(
+    wechat: WechatPayV3, platform_pair: KeyPair, apiv3_key: str, clock: Clock
+) -> None:
+    """The nonce is claimed with one atomic SET NX (Redis in tests, as in production)."""
+    import threading
+
+    headers, body = _notify(platform_pair, apiv3_key, clock)
+    barrier = threading.Barrier(5)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def deliver() -> None:
+        barrier.wait()
+        try:
+            wechat.parse_notify(headers, body)
+            outcome = "accepted"
+        except NotifyRejected as exc:
+            outcome = exc.code
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=deliver) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["accepted"] + [PaymentsCode.REPLAYED_NONCE] * 4
