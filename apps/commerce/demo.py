@@ -3,15 +3,13 @@ one completed (a tea-bag purchase that waived the consultation fee), one with a
 refund request waiting for 刘客服, one cancelled by the patient and one waiting
 for payment (the pay sheet opens it). Real sandbox trades: seeding runs without
 the web server, so the sandbox provider reaches the sandbox gateway in process
-(the same WeChat Pay v3 requests, signed and verified, without the socket), and
+(``InProcessTransport``: the same signed WeChat Pay v3 requests, no socket), and
 payments are confirmed by querying it, as the reconciliation task does.
 Idempotent: nothing is added once 张伟 has an order."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -26,29 +24,6 @@ from .registry import Quote, QuoteFn, register_item_kind
 log = logging.getLogger(__name__)
 FAMILY_PHONE = "13800138001"
 DEMO_PRICES = {"demo_consultation": ("复诊问诊费（心内科）", 5000), "demo_tea_bag": ("安神代茶饮（7袋）", 3800)}
-
-
-class _InProcess:
-    """A payments Transport that hands the adapter's requests to the sandbox gateway object."""
-
-    def request(
-        self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None, timeout: float
-    ) -> object:
-        from .payments.sandbox import gateway
-        from .payments.transport import Headers, HttpAnswer
-
-        parts = urlsplit(url)
-        full = parts.path + (f"?{parts.query}" if parts.query else "")
-        mount = full[: full.index("/v3/")]
-        answer = gateway().handle_v3(
-            method,
-            full,
-            full[len(mount) :],
-            dict(headers),
-            body or b"",
-            base_url=f"{parts.scheme}://{parts.netloc}{mount}",
-        )
-        return HttpAnswer(answer.status, Headers(answer.headers), answer.body)
 
 
 def _quote(title: str, fen: int) -> QuoteFn:
@@ -97,7 +72,8 @@ def seed_commerce() -> str:
     from .payments.sandbox import SandboxWechatPay
 
     _register_demo_kinds()
-    provider = SandboxWechatPay(name="sandbox", transport=_InProcess())  # type: ignore[arg-type]
+    # The gateway in process whatever PAYMENTS_SANDBOX_IN_PROCESS says: no server runs while seeding.
+    provider = SandboxWechatPay(name="sandbox", in_process=True)
     try:
         with transaction.atomic(), services.provider_override(provider):
             done = _checkout(account, me, "completed", "demo_consultation", "demo_tea_bag")
