@@ -59,6 +59,9 @@ def _pay(order: Order) -> None:
     notice = services.provider_for("sandbox").query(order.order_no)
     if notice is not None:
         services.payment_notice_apply(notice)
+        # The demo kinds live in this process only: fulfil here once seed_demo commits.
+        order_id = order.pk
+        transaction.on_commit(lambda: services.fulfilments_run(order_id))
 
 
 def seed_commerce() -> str:

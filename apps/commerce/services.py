@@ -567,8 +567,18 @@ def fulfilments_run(order_id: int) -> dict[str, int]:
             if f is None:
                 continue
             kind = item_kind(f.item.kind)
-            handler = None if kind is None else kind.on_paid if f.event == Fulfilment.Event.PAID else kind.on_refunded
             f.attempts += 1
+            if kind is None:
+                # Nobody in this process owns the kind (an app not loaded here): never
+                # mark as delivered what nobody delivered; the sweep tries again.
+                log.warning("no item kind %s registered for fulfilment %s", f.item.kind, f.pk)
+                f.status = Fulfilment.Status.FAILED
+                f.last_error = "kind_unregistered"
+                f.save(update_fields=["status", "attempts", "last_error"])
+                failed += 1
+                continue
+            # A kind without a handler for the event has nothing to do for it.
+            handler = kind.on_paid if f.event == Fulfilment.Event.PAID else kind.on_refunded
             try:
                 with transaction.atomic():
                     delivered = handler(_event(f.item, f)) if handler is not None else True

@@ -170,3 +170,31 @@ def test_a_failing_handler_is_retried_and_fulfils_once(
     assert len(shop.paid) == 1
     order.refresh_from_db()
     assert order.status == Order.Status.COMPLETED
+
+
+def test_an_item_of_a_kind_nobody_registered_is_not_marked_delivered(
+    buyer: Buyer, gateway: Any, shop: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from apps.commerce import registry
+
+    order = checkout(buyer, ("test_tea", "t1", 1))
+    kept = registry.item_kind("test_tea")
+    registry.unregister_item_kind("test_tea")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            services.payment_notice_apply(gateway.pay(order.order_no))
+        f = Fulfilment.objects.get(item__order=order)
+        assert f.status == Fulfilment.Status.FAILED and f.last_error == "kind_unregistered"
+        assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
+    finally:
+        assert kept is not None
+        registry.register_item_kind(
+            kept.kind,
+            title=kept.title,
+            quote=kept.quote,
+            can_checkout=kept.can_checkout,
+            on_paid=kept.on_paid,
+            on_refunded=kept.on_refunded,
+        )
+    assert services.fulfilments_retry() == {"done": 1, "failed": 0}
+    assert Order.objects.get(pk=order.pk).status == Order.Status.COMPLETED and len(shop.paid) == 1
