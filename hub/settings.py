@@ -369,6 +369,8 @@ COMMERCE_REFUND_ROLES = env_list("COMMERCE_REFUND_ROLES", ["cs_agent", "sysadmin
 COMMERCE_REFUND_SECOND_ROLES = env_list("COMMERCE_REFUND_SECOND_ROLES", ["sysadmin"])
 COMMERCE_STAFF_ROLES = env_list("COMMERCE_STAFF_ROLES", ["cs_agent", "sysadmin"])
 COMMERCE_RECONCILE_ROLES = env_list("COMMERCE_RECONCILE_ROLES", ["sysadmin", "auditor"])
+# A fulfilment handler that keeps failing is retried by the sweep (every 5 min) this many times.
+COMMERCE_FULFIL_MAX_ATTEMPTS = env_int("COMMERCE_FULFIL_MAX_ATTEMPTS", 12)
 # Payments with no notice after this many minutes are queried at the provider.
 COMMERCE_PENDING_QUERY_MINUTES = env_int("COMMERCE_PENDING_QUERY_MINUTES", 10)
 # The provider and channel a checkout uses when the client names none (embedded default: the sandbox).

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class CommerceConfig(AppConfig):
@@ -18,5 +19,11 @@ class CommerceConfig(AppConfig):
         from .todos import commerce_todos
 
         services.enqueuer_register(tasks.enqueue)
+        if getattr(settings, "PAYMENTS_SANDBOX", False):
+            # The demo orders' kinds, in every process that may fulfil or refund them
+            # (never in production: the sandbox is off there).
+            from .demo import register_demo_kinds
+
+            register_demo_kinds()
         register("commerce", commerce_todos)
         register_demo_seeder("commerce", seed_commerce)

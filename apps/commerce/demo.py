@@ -30,7 +30,8 @@ def _quote(title: str, fen: int) -> QuoteFn:
     return lambda patient, ref, quantity: Quote(title=title, unit_price_fen=fen)
 
 
-def _register_demo_kinds() -> None:
+def register_demo_kinds() -> None:
+    """The demo's kinds and waiver (apps.py registers them wherever the sandbox pays)."""
     for kind, (title, fen) in DEMO_PRICES.items():
         register_item_kind(kind, title=title, quote=_quote(title, fen))
     pricing.register_waiver(
@@ -74,7 +75,7 @@ def seed_commerce() -> str:
         return ""
     from .payments.sandbox import SandboxWechatPay
 
-    _register_demo_kinds()
+    register_demo_kinds()
     # The gateway in process whatever PAYMENTS_SANDBOX_IN_PROCESS says: no server runs while seeding.
     provider = SandboxWechatPay(name="sandbox", in_process=True)
     try:

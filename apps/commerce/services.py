@@ -602,6 +602,7 @@ def fulfilments_retry(*, limit: int = 200) -> dict[str, int]:
     """The sweep behind the after-commit run: orders with a pending or failed fulfilment."""
     order_ids = list(
         Fulfilment.objects.filter(status__in=[Fulfilment.Status.PENDING, Fulfilment.Status.FAILED])
+        .filter(attempts__lt=settings.COMMERCE_FULFIL_MAX_ATTEMPTS)
         .values_list("item__order_id", flat=True)
         .distinct()[:limit]
     )

@@ -155,7 +155,7 @@ def test_a_slow_item_keeps_the_order_fulfilling_until_delivered(
 
 
 def test_a_failing_handler_is_retried_and_fulfils_once(
-    buyer: Buyer, gateway: Any, shop: Any, django_capture_on_commit_callbacks: Any
+    buyer: Buyer, gateway: Any, shop: Any, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     order = checkout(buyer, ("test_tea", "t1", 1))
     shop.fail_paid = True
@@ -165,6 +165,9 @@ def test_a_failing_handler_is_retried_and_fulfils_once(
     assert order.status == Order.Status.PAID and shop.paid == []
     assert Fulfilment.objects.get(item__order=order).status == Fulfilment.Status.FAILED
     shop.fail_paid = False
+    settings.COMMERCE_FULFIL_MAX_ATTEMPTS = 1  # the sweep gives up after that many attempts
+    assert services.fulfilments_retry() == {"done": 0, "failed": 0} and shop.paid == []
+    settings.COMMERCE_FULFIL_MAX_ATTEMPTS = 12
     assert services.fulfilments_retry() == {"done": 1, "failed": 0}
     assert services.fulfilments_retry() == {"done": 0, "failed": 0}
     assert len(shop.paid) == 1
