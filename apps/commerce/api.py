@@ -13,16 +13,17 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from ninja import Query, Router, Status
 
 from apps.accounts.models import User
 from apps.accounts.roles import Role
 from apps.audit.services import audit_record
 from hub.auth import require_roles
-from hub.errors import ApiError, HubCode, NotFound, errors
+from hub.errors import ApiError, HubCode, Invalid, NotFound, errors
 from hub.pagination import PageParams, page
 
-from . import selectors, services
+from . import reconcile, selectors, services
 from .errors import CommerceCode
 from .models import Order, ReconciliationReport, Refund
 from .payments.base import NotifyRejected
@@ -32,6 +33,7 @@ from .schemas import (
     NoticeAckOut,
     OrderListOut,
     OrderOut,
+    ReconcileIn,
     RefundIn,
     RefundListOut,
     RefundOut,
@@ -279,6 +281,29 @@ def reports(request: HttpRequest, params: Query[PageParams], provider: str = "")
     if provider:
         qs = qs.filter(provider=provider)
     return page(qs, params, lambda rows: [selectors.report_out(r) for r in rows])
+
+
+@router.post(
+    "/reconciliation",
+    response={
+        201: ReportDetailOut,
+        **errors(
+            HubCode.FORBIDDEN,
+            HubCode.VALIDATION_ERROR,
+            PaymentsCode.UNKNOWN_PROVIDER,
+            PaymentsCode.GATEWAY_ERROR,
+            PaymentsCode.GATEWAY_BAD_RESPONSE,
+            PaymentsCode.GATEWAY_UNAVAILABLE,
+        ),
+    },
+    summary="立即对账（下载渠道某日账单并与本地记录核对）",
+)
+def reconcile_now(request: HttpRequest, body: ReconcileIn) -> Status[dict[str, Any]]:
+    user = require_roles(request, settings.COMMERCE_RECONCILE_ROLES)
+    if body.day >= timezone.now().astimezone(reconcile.SH).date():
+        raise Invalid("只能核对今天以前的账单", field="day")
+    report = reconcile.bill_reconcile(provider=body.provider, day=body.day, actor=user)
+    return Status(201, selectors.report_out(report, lines=True))
 
 
 @router.get(

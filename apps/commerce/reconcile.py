@@ -82,7 +82,7 @@ def _day_range(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=1)
 
 
-def bill_reconcile(*, provider: str, day: dt.date) -> ReconciliationReport:
+def bill_reconcile(*, provider: str, day: dt.date, actor: Any = None) -> ReconciliationReport:
     """Compare the provider's bill of ``day`` (Beijing) with our records of that day."""
     bill = provider_for(provider).bill(day)
     start, end = _day_range(day)
@@ -148,7 +148,8 @@ def bill_reconcile(*, provider: str, day: dt.date) -> ReconciliationReport:
         ReconciliationLine.objects.bulk_create([ReconciliationLine(report=report, **x) for x in lines])
         audit_record(
             action="commerce.reconcile",
-            actor_username="system",
+            actor=actor,
+            actor_username="" if actor else "system",
             object_type="commerce_reconciliation",
             object_id=report.pk,
             detail={"provider": provider, "day": day.isoformat(), "differences": len(lines)},

@@ -140,6 +140,11 @@ class ReconLineOut(Schema):
     provider_amount: MoneyOut | None
 
 
+class ReconcileIn(Schema):
+    provider: str = Field(min_length=1, max_length=32)
+    day: dt.date = Field(description="对账日（北京时间）")
+
+
 class ReportOut(Schema):
     id: int
     provider: str

@@ -107,3 +107,24 @@ def test_a_refund_the_provider_never_accepted_is_sent_again(
     with django_capture_on_commit_callbacks(execute=True):
         services.payment_notice_apply(gateway.refund_notice(refund.refund_no))
     assert balanced(order)["received"] == 0
+
+
+def test_staff_run_a_reconciliation_for_a_past_day(buyer: Buyer, gateway: Any, shop: Any) -> None:
+    admin = make_staff(Role.SYSADMIN, "sys2").api()
+    yesterday = (timezone.now().astimezone(SH) - dt.timedelta(days=1)).date()
+    gateway.extra_bill.append(
+        BillLine(
+            order_no="CO_ghost_0002",
+            transaction_id="4200ghost2",
+            kind="charge",
+            amount_fen=5,
+            occurred_at=timezone.now(),
+        )
+    )
+    r = admin.post("/commerce/reconciliation", {"provider": "fake", "day": yesterday.isoformat()})
+    assert r.status_code == 201, r.content
+    assert r.json()["differences"] == 1 and r.json()["lines"][0]["problem"] == "missing_local"
+    today = timezone.now().astimezone(SH).date().isoformat()
+    assert admin.post("/commerce/reconciliation", {"provider": "fake", "day": today}).status_code == 422
+    assert buyer.account.api().post("/commerce/reconciliation", {"provider": "fake", "day": today}).status_code == 403
+    assert admin.get("/commerce/reconciliation").json()["count"] == 1
