@@ -16,7 +16,9 @@ from apps.audit.models import AuditEvent
 from apps.commerce import services
 from apps.commerce.errors import CommerceCode
 from apps.commerce.models import LedgerEntry, Order, Payment, Refund
+from apps.commerce.selectors import refunds_awaiting
 from apps.commerce.tasks import expire_unpaid_orders
+from apps.commerce.todos import commerce_todos
 from hub.errors import ApiError
 from tests.commerce.conftest import Buyer, balanced, checkout
 from tests.conftest import make_staff
@@ -144,6 +146,11 @@ def test_a_large_refund_needs_a_second_role(
     with django_capture_on_commit_callbacks(execute=True):
         services.refund_approve(staff=agent.user, refund_no=refund.refund_no)
     assert Refund.objects.get(pk=refund.pk).status == Refund.Status.APPROVED and gateway.refunds == {}
+    # The to-do moves from the refund roles to the second-approval role.
+    assert not refunds_awaiting(agent.user).exists() and not refunds_awaiting(agent2.user).exists()
+    assert list(refunds_awaiting(admin.user)) == [refund]
+    assert [t.kind for t in commerce_todos(admin.user)] == ["commerce.refunds_to_approve"]
+    assert commerce_todos(agent.user) == []
     for wrong in (agent, agent2):  # the same person, or the same role, cannot give the second approval
         with pytest.raises(ApiError) as exc:
             services.refund_approve(staff=wrong.user, refund_no=refund.refund_no)
