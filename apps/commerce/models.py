@@ -217,6 +217,10 @@ class Refund(models.Model):
     class Source(models.TextChoices):
         PATIENT = "patient", "患者申请"
         LATE_PAYMENT = "late_payment", "订单取消后到账，自动退款"
+        AUTOMATIC = (
+            "automatic",
+            "业务规则自动退款",
+        )  # e.g. a visit the doctor ended (R2), through order_refund_automatic
 
     refund_no = models.CharField(max_length=32, unique=True)
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")

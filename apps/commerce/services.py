@@ -794,6 +794,39 @@ def refund_request(
         )
 
 
+def order_refund_automatic(*, order_no: str, reason: str, item_ids: Sequence[int] | None = None) -> Refund | None:
+    """A refund a domain rule decides, without staff approval (a visit the doctor
+    ended and sent offline, R2): the whole order or the given items, whatever is
+    left of them; sent to the provider after commit. None when nothing is left to
+    refund or the order is not paid."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(order_no=order_no).first()
+        if order is None:
+            raise NotFound("订单")
+        if lifecycle.next_status(ORDER_TRANSITIONS, order.status, "refund_request") is None:
+            return None
+        items = order.items.select_for_update().order_by("pk")
+        if item_ids is not None:
+            items = items.filter(pk__in=list(item_ids))
+        lines = [(i, i.payable_fen - i.refunded_fen) for i in items if i.payable_fen > i.refunded_fen]
+        if not lines:
+            return None
+        order.status_before_refund = order.status
+        _order_transition(order, "refund_request", actor=None, fields=["status_before_refund"], reason=reason[:500])
+        refund = _refund_create(
+            order,
+            amount_fen=sum(a for _, a in lines),
+            lines=lines,
+            reason=reason,
+            source=Refund.Source.AUTOMATIC,
+            status=Refund.Status.PROCESSING,
+            requested_by=None,
+        )
+        refund_id = refund.pk
+        transaction.on_commit(lambda: refund_submit(refund_id))
+    return refund
+
+
 def _locked_refund(refund_no: str) -> Refund:
     refund = (
         Refund.objects.select_for_update(of=("self",))

@@ -207,3 +207,23 @@ def test_the_database_refuses_an_unbalanced_or_rewritten_ledger(
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     balanced(order)
+
+
+def test_a_domain_rule_refunds_without_approval(
+    buyer: Buyer, gateway: Any, shop: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    order = paid(buyer, gateway, django_capture_on_commit_callbacks, ("test_consult", "c1", 1), ("test_tea", "t1", 1))
+    consult = order.items.get(kind="test_consult")
+    with django_capture_on_commit_callbacks(execute=True):
+        refund = services.order_refund_automatic(
+            order_no=order.order_no, reason="医生终止问诊，转线下就诊", item_ids=[consult.pk]
+        )
+    assert refund is not None and refund.amount_fen == 5000 and refund.source == Refund.Source.AUTOMATIC
+    assert gateway.refunds[refund.refund_no]["amount"] == 5000  # no approval step
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payment_notice_apply(gateway.refund_notice(refund.refund_no))
+    order.refresh_from_db()
+    assert order.status == Order.Status.PARTIALLY_REFUNDED and balanced(order)["received"] == 3800
+    # Nothing left on that item: a second automatic refund of it does nothing.
+    assert services.order_refund_automatic(order_no=order.order_no, reason="再次", item_ids=[consult.pk]) is None
+    assert Refund.objects.count() == 1
