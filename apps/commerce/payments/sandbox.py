@@ -802,6 +802,17 @@ class SandboxGateway:
         headers.update({"Content-Type": "application/json", "User-Agent": "Mozilla/4.0"})
         return headers, answer.body
 
+    def notification_for(self, order_no: str, **kwargs: Any) -> tuple[dict[str, str], bytes]:
+        """A freshly signed notification of the sandbox trade of ``order_no`` (for drills and
+        commerce's tests: post it to the notify route as many times and as concurrently as
+        needed). ``kwargs`` as :meth:`notification`."""
+        trade = self.store.trade_by_order(self.keys.merchant_id, order_no)
+        if trade is None:
+            raise PaymentsError(PaymentsCode.SANDBOX_TRADE_NOT_FOUND)
+        if not trade["transaction_id"]:
+            raise PaymentsError(PaymentsCode.SANDBOX_TRADE_STATE, state=trade["state"])
+        return self.notification(trade, **kwargs)
+
     def callbacks_of(self, prepay_id: str | None = None) -> list[dict[str, Any]]:
         return [
             {k: e[k] for k in ("id", "notification_id", "kind", "refund_no", "seq", "status", "attempts", "due_at")}

@@ -58,6 +58,13 @@ NOTIFY_WINDOW_SECONDS = 300
 _REFUND_STATUS = {"SUCCESS": "success", "PROCESSING": "processing", "CLOSED": "failed", "ABNORMAL": "failed"}
 
 
+def _fen(value: object) -> int:
+    """An amount in fen as the v3 JSON has it: an integer, never a float or a string."""
+    if type(value) is not int:
+        raise ValueError(f"not an amount in fen: {value!r}")
+    return value
+
+
 def rfc3339(moment: dt.datetime) -> str:
     if moment.tzinfo is None:
         raise PaymentsError(PaymentsCode.BAD_REQUEST, field="expires_at")
@@ -239,7 +246,9 @@ class WechatPayV3:
                 raise NotifyRejected(PaymentsCode.MALFORMED_NOTIFY, reason="event_type")
         except (KeyError, TypeError, ValueError) as exc:
             raise NotifyRejected(PaymentsCode.MALFORMED_NOTIFY) from exc
-        if notice.merchant_id != self.merchant_id or (notice.app_id and notice.app_id != self.app_id):
+        # Refund notifications carry no appid; payment notifications must name ours.
+        wrong_app = notice.app_id != self.app_id if notice.status == NoticeStatus.PAID else bool(notice.app_id)
+        if notice.merchant_id != self.merchant_id or wrong_app:
             raise NotifyRejected(PaymentsCode.WRONG_MERCHANT)
         return notice
 
@@ -249,7 +258,7 @@ class WechatPayV3:
             notice_id=notice_id,
             order_no=str(data["out_trade_no"]),
             transaction_id=str(data["transaction_id"]),
-            amount_fen=int(data["amount"]["total"]),
+            amount_fen=_fen(data["amount"]["total"]),
             merchant_id=str(data["mchid"]),
             app_id=str(data["appid"]),
             status=NoticeStatus.PAID,
@@ -264,13 +273,13 @@ class WechatPayV3:
             notice_id=notice_id,
             order_no=str(data["out_trade_no"]),
             transaction_id=str(data["transaction_id"]),
-            amount_fen=int(data["amount"]["total"]),
+            amount_fen=_fen(data["amount"]["total"]),
             merchant_id=str(data["mchid"]),
             app_id="",  # refund notifications carry no app id
             status=NoticeStatus.REFUNDED if ok else NoticeStatus.REFUND_FAILED,
             occurred_at=parse_time(str(when)) if when else dt.datetime.now(dt.UTC),
             refund_no=str(data["out_refund_no"]),
-            refund_amount_fen=int(data["amount"]["refund"]),
+            refund_amount_fen=_fen(data["amount"]["refund"]),
         )
 
     def notify_ack(self, ok: bool) -> tuple[int, str, bytes]:
@@ -336,7 +345,7 @@ class WechatPayV3:
         payload = {
             "appid": self.app_id,
             "mchid": self.merchant_id,
-            "description": req.description[:127],
+            "description": req.description.encode()[:127].decode("utf-8", "ignore"),
             "out_trade_no": req.order_no,
             "time_expire": rfc3339(req.expires_at),
             "notify_url": req.notify_url,
@@ -433,7 +442,10 @@ class WechatPayV3:
 
 def _yuan_to_fen(text: str) -> int:
     try:
-        return int((Decimal(text.strip() or "0") * 100).to_integral_exact())
+        value = Decimal(text.strip() or "0") * 100
+        if value != value.to_integral_value():
+            raise InvalidOperation(text)
+        return int(value)
     except InvalidOperation as exc:
         raise PaymentsError(PaymentsCode.GATEWAY_BAD_RESPONSE, field="amount") from exc
 

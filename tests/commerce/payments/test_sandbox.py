@@ -360,3 +360,23 @@ def test_a_callback_left_sending_by_a_dead_sender_is_sent_again(
     gw.deliver_due(force=True)
     assert [n.order_no for n in receiver.notices] == ["ORD-SBX-0103"]
     assert gw.store.callbacks()[0]["status"] == "delivered"
+
+
+def test_notification_for_an_order_is_freshly_signed_each_time(
+    in_process: SandboxWechatPay, receiver: Receiver
+) -> None:
+    from apps.commerce.payments.sandbox import gateway
+
+    gw = gateway()
+    result = _prepay(receiver, "ORD-SBX-0104")
+    with pytest.raises(PaymentsError) as unpaid:
+        gw.notification_for("ORD-SBX-0104")
+    assert unpaid.value.code == PaymentsCode.SANDBOX_TRADE_STATE
+    gw.pay(result.provider_ref, result.client_params)
+    first = gw.notification_for("ORD-SBX-0104", notification_id="EV-1")
+    second = gw.notification_for("ORD-SBX-0104", notification_id="EV-1")
+    assert first[0]["Wechatpay-Nonce"] != second[0]["Wechatpay-Nonce"]
+    assert in_process.parse_notify(*first).notice_id == in_process.parse_notify(*second).notice_id == "EV-1"
+    with pytest.raises(PaymentsError) as missing:
+        gw.notification_for("ORD-SBX-9999")
+    assert missing.value.code == PaymentsCode.SANDBOX_TRADE_NOT_FOUND

@@ -327,3 +327,18 @@ def test_five_concurrent_copies_of_one_notification_pass_once(
     for t in threads:
         t.join()
     assert sorted(outcomes) == ["accepted"] + [PaymentsCode.REPLAYED_NONCE] * 4
+
+
+def test_amounts_must_be_integer_fen_and_payments_must_name_our_app(
+    wechat: WechatPayV3, platform_pair: KeyPair, apiv3_key: str, clock: Clock
+) -> None:
+    for amount in (12.3, "1230", True):
+        resource = transaction(amount={"total": amount, "payer_total": 1230, "currency": "CNY"})
+        assert (
+            _refused(wechat, *_notify(platform_pair, apiv3_key, clock, resource=resource))
+            == PaymentsCode.MALFORMED_NOTIFY
+        )
+    assert (
+        _refused(wechat, *_notify(platform_pair, apiv3_key, clock, resource=transaction(appid="")))
+        == PaymentsCode.WRONG_MERCHANT
+    )

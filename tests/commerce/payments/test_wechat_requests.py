@@ -331,3 +331,19 @@ def test_real_http_timeout_and_refused_connection(wechat: WechatPayV3, silent_po
     with pytest.raises(PaymentsError) as refused:
         wechat.query("ORD20251201001")
     assert refused.value.code == PaymentsCode.GATEWAY_UNAVAILABLE and refused.value.detail["reason"] == "connection"
+
+
+def test_bill_amounts_are_exact_fen() -> None:
+    from apps.commerce.payments.wechat import parse_trade_bill
+
+    columns = TRADE_BILL_HEADER.split(",")
+    row = dict.fromkeys(columns, "")
+    row.update({"交易时间": "2025-12-01 08:00:05", "交易状态": "SUCCESS", "商户订单号": "ORD20251201001"})
+    row.update({"微信订单号": "4200000985202512011234567890", "订单金额": "12.345"})
+    raw = (TRADE_BILL_HEADER + "\r\n" + ",".join("`" + row[c] for c in columns) + "\r\n").encode()
+    with pytest.raises(PaymentsError) as exc:
+        parse_trade_bill(raw)
+    assert exc.value.code == PaymentsCode.GATEWAY_BAD_RESPONSE
+    row["订单金额"] = "12.34"
+    raw = (TRADE_BILL_HEADER + "\r\n" + ",".join("`" + row[c] for c in columns) + "\r\n").encode()
+    assert [b.amount_fen for b in parse_trade_bill(raw)] == [1234]
