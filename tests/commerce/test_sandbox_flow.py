@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -103,3 +105,59 @@ def test_a_channel_the_sandbox_does_not_serve_is_refused_before_anything_is_writ
     )
     assert r.status_code == 422 and r.json()["code"] == "commerce.channel_unavailable"
     assert not Order.objects.exists()
+
+
+def _post(url: str, headers: dict[str, str], body: bytes) -> int:
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=20) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_five_concurrent_signed_notifications_over_http_record_one_payment(sandbox: Any, shop: Any) -> None:
+    from apps.commerce.payments.sandbox import gateway
+
+    account = make_patient("13900000040", "陈十三")
+    patient = add_patient(account, "陈十三")
+    order = services.order_checkout(
+        payer=account.user,
+        patient_id=patient.pk,
+        lines=[services.CheckoutLine("test_tea", "t1", 1)],
+        client_key=secrets.token_hex(8),
+    )
+    sheet = f"{sandbox.url}/sandbox/pay/trades/{order.pay_params['sandboxTrade']}"
+    _http(f"{sheet}/controls", {"fail_callbacks": 10})  # paid, but its own callbacks are dropped
+    assert _http(f"{sheet}/pay", order.pay_params)["state"] == "SUCCESS"
+    notify = f"{sandbox.url}/api/v1/commerce/notify/sandbox"
+
+    # Refused with nothing recorded: a wrong amount, a bad signature.
+    for bad in ({"wrong_amount": True}, {"bad_signature": True}):
+        headers, body = gateway().notification_for(order.order_no, **bad)
+        assert _post(notify, headers, body) >= 400
+    assert not Payment.objects.filter(status="succeeded").exists() and not LedgerEntry.objects.exists()
+
+    copies = [gateway().notification_for(order.order_no) for _ in range(5)]
+    statuses: list[Any] = []
+    barrier = threading.Barrier(5)
+
+    def send(headers: dict[str, str], body: bytes) -> None:
+        barrier.wait()
+        statuses.append(_post(notify, headers, body))
+
+    threads = [threading.Thread(target=send, args=c) for c in copies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(statuses) == 5 and all(200 <= s < 300 for s in statuses), statuses
+    assert Payment.objects.filter(order=order, status="succeeded").count() == 1
+    assert LedgerEntry.objects.filter(order=order, kind="payment").count() == 1
+    assert Fulfilment.objects.filter(item__order=order).count() == 1 and len(shop.paid) == 1
+    # The same bytes again: the nonce was used, refused, still one payment.
+    assert _post(notify, *copies[0]) >= 400
+    assert Payment.objects.filter(order=order, status="succeeded").count() == 1
+    order.refresh_from_db()
+    assert order.status == Order.Status.COMPLETED
+    balanced(order)
