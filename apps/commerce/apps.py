@@ -19,6 +19,12 @@ class CommerceConfig(AppConfig):
         from .todos import commerce_todos
 
         services.enqueuer_register(tasks.enqueue)
+        from hub.outside import register_adapter_setting
+
+        register_adapter_setting(
+            "PAYMENT_PROVIDERS",
+            lambda: [str(c["class"]) for c in getattr(settings, "PAYMENT_PROVIDERS", {}).values()],
+        )
         if getattr(settings, "PAYMENTS_SANDBOX", False):
             # The demo orders' kinds, in every process that may fulfil or refund them
             # (never in production: the sandbox is off there).

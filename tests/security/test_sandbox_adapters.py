@@ -49,6 +49,7 @@ def test_every_default_adapter_is_a_listed_sandbox() -> None:
         "apps.notifications.adapters.SandboxWechatSubscribe",
         "apps.notifications.adapters.SandboxAlipayTemplate",
         "apps.pharmacy.ca.SandboxCaSigner",
+        "apps.commerce.payments.sandbox.SandboxWechatPay",
     } <= paths
     # The in-app channel is ours, not an outside party: never listed.
     assert "apps.notifications.adapters.InAppAdapter" not in paths
@@ -130,6 +131,7 @@ def test_switched_off_channels_answer_clearly_and_send_nothing(api: Api) -> None
         MINIPROGRAM_ADAPTER="apps.accounts.adapters.DisabledMiniProgram",
         NOTIFY_ADAPTERS={**REAL_NOTIFY, "sms": "apps.notifications.adapters.DisabledChannel"},
         PHARMACY_CA_SIGNER="",
+        PAYMENT_PROVIDERS={},
     ):
         refuse_sandboxes_in_production()  # a deployment that switched them off starts
         r = api.post("/auth/miniprogram/login", {"platform": "alipay", "code": code})
