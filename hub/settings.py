@@ -391,6 +391,13 @@ COMMERCE_RECONCILE_ROLES = env_list("COMMERCE_RECONCILE_ROLES", ["sysadmin", "au
 COMMERCE_FULFIL_MAX_ATTEMPTS = env_int("COMMERCE_FULFIL_MAX_ATTEMPTS", 12)
 # Payments with no notice after this many minutes are queried at the provider.
 COMMERCE_PENDING_QUERY_MINUTES = env_int("COMMERCE_PENDING_QUERY_MINUTES", 10)
+# Electronic receipts (财政电子票据): the platform adapter (a dotted path; the sandbox never in
+# production; empty = no electronic receipts, the hospital's counter issues them), and how
+# many times a busy platform is tried before staff are asked to retry.
+RECEIPTS_PLATFORM = os.environ.get(
+    "RECEIPTS_PLATFORM", "" if PRODUCTION else "apps.commerce.receipts.sandbox.SandboxReceiptPlatform"
+)
+RECEIPTS_MAX_ATTEMPTS = env_int("RECEIPTS_MAX_ATTEMPTS", 8)
 # The provider and channel a checkout uses when the client names none (embedded default: the sandbox).
 COMMERCE_DEFAULT_PROVIDER = os.environ.get("COMMERCE_DEFAULT_PROVIDER", "sandbox")
 # Which configured provider serves each payment channel (an unconfigured one falls back to the default).

@@ -92,6 +92,10 @@ ACTION_LABELS: dict[str, str] = {
     "commerce.notice_refused": "支付通知被拒绝",
     "commerce.reconcile": "对账",
     "commerce.reconcile_view": "查看对账报告",
+    "commerce.receipt_issued": "开具电子票据",
+    "commerce.receipt_voided": "电子票据冲红",
+    "commerce.receipt_failed": "电子票据开具失败",
+    "commerce.receipt_retry": "重新开具电子票据",
     # psychological scales
     "psych.assign": "布置心理测评",
     "psych.submit": "提交心理测评",
@@ -141,6 +145,7 @@ OBJECT_LABELS: dict[str, str] = {
     "recording": "问诊录像",
     "commerce_order": "订单",
     "commerce_refund": "退款申请",
+    "commerce_receipt": "电子票据",
     "commerce_notice": "支付通知",
     "commerce_reconciliation": "对账报告",
     "psych_assignment": "心理测评任务",

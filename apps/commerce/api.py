@@ -25,14 +25,16 @@ from hub.pagination import PageParams, page
 
 from . import reconcile, selectors, services
 from .errors import CommerceCode
-from .models import Order, ReconciliationReport, Refund
+from .models import Order, Receipt, ReconciliationReport, Refund
 from .payments.base import NotifyRejected
 from .payments.errors import PaymentsCode
+from .receipts import services as receipt_services
 from .schemas import (
     CheckoutIn,
     NoticeAckOut,
     OrderListOut,
     OrderOut,
+    ReceiptOut,
     ReconcileIn,
     RefundIn,
     RefundListOut,
@@ -268,6 +270,18 @@ def refund_retry(request: HttpRequest, refund_no: str) -> dict[str, Any]:
     user = _user(request)
     services.refund_retry(staff=user, refund_no=refund_no)
     return _refund_view(user, refund_no)
+
+
+@router.post(
+    "/receipts/{request_no}/retry",
+    response={200: ReceiptOut, **errors(HubCode.FORBIDDEN, HubCode.NOT_FOUND, CommerceCode.TRANSITION_REFUSED)},
+    summary="重新开具失败的电子票据",
+)
+def receipt_retry(request: HttpRequest, request_no: str) -> dict[str, Any]:
+    user = require_roles(request, settings.COMMERCE_STAFF_ROLES)
+    if not Receipt.objects.filter(request_no=request_no).exists():
+        raise NotFound("电子票据")
+    return selectors.receipt_out(receipt_services.receipt_retry(staff=user, request_no=request_no))
 
 
 @router.get(

@@ -19,8 +19,14 @@ class CommerceConfig(AppConfig):
         from .todos import commerce_todos
 
         services.enqueuer_register(tasks.enqueue)
+        from .receipts import services as receipts
+
+        receipts.enqueuer_register(tasks.enqueue_receipt)
         from hub.outside import register_adapter_setting
 
+        register_adapter_setting(
+            "RECEIPTS_PLATFORM", lambda: [settings.RECEIPTS_PLATFORM] if settings.RECEIPTS_PLATFORM else []
+        )
         register_adapter_setting(
             "PAYMENT_PROVIDERS",
             lambda: [str(c["class"]) for c in getattr(settings, "PAYMENT_PROVIDERS", {}).values()],

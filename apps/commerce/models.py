@@ -324,3 +324,38 @@ class ReconciliationLine(models.Model):
     reference = models.CharField(max_length=64)  # transaction id or refund no
     local_fen = models.BigIntegerField(null=True, blank=True)
     provider_fen = models.BigIntegerField(null=True, blank=True)
+
+
+class Receipt(models.Model):
+    """One electronic receipt (医疗收费电子票据) of an order at the receipt platform: issued
+    for what was paid; voided (冲红) when everything is refunded, voided and issued again
+    for what is kept after a partial refund (``receipts.services``, ADR 0044)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "开具中"  # waiting for (or retrying) the platform
+        ISSUED = "issued", "已开具"
+        VOIDING = "voiding", "冲红中"
+        VOIDED = "voided", "已冲红"
+        CANCELLED = "cancelled", "无需开具"  # refunded before it was issued
+        FAILED = "failed", "开具失败"  # refused for good or retried out; staff retry it
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="receipts")
+    request_no = models.CharField(max_length=32, unique=True)  # our serial number at the platform
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    amount_fen = models.BigIntegerField()
+    platform = models.CharField(max_length=32, blank=True)
+    code = models.CharField(max_length=16, blank=True)  # 票据代码
+    number = models.CharField(max_length=16, blank=True)  # 票据号码
+    check_code = models.CharField(max_length=16, blank=True)  # 校验码
+    view_url = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=200, blank=True)
+    void_reason = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(amount_fen__gt=0), name="commerce_receipt_amount_positive")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]

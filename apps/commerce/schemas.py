@@ -54,6 +54,19 @@ class PaymentOut(Schema):
     paid_at: dt.datetime | None
 
 
+class ReceiptOut(Schema):
+    request_no: str
+    status: str
+    status_label: str
+    amount: MoneyOut
+    code: str = Field(description="票据代码")
+    number: str = Field(description="票据号码")
+    check_code: str = Field(description="校验码（与代码、号码一起在财政票据查验平台核验）")
+    view_url: str
+    issued_at: dt.datetime | None
+    voided_at: dt.datetime | None
+
+
 class RefundLineOut(Schema):
     item_id: int
     amount: MoneyOut
@@ -102,6 +115,7 @@ class OrderOut(OrderBriefOut):
     items: list[ItemOut]
     payments: list[PaymentOut]
     refunds: list[RefundOut]
+    receipts: list[ReceiptOut] = Field(description="电子票据：已开具、冲红与开具中的（已取消的不列出）")
     ledger: dict[str, MoneyOut] = Field(description="账目汇总：各类分录合计，balance 恒为 0，received 为实收净额")
     pay_params: dict[str, str] = Field(description="待支付时交给支付控件的参数（仅下单人可见）")
 

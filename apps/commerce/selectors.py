@@ -13,7 +13,7 @@ from apps.accounts.roles import Role
 from apps.core.lifecycle import allowed_actions
 from hub.errors import NotFound
 
-from .models import LedgerEntry, Order, OrderItem, Payment, ReconciliationReport, Refund
+from .models import LedgerEntry, Order, OrderItem, Payment, Receipt, ReconciliationReport, Refund
 from .money import yuan
 from .states import ORDER_TRANSITIONS, REFUND_TRANSITIONS
 
@@ -181,6 +181,21 @@ def payment_out(p: Payment) -> dict[str, Any]:
     }
 
 
+def receipt_out(r: Receipt) -> dict[str, Any]:
+    return {
+        "request_no": r.request_no,
+        "status": r.status,
+        "status_label": Receipt.Status(r.status).label,
+        "amount": money(r.amount_fen),
+        "code": r.code,
+        "number": r.number,
+        "check_code": r.check_code,
+        "view_url": r.view_url,
+        "issued_at": r.issued_at,
+        "voided_at": r.voided_at,
+    }
+
+
 def order_detail(order: Order, user: User) -> dict[str, Any]:
     balance = ledger_balance(order)
     refunds = order.refunds.select_related("order", "approved_by").prefetch_related("lines").order_by("created_at")
@@ -193,6 +208,9 @@ def order_detail(order: Order, user: User) -> dict[str, Any]:
         "items": [item_out(i) for i in order.items.order_by("pk")],
         "payments": [payment_out(p) for p in order.payments.exclude(status=Payment.Status.PENDING).order_by("pk")],
         "refunds": [refund_out(r, user) for r in refunds],
+        "receipts": [
+            receipt_out(r) for r in order.receipts.exclude(status=Receipt.Status.CANCELLED).order_by("created_at", "pk")
+        ],
         "ledger": {k: money(v) for k, v in balance.items() if v or k in ("balance", "received")},
         "pay_params": order.pay_params if order.status == Order.Status.CREATED and user.pk == order.payer_id else {},
     }

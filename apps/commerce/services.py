@@ -37,6 +37,7 @@ from .models import Fulfilment, LedgerEntry, Order, OrderItem, Payment, Refund, 
 from .money import yuan
 from .payments.base import Channel, NoticeStatus, PaymentNotice, PaymentProvider, PrepayRequest, get_provider
 from .pricing import PricedLine, price
+from .receipts.services import receipt_open, receipts_after_refund
 from .registry import ItemEvent, item_kind
 from .states import ORDER_TRANSITIONS, REFUND_TRANSITIONS
 
@@ -493,6 +494,7 @@ def _apply_paid(notice: PaymentNotice) -> tuple[NoticeOutcome, int | None]:
             audit=AuditEntry("commerce.paid", "commerce_order", order.order_no, detail, actor_username="system"),
         )
         _claim_fulfilments(order)
+        receipt_open(order)  # the electronic receipt, issued after commit
         return NoticeOutcome("recorded", order.order_no), None
     order.status_before_refund = ""
     _order_transition(
@@ -1028,4 +1030,5 @@ def refund_settle(*, refund_no: str, success: bool, occurred_at: dt.datetime) ->
             ignore_conflicts=True,
         )
         _run_after_commit(order.pk)
+        receipts_after_refund(order)  # 冲红, and a new receipt for what is kept
     return True

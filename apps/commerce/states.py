@@ -3,7 +3,7 @@ listed is refused by apps.core.lifecycle.transition."""
 
 from __future__ import annotations
 
-from .models import Order, Refund
+from .models import Order, Receipt, Refund
 
 S = Order.Status
 ORDER_TRANSITIONS: dict[tuple[str, str], str] = {
@@ -39,4 +39,15 @@ REFUND_TRANSITIONS: dict[tuple[str, str], str] = {
     (R.PROCESSING, "succeed"): R.SUCCEEDED,  # the provider's refund notice (or query) says so
     (R.PROCESSING, "fail"): R.FAILED,
     (R.FAILED, "retry"): R.PROCESSING,
+}
+
+C = Receipt.Status
+RECEIPT_TRANSITIONS: dict[tuple[str, str], str] = {
+    (C.PENDING, "issue"): C.ISSUED,  # the platform issued it
+    (C.PENDING, "give_up"): C.FAILED,  # refused for good, or retried out
+    (C.PENDING, "cancel"): C.CANCELLED,  # everything was refunded before it was issued
+    (C.FAILED, "retry"): C.PENDING,  # staff try again (the platform's problem was fixed)
+    (C.FAILED, "cancel"): C.CANCELLED,
+    (C.ISSUED, "void"): C.VOIDING,  # a refund: 冲红 at the platform
+    (C.VOIDING, "voided"): C.VOIDED,
 }

@@ -58,3 +58,31 @@ def reconcile_yesterday() -> int:
     from .reconcile import bills_reconcile_yesterday
 
     return bills_reconcile_yesterday()
+
+
+def enqueue_receipt(job: str, receipt_id: int) -> None:
+    """Registered with receipts.services (apps.py): issue or void after commit."""
+    (receipt_void_task if job == "void" else receipt_issue_task)(receipt_id)
+
+
+@db_task()
+def receipt_issue_task(receipt_id: int) -> str:
+    from .receipts.services import receipt_issue
+
+    return receipt_issue(receipt_id)
+
+
+@db_task()
+def receipt_void_task(receipt_id: int) -> str:
+    from .receipts.services import receipt_void
+
+    return receipt_void(receipt_id)
+
+
+@db_periodic_task(crontab(minute="*"))
+def receipts_due() -> dict[str, int]:
+    """Every minute: receipts whose (re)try is due are issued or voided (a busy platform,
+    a lost enqueue or a dead worker delays a receipt, never loses it)."""
+    from .receipts.services import receipts_sweep
+
+    return receipts_sweep()
