@@ -32,5 +32,8 @@ class PharmacyConfig(AppConfig):
 
         register_adapter_setting("PHARMACY_CA_SIGNER", configured_signer_paths)
         register_allergy_source("pharmacy", stored_allergies)
+        from .commerce_items import register as register_commerce_items
+
+        register_commerce_items()  # prescriptions are paid through commerce
         register("pharmacy", pharmacy_todos)
         register_demo_seeder("pharmacy", seed_pharmacy)

@@ -159,6 +159,7 @@ class Prescription(models.Model):
         REVISED = "revised", "医生修改中"  # the doctor reopened it; must sign and submit again
         PAID = "paid", "已支付"  # paid (commerce); may be dispensed
         DISPENSED = "dispensed", "已发药"  # the pharmacy dispensed it (delivery or pickup follows)
+        REFUNDED = "refunded", "已退费"  # paid, then refunded before dispensing (commerce)
         EXPIRED = "expired", "已过期"  # past its validity before payment
         CANCELLED = "cancelled", "已作废"  # withdrawn by the doctor
 

@@ -68,6 +68,7 @@ AUDIT_ACTIONS: dict[str, str] = {
     "pay": "pharmacy.prescription_pay",
     "dispense": "pharmacy.prescription_dispense",
     "expire": "pharmacy.prescription_expire",
+    "refund": "pharmacy.prescription_refund",
 }
 
 
@@ -422,6 +423,18 @@ def prescription_mark_paid(*, prescription_id: int, payment_ref: str, actor: Use
         p.paid_at, p.payment_ref = timezone.now(), payment_ref[:64]
         _transition(p, "pay", actor=actor, fields=["paid_at", "payment_ref"])
     return p
+
+
+def prescription_mark_refunded(*, prescription_id: int, refund_ref: str) -> bool:
+    """Commerce refunded a paid prescription: it may no longer be dispensed. A
+    dispensed one stays dispensed (the medicine left; the refund is the money's
+    business, returned medicine is the pharmacy's). Idempotent; False when nothing changed."""
+    with transaction.atomic():
+        p = _locked(prescription_id)
+        if p.status != S.PAID:
+            return False
+        _transition(p, "refund", actor=None, fields=[], detail={"refund": refund_ref[:64]})
+    return True
 
 
 def prescription_dispense(*, pharmacist: User, prescription_id: int) -> Prescription:

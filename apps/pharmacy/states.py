@@ -31,9 +31,10 @@ PRESCRIPTION_TRANSITIONS: dict[tuple[str, str], str] = {
     (S.APPROVED, "cancel"): S.CANCELLED,
     (S.APPROVED, "expire"): S.EXPIRED,
     (S.PAID, "dispense"): S.DISPENSED,
+    (S.PAID, "refund"): S.REFUNDED,  # commerce refunded it before the pharmacy dispensed
 }
 
-# Who performs which action (the table says when). ``expire`` is the sweep's, ``pay`` commerce's.
+# Who performs which action (the table says when). ``expire`` is the sweep's, ``pay`` and ``refund`` commerce's.
 DOCTOR_ACTIONS = ("edit", "sign", "submit", "revise", "cancel")
 PHARMACIST_ACTIONS = ("approve", "reject", "dispense")
 # Content may change only in these states (and every change voids the signature).
