@@ -27,6 +27,7 @@ from .schemas import (
     AddressListOut,
     AddressOut,
     BookIn,
+    CallbackAckOut,
     PickupCodeOut,
     PickupVerifyIn,
     ReasonIn,
@@ -74,7 +75,7 @@ def address_create(request: HttpRequest, payload: AddressIn) -> Status[dict[str,
     return Status(201, selectors.address_row(services.address_create(user=user, data=_data(payload))))
 
 
-@router.put(
+@router.patch(
     "/addresses/{address_id}",
     response={
         200: AddressOut,
@@ -350,7 +351,7 @@ def sandbox_step(request: HttpRequest, shipment_id: int, payload: SandboxStepIn)
     "/callbacks/{courier}",
     auth=None,
     response={
-        200: dict[str, str],
+        200: CallbackAckOut,
         **errors(
             HubCode.NOT_FOUND,
             DeliveryCode.CALLBACK_REJECTED,

@@ -124,3 +124,11 @@ class TrackOut(Schema):
 class SandboxStepOut(Schema):
     callback_status: int  # what our callback endpoint answered the sandbox courier
     shipment: ShipmentOut
+
+
+class CallbackAckOut(Schema):
+    """The answer each courier expects (SF: return_code "0000"; Dada: status "ok")."""
+
+    return_code: str | None = None
+    return_msg: str | None = None
+    status: str | None = None

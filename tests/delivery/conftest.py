@@ -29,6 +29,7 @@ from apps.delivery.couriers.sf import SfExpress
 from apps.delivery.models import Address
 from apps.delivery.services import AddressData, address_create
 from tests.conftest import Persona, make_patient, make_staff
+from tests.support.logcheck import no_logged_exceptions  # noqa: F401  (autouse)
 
 KIND = "test.rx"
 SF_CHECKWORD = "sf-test-checkword-0123456789abcd"
