@@ -142,17 +142,37 @@ def sf_server(standin: StandIn) -> httpx.MockTransport:
         form = {k: v[0] for k, v in urllib.parse.parse_qs(request.content.decode()).items()}
         if sf_digest(form["msgData"], form["timestamp"], SF_CHECKWORD) != form["msgDigest"]:
             return httpx.Response(200, json={"apiResultCode": "A1002", "apiErrorMsg": "数字签名无效"})
+        msg = json.loads(form["msgData"])
+        data: dict[str, Any]
         if standin.refuse:
-            data = {"success": False, "errorCode": standin.refuse, "errorMsg": "下单失败"}
+            data = {"success": False, "errorCode": standin.refuse, "errorMsg": "失败"}
+        elif form["serviceCode"] == "EXP_RECE_SEARCH_ROUTES":
+            routes = [
+                {
+                    "acceptTime": "2026-12-01 09:00:00",
+                    "acceptAddress": "广州市",
+                    "remark": "已收取快件",
+                    "opCode": "50",
+                },
+                {
+                    "acceptTime": "2026-12-01 15:30:00",
+                    "acceptAddress": "广州市",
+                    "remark": "正在派送途中",
+                    "opCode": "44",
+                },
+            ]
+            data = {
+                "success": True,
+                "msgData": {"routeResps": [{"mailNo": msg["trackingNumber"][0], "routes": routes}]},
+            }
+        elif form["serviceCode"] == "EXP_RECE_UPDATE_ORDER":
+            data = {"success": True, "msgData": {"orderId": msg["orderId"], "resStatus": 2}}
         else:
-            msg = json.loads(form["msgData"])
+            waybills = [{"waybillType": 1, "waybillNo": "SF1234567890123"}]
             data = {
                 "success": True,
                 "errorCode": "S0000",
-                "msgData": {
-                    "orderId": msg.get("orderId"),
-                    "waybillNoInfoList": [{"waybillType": 1, "waybillNo": "SF1234567890123"}],
-                },
+                "msgData": {"orderId": msg["orderId"], "waybillNoInfoList": waybills},
             }
         return httpx.Response(
             200, json={"apiResultCode": "A1000", "apiErrorMsg": "", "apiResultData": json.dumps(data)}

@@ -247,3 +247,38 @@ def test_the_callback_answers_in_sfs_format(world: World, test_sources: SourceBo
     r = _post(_signed_push(sandbox, shipment))
     assert r.status_code == 200
     assert r.json() == {"return_code": "0000", "return_msg": "成功"}
+
+
+def test_booking_the_sandbox_schedules_its_steps_and_each_step_schedules_the_next(
+    world: World,
+    test_sources: SourceBook,
+    sandbox: SandboxCourier,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from huey.contrib.djhuey import HUEY
+
+    from apps.delivery.tasks import sandbox_courier_step
+
+    settings.DELIVERY_SANDBOX_STEP_SECONDS = 30
+    HUEY.storage.flush_schedule()
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            sid = _create_and_book(world, test_sources)["id"]
+        (task,) = HUEY.scheduled()
+        assert task.name.endswith("sandbox_courier_step") and task.args == (sid,)
+        assert Shipment.objects.get(pk=sid).status == "booked"  # nothing happens before the delay
+        HUEY.storage.flush_schedule()
+        sandbox_courier_step.call_local(sid)  # the worker runs it when it is due
+        assert Shipment.objects.get(pk=sid).status == "accepted"
+        (task,) = HUEY.scheduled()
+        assert task.args == (sid,)
+        for _ in range(3):
+            sandbox_courier_step.call_local(sid)
+        assert Shipment.objects.get(pk=sid).status == "delivered"
+        HUEY.storage.flush_schedule()
+        sandbox_courier_step.call_local(sid)  # re-run after the end: nothing posted, nothing scheduled
+        assert ShipmentEvent.objects.filter(shipment_id=sid).count() == 4
+        assert HUEY.scheduled() == []
+    finally:
+        HUEY.storage.flush_schedule()

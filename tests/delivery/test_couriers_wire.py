@@ -277,3 +277,32 @@ def test_dada_callbacks_move_the_shipment_and_bad_ones_do_not(
     # The rider's name and phone in the callback are not stored.
     assert not ShipmentEvent.objects.filter(description__contains="王骑士").exists()
     assert not ShipmentEvent.objects.filter(description__contains="15600000000").exists()
+
+
+def test_sf_track_fills_missed_pushes_and_cancel_asks_sf(
+    world: World, test_sources: SourceBook, sf: tuple[SfExpress, StandIn]
+) -> None:
+    _, standin = sf
+    sid = _book(world, test_sources, "sf").json()["id"]
+    api = world.pharmacist.api()
+    r = api.post(f"/delivery/shipments/{sid}/track")
+    assert r.status_code == 200 and r.json() == {"stored": 2, "transitions": 3}  # accept, pick_up, transit
+    assert Shipment.objects.get(pk=sid).status == "in_transit"
+    assert api.post(f"/delivery/shipments/{sid}/track").json() == {"stored": 0, "transitions": 0}  # idempotent
+    form = {k: v[0] for k, v in urllib.parse.parse_qs(standin.requests[1].content.decode()).items()}
+    assert form["serviceCode"] == "EXP_RECE_SEARCH_ROUTES"
+    assert json.loads(form["msgData"])["trackingNumber"] == ["SF1234567890123"]
+
+    test_sources.add("rx-cancel", world.me)
+    sid2 = api.post("/delivery/shipments", {"source_kind": KIND, "source_id": "rx-cancel", "method": "courier"}).json()[
+        "id"
+    ]
+    standin.requests.clear()
+    Shipment.objects.filter(pk=sid).update(waybill_no="SF-OTHER")  # the stand-in hands out one waybill number
+    api.post(f"/delivery/shipments/{sid2}/book", {"courier": "sf"})
+    r = api.post(f"/delivery/shipments/{sid2}/cancel", {"reason": "患者取消"})
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    form = {k: v[0] for k, v in urllib.parse.parse_qs(standin.requests[-1].content.decode()).items()}
+    assert form["serviceCode"] == "EXP_RECE_UPDATE_ORDER"
+    assert json.loads(form["msgData"]) == {"orderId": Shipment.objects.get(pk=sid2).number, "dealType": 2}
+    _assert_private(standin.requests[-1].content)
