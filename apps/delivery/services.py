@@ -594,6 +594,8 @@ def callback_receive(*, courier_code: str, headers: Mapping[str, str], body: byt
     except CourierRejected as exc:
         log.warning("courier %s callback rejected: %s", courier_code, exc.code)
         raise DeliveryError(DeliveryCode.CALLBACK_REJECTED, reason=exc.code) from exc
+    if any(len(i.event_id) > 96 or not i.event_id or len(i.courier_status) > 32 for i in items):
+        raise DeliveryError(DeliveryCode.CALLBACK_REJECTED, reason=f"{courier_code}.malformed")
     events_apply(courier_code=courier_code, items=items)
     return adapter.callback_answer()
 

@@ -282,3 +282,34 @@ def test_booking_the_sandbox_schedules_its_steps_and_each_step_schedules_the_nex
         assert HUEY.scheduled() == []
     finally:
         HUEY.storage.flush_schedule()
+
+
+def test_oversized_or_malformed_pushes_are_refused_not_crashed(
+    world: World, test_sources: SourceBook, sandbox: SandboxCourier
+) -> None:
+    shipment = Shipment.objects.get(pk=_create_and_book(world, test_sources)["id"])
+    good = sandbox.route(
+        number=shipment.number,
+        waybill_no=shipment.waybill_no,
+        code="50",
+        description="x",
+        location="",
+        occurred_at=timezone.now(),
+        event_id="e",
+    )
+    for routes in (
+        [{**good, "id": "x" * 200}],
+        [{**good, "opCode": "9" * 40}],
+        [{**good, "acceptTime": "昨天"}],
+        ["not a route"],
+        [],
+    ):
+        r = _post(sandbox.push_form(routes))  # type: ignore[arg-type]
+        assert r.status_code == 401, routes
+        assert r.json()["code"] == "delivery.callback_rejected"
+    assert _post({"msgData": "{", "timestamp": "1", "msgDigest": "x"}).status_code == 401
+    r = Client().post(
+        "/api/v1/delivery/callbacks/sandbox", b"\xff\xfe", content_type="application/x-www-form-urlencoded"
+    )
+    assert r.status_code == 401
+    _nothing_recorded(shipment.pk)
