@@ -27,6 +27,7 @@ from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
 from apps.core import lifecycle
 from apps.core.lifecycle import AuditEntry
+from apps.notifications.services import notify_user
 from hub import crypto
 from hub.errors import Invalid, NotFound
 
@@ -223,6 +224,7 @@ def _transition(
             actor_username="" if actor is not None else f"courier:{shipment.courier or 'system'}",
         ),
     )
+    _notify_patient(shipment, now)
     hooks = sources.source(shipment.source_kind)
     if hooks is not None and shipment.status in (S.DELIVERED, S.PICKED_UP_BY_PATIENT):
         hooks.on_delivered(_ref(shipment))
@@ -231,6 +233,28 @@ def _transition(
     elif hooks is None:
         log.warning("shipment %s: no source registered for %s", shipment.pk, shipment.source_kind)
     return shipment
+
+
+# What the patient is told offline (outbox: in-app, then WeChat / Alipay / SMS). Never
+# what the parcel holds: these texts may go out by SMS.
+NOTICES: dict[str, tuple[str, str]] = {
+    S.READY_FOR_PICKUP: ("药品已备好待取", "您的药品已在医院药房备好，请在“我的配送”获取取件码后到药房领取。"),
+    S.FAILED: ("配送异常", "您的快递未能送达，药房会尽快与您联系；也可在“我的配送”查看详情。"),
+    S.IN_TRANSIT: ("快递运输中", "您的快递已发出，可在“我的配送”查看物流进度。"),
+}
+
+
+def _notify_patient(shipment: Shipment, now: dt.datetime) -> None:
+    notice = NOTICES.get(shipment.status)
+    if notice is None:
+        return
+    title, text = notice
+    notify_user(
+        user=shipment.owner,
+        template="notice",
+        params={"title": title, "text": text},
+        dedupe_key=f"delivery:{shipment.pk}:{shipment.status}:{int(now.timestamp())}",
+    )
 
 
 def _locked(shipment_id: int) -> Shipment:

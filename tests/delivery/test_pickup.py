@@ -47,6 +47,17 @@ def test_the_right_code_hands_the_parcel_over(world: World, test_sources: Source
     r = _verify(world, sid, code)
     assert r.status_code == 200 and r.json()["status"] == "picked_up_by_patient"
     assert [(r.shipment_id, r.status) for r in test_sources.delivered] == [(sid, "picked_up_by_patient")]
+    # The patient was told it is ready (outbox), with nothing of what the parcel holds.
+    import json
+
+    from apps.notifications.models import Notification
+    from hub import crypto
+
+    notices = Notification.objects.filter(user=world.account.user, template="notice")
+    params = [json.loads(crypto.decrypt(n.params_enc, context="notification.params")) for n in notices]
+    assert params and all(p["title"] == "药品已备好待取" for p in params)
+    assert not any(drug in json.dumps(p, ensure_ascii=False) for p in params for drug in ("舍曲林", "抑郁"))
+    assert not Notification.objects.filter(user=world.other.user).exists()
     # A used code cannot be used again, and a finished shipment issues no new code.
     assert _verify(world, sid, code).status_code == 409
     assert world.account.api().post(f"/delivery/my/shipments/{sid}/pickup-code").status_code == 409
