@@ -301,3 +301,17 @@ def test_the_demo_seeder_fills_the_pages(db: Any) -> None:
     count = Shipment.objects.count()
     call_command("seed_demo", verbosity=0)  # idempotent
     assert Shipment.objects.count() == count
+
+
+def test_a_shipment_only_goes_to_an_address_of_the_sources_own_patient(world: World, test_sources: SourceBook) -> None:
+    from apps.delivery.services import address_create
+
+    from .conftest import address_data
+
+    theirs = address_create(user=world.other.user, data=address_data(recipient_name="李四", phone="13900000077"))
+    test_sources.add("rx-x", world.me)
+    r = world.pharmacist.api().post(
+        "/delivery/shipments", {"source_kind": KIND, "source_id": "rx-x", "method": "courier", "address_id": theirs.pk}
+    )
+    assert r.status_code == 422 and r.json()["code"] == "delivery.address_required"
+    assert not Shipment.objects.exists()

@@ -94,3 +94,27 @@ def test_concurrent_wrong_codes_cannot_outrun_the_lockout(world: World, test_sou
     assert sorted(statuses) == [422] * 4 + [429] * 4
     shipment = Shipment.objects.get(pk=sid)
     assert shipment.pickup_locked_until is not None and shipment.status == "ready_for_pickup"
+
+
+def test_the_default_sandbox_posts_to_this_process_without_a_base_url(
+    world: World, test_sources: SourceBook, settings: Any
+) -> None:
+    """The embedded demo's sandbox (no DELIVERY_CALLBACK_BASE_URL): its pushes go
+    through a WSGI call into this process, the same HTTP stack as from outside."""
+    from apps.delivery import couriers
+
+    settings.DELIVERY_SANDBOX_STEP_SECONDS = 0
+    adapter = SandboxCourier(checkword="in-process")
+    couriers.register_courier("sandbox", lambda: adapter)
+    try:
+        test_sources.add("rx-w", world.me)
+        api = world.pharmacist.api()
+        sid = api.post("/delivery/shipments", {"source_kind": KIND, "source_id": "rx-w", "method": "courier"}).json()[
+            "id"
+        ]
+        assert api.post(f"/delivery/shipments/{sid}/book", {"courier": "sandbox"}).status_code == 200
+        r = api.post(f"/delivery/sandbox/shipments/{sid}/step", {"action": "next"})
+        assert r.status_code == 200 and r.json()["callback_status"] == 200
+        assert Shipment.objects.get(pk=sid).status == "accepted"
+    finally:
+        couriers.unregister_courier("sandbox")

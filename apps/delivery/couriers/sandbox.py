@@ -67,7 +67,7 @@ class SandboxCourier(SfExpress):
 
             transport = httpx.WSGITransport(app=WSGIHandler())
         super().__init__(
-            base_url=callback_base_url or "http://sandbox.invalid",
+            base_url=callback_base_url or "http://127.0.0.1",
             checkword=checkword,
             transport=transport,
             callback_max_age_seconds=callback_max_age_seconds,
