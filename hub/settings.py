@@ -426,3 +426,5 @@ DELIVERY_PICKUP_LOCK_MINUTES = env_int("DELIVERY_PICKUP_LOCK_MINUTES", 15)
 # The sandbox courier posts its next event this many seconds after the last (0: only when told).
 DELIVERY_SANDBOX_STEP_SECONDS = env_int("DELIVERY_SANDBOX_STEP_SECONDS", 20)
 DELIVERY_MAX_ADDRESSES = env_int("DELIVERY_MAX_ADDRESSES", 20)
+# A courier shipment with no change for this long is tracked by the half-hourly sweep.
+DELIVERY_TRACK_AFTER_MINUTES = env_int("DELIVERY_TRACK_AFTER_MINUTES", 120)

@@ -108,7 +108,9 @@ def shipment_row(shipment: Shipment, viewer: User, *, with_events: bool = False)
     # The patient's one action: ask for the pickup code (shown once) while it waits at the counter.
     row["can_get_pickup_code"] = viewer.pk == shipment.owner_id and shipment.status == Shipment.Status.READY_FOR_PICKUP
     if with_events:
-        row["events"] = [event_row(e) for e in shipment.events.order_by("-occurred_at", "-pk")]
+        # Sorted here, not in SQL, so a prefetched list (the patient's shipment list) is used as is.
+        ordered = sorted(shipment.events.all(), key=lambda e: (e.occurred_at, e.pk), reverse=True)
+        row["events"] = [event_row(e) for e in ordered]
     return row
 
 

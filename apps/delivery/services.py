@@ -624,6 +624,23 @@ def callback_receive(*, courier_code: str, headers: Mapping[str, str], body: byt
     return adapter.callback_answer()
 
 
+def tracks_due(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Track every courier shipment on the way whose last change is older than
+    ``DELIVERY_TRACK_AFTER_MINUTES``; a courier that fails is skipped (next sweep)."""
+    cutoff = (now or timezone.now()) - dt.timedelta(minutes=settings.DELIVERY_TRACK_AFTER_MINUTES)
+    on_the_way = [S.BOOKED, S.ACCEPTED, S.PICKED_UP, S.IN_TRANSIT, S.FAILED]
+    tracked = failed = 0
+    for pk in Shipment.objects.filter(status__in=on_the_way, updated_at__lt=cutoff).values_list("pk", flat=True):
+        try:
+            shipment_track(shipment_id=pk)
+            tracked += 1
+        except DeliveryError as exc:
+            log.warning("tracking shipment %s failed: %s", pk, exc.code)
+            failed += 1
+        Shipment.objects.filter(pk=pk, updated_at__lt=cutoff).update(updated_at=now or timezone.now())
+    return {"tracked": tracked, "failed": failed}
+
+
 def shipment_track(*, shipment_id: int) -> dict[str, int]:
     """Ask the courier for the route and apply it like a callback (a missed push)."""
     shipment = Shipment.objects.filter(pk=shipment_id).first()

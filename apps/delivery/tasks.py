@@ -1,11 +1,14 @@
-"""huey tasks of the delivery domain: the sandbox courier's timed steps."""
+"""huey tasks of the delivery domain: the sandbox courier's timed steps, and a
+sweep that asks couriers for the route of shipments gone quiet (a lost push
+delays an update, it never loses it)."""
 
 from __future__ import annotations
 
 import logging
 
 from django.conf import settings
-from huey.contrib.djhuey import db_task
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, db_task
 
 log = logging.getLogger(__name__)
 
@@ -30,3 +33,10 @@ def sandbox_courier_step(shipment_id: int) -> None:
     shipment.refresh_from_db(fields=["status"])
     if shipment.status not in TERMINAL and settings.DELIVERY_SANDBOX_STEP_SECONDS > 0:
         sandbox_courier_step.schedule((shipment_id,), delay=settings.DELIVERY_SANDBOX_STEP_SECONDS)
+
+
+@db_periodic_task(crontab(minute="*/30"))
+def track_quiet_shipments() -> None:
+    from .services import tracks_due
+
+    tracks_due()

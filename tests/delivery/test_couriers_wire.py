@@ -306,3 +306,26 @@ def test_sf_track_fills_missed_pushes_and_cancel_asks_sf(
     assert form["serviceCode"] == "EXP_RECE_UPDATE_ORDER"
     assert json.loads(form["msgData"]) == {"orderId": Shipment.objects.get(pk=sid2).number, "dealType": 2}
     _assert_private(standin.requests[-1].content)
+
+
+def test_the_sweep_tracks_shipments_gone_quiet(
+    world: World, test_sources: SourceBook, sf: tuple[SfExpress, StandIn]
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from apps.delivery.tasks import track_quiet_shipments
+
+    _, standin = sf
+    sid = _book(world, test_sources, "sf").json()["id"]
+    track_quiet_shipments.call_local()  # booked just now: not quiet yet, SF is not asked
+    assert len(standin.requests) == 1 and Shipment.objects.get(pk=sid).status == "booked"
+    Shipment.objects.filter(pk=sid).update(updated_at=timezone.now() - dt.timedelta(hours=3))
+    track_quiet_shipments.call_local()
+    assert Shipment.objects.get(pk=sid).status == "in_transit"
+    assert ShipmentEvent.objects.filter(shipment_id=sid).count() == 2
+    standin.refuse = "8152"  # SF failing: logged and skipped until the shipment has been quiet again
+    Shipment.objects.filter(pk=sid).update(updated_at=timezone.now() - dt.timedelta(hours=3))
+    track_quiet_shipments.call_local()
+    assert Shipment.objects.get(pk=sid).status == "in_transit"
