@@ -10,21 +10,19 @@ class DeliveryConfig(AppConfig):
 
     def ready(self) -> None:
         from django.conf import settings
-        from django.core.exceptions import ImproperlyConfigured
-        from django.utils.module_loading import import_string
 
         from apps.accounts.demo import register_demo_seeder
         from apps.todos.registry import register
+        from hub.outside import register_adapter_setting
 
+        from . import services, tasks
         from .demo import register_demo_source, seed_delivery_demo
         from .todos import delivery_todos
 
-        if settings.PRODUCTION:
-            # Fail at start, not at the first booking: production runs real couriers only.
-            for code, path in settings.DELIVERY_COURIERS.items():
-                if getattr(import_string(path), "sandbox", False):
-                    raise ImproperlyConfigured(f"沙箱快递 {code!r} 不能在生产环境使用（DELIVERY_COURIERS）")
-        else:
+        services.sandbox_stepper_register(tasks.schedule_sandbox_step)
+        # Production refuses sandbox couriers (hub.outside: when used, hub.E010, ASGI startup).
+        register_adapter_setting("DELIVERY_COURIERS", lambda: list(settings.DELIVERY_COURIERS.values()))
+        if not settings.PRODUCTION:
             register_demo_source()
             register_demo_seeder("delivery", seed_delivery_demo)
         register("delivery", delivery_todos)

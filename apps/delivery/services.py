@@ -13,7 +13,7 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,17 @@ from .models import Address, Shipment, ShipmentEvent
 from .states import SHIPMENT_TRANSITIONS, TERMINAL, path_to
 
 log = logging.getLogger(__name__)
+
+# How a booked sandbox shipment's first timed step is scheduled: ``tasks`` registers it in
+# ``apps.py`` (services never import the tasks that call them).
+_sandbox_stepper: Callable[[int, float], None] | None = None
+
+
+def sandbox_stepper_register(step: Callable[[int, float], None]) -> None:
+    global _sandbox_stepper
+    _sandbox_stepper = step
+
+
 S = Shipment.Status
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 REGION_CODE_RE = re.compile(r"^\d{6}$")  # GB/T 2260 administrative division code
@@ -382,13 +393,9 @@ def shipment_book(*, staff: User, shipment_id: int, courier: str = "") -> Shipme
         shipment.booked_at = timezone.now()
         _transition(shipment, "book", actor=staff, fields=("courier", "waybill_no", "booked_at"), courier=code)
         events.publish_shipment(shipment)
-        if adapter.sandbox and settings.DELIVERY_SANDBOX_STEP_SECONDS > 0:
-            from .tasks import sandbox_courier_step
-
-            pk = shipment.pk
-            transaction.on_commit(
-                lambda: sandbox_courier_step.schedule((pk,), delay=settings.DELIVERY_SANDBOX_STEP_SECONDS)
-            )
+        if adapter.sandbox and settings.DELIVERY_SANDBOX_STEP_SECONDS > 0 and _sandbox_stepper is not None:
+            pk, step = shipment.pk, _sandbox_stepper
+            transaction.on_commit(lambda: step(pk, settings.DELIVERY_SANDBOX_STEP_SECONDS))
     return shipment
 
 

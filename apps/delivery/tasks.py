@@ -35,6 +35,11 @@ def sandbox_courier_step(shipment_id: int) -> None:
         sandbox_courier_step.schedule((shipment_id,), delay=settings.DELIVERY_SANDBOX_STEP_SECONDS)
 
 
+def schedule_sandbox_step(shipment_id: int, delay: float) -> None:
+    """Registered with services (apps.py): the sandbox courier's first step after booking."""
+    sandbox_courier_step.schedule((shipment_id,), delay=delay)
+
+
 @db_periodic_task(crontab(minute="*/30"))
 def track_quiet_shipments() -> None:
     from .services import tracks_due

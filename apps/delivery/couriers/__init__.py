@@ -13,7 +13,8 @@ from functools import cache
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
+
+from hub.outside import load
 
 from .base import Courier
 
@@ -34,7 +35,7 @@ def available() -> list[str]:
 
 @cache
 def _configured(code: str) -> Courier:
-    cls = import_string(settings.DELIVERY_COURIERS[code])
+    cls = load(settings.DELIVERY_COURIERS[code], label=f"DELIVERY_COURIERS[{code}]")
     adapter: Courier = cls(**settings.DELIVERY_COURIER_OPTIONS.get(code, {}))
     return adapter
 
