@@ -35,5 +35,8 @@ class PharmacyConfig(AppConfig):
         from .commerce_items import register as register_commerce_items
 
         register_commerce_items()  # prescriptions are paid through commerce
+        from .delivery_source import register as register_delivery_source
+
+        register_delivery_source()  # and shipped (or picked up) through delivery
         register("pharmacy", pharmacy_todos)
         register_demo_seeder("pharmacy", seed_pharmacy)
