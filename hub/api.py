@@ -66,6 +66,10 @@ def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if exc.status_code == 400:
+        # ninja's one 400: a body that does not parse as JSON. Bad input like any other,
+        # the 422 every route with a body declares, in Chinese.
+        return error_response(Invalid("请求内容不是有效的 JSON", fields=[{"field": "", "problem": "invalid_json"}]))
     # ninja's own refusals (unparsable body, CSRF, throttling): no table of ours lists them.
     return error_response(HubError.unlisted(f"http_{exc.status_code}", exc.status_code, str(exc.message)))
 
