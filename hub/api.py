@@ -80,6 +80,10 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
         # A value the database cannot hold (an id beyond bigint, say) is bad input, not an outage.
         log.info("value out of range on %s: %s", request.path, exc)
         return error_response(Invalid("数值超出允许范围"))
+    if isinstance(exc, ValueError) and "NUL (0x00)" in str(exc):
+        # psycopg2 refuses a string with a NUL character before sending the query: bad input too.
+        log.info("NUL character in input on %s", request.path)
+        return error_response(Invalid("内容不能包含空字符（NUL）", fields=[{"field": "", "problem": "nul_character"}]))
     if isinstance(exc, OperationalError | InterfaceError | DatabaseError):
         log.warning("database unavailable: %s", exc)
         return error_response(HubError(HubCode.SERVICE_UNAVAILABLE))
