@@ -15,8 +15,11 @@ so a logout or a deletion does not change what the next case meets.
 Checks: ``not_a_server_error``, ``status_code_conformance``,
 ``content_type_conformance``, ``response_schema_conformance``.
 
-Deterministic: one fixed seed, ``derandomize``, no example database, no
-deadline (tests assert no timings). Failures are collected over the whole run
+Deterministic: one fixed seed (hypothesis takes it over ``derandomize``, also
+on), no example database, no deadline (tests assert no timings); the too-slow
+and filter-too-much health checks are off because building one example of the
+larger bodies can exceed hypothesis' budget on a loaded machine (generation
+speed, not the API). Failures are collected over the whole run
 and reported in one assertion: operation, persona, status, what failed, the
 body and the request as a curl line.
 
