@@ -69,6 +69,10 @@ def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if exc.status_code == 400:
+        # ninja's one 400: a body that does not parse as JSON. Bad input like any other,
+        # the 422 every route with a body declares, in Chinese.
+        return error_response(Invalid("请求内容不是有效的 JSON", fields=[{"field": "", "problem": "invalid_json"}]))
     # ninja's own refusals (unparsable body, CSRF, throttling): no table of ours lists them.
     return error_response(HubError.unlisted(f"http_{exc.status_code}", exc.status_code, str(exc.message)))
 
@@ -79,6 +83,10 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
         # A value the database cannot hold (an id beyond bigint, say) is bad input, not an outage.
         log.info("value out of range on %s: %s", request.path, exc)
         return error_response(Invalid("数值超出允许范围"))
+    if isinstance(exc, ValueError) and "NUL (0x00)" in str(exc):
+        # psycopg2 refuses a string with a NUL character before sending the query: bad input too.
+        log.info("NUL character in input on %s", request.path)
+        return error_response(Invalid("内容不能包含空字符（NUL）", fields=[{"field": "", "problem": "nul_character"}]))
     if isinstance(exc, OperationalError | InterfaceError | DatabaseError):
         log.warning("database unavailable: %s", exc)
         return error_response(HubError(HubCode.SERVICE_UNAVAILABLE))

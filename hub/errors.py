@@ -219,12 +219,14 @@ class ErrorOut(BaseModel):
 def errors(*codes: str, auth: bool = True) -> dict[int, Any]:
     """The error part of a route's ``response=``: one entry per status the listed codes
     answer with, each the :class:`ErrorOut` schema naming its codes (``x-error-codes``
-    and the description). ``auth`` (the default) adds the 401 of a dead token::
+    and the description). ``auth`` (the default) adds the 401 of a dead token; every
+    route gets ``validation_error`` (422), which any API request can meet before its
+    route does (a number beyond bigint anywhere in the path or query, a NUL character)::
 
         @router.get("/x", response={200: XOut, **errors(PsychCode.NOT_YOUR_PATIENT)})
     """
     by_status: dict[int, list[str]] = {}
-    for code in ((HubCode.UNAUTHENTICATED,) if auth else ()) + codes:
+    for code in ((HubCode.UNAUTHENTICATED,) if auth else ()) + codes + (HubCode.VALIDATION_ERROR,):
         spec = code_spec(code)
         if str(code) not in by_status.setdefault(spec.status, []):
             by_status[spec.status].append(str(code))

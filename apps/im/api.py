@@ -113,7 +113,13 @@ def mark_read(request: HttpRequest, conversation_id: int, payload: ReadIn) -> di
     "/conversations/{conversation_id}/messages/{seq}/recall",
     response={
         200: MessageOut,
-        **errors(HubCode.NOT_FOUND, ImCode.ALREADY_RECALLED, ImCode.RECALL_EXPIRED, HubCode.VALIDATION_ERROR),
+        **errors(
+            HubCode.NOT_FOUND,
+            ImCode.NOT_MEMBER,
+            ImCode.ALREADY_RECALLED,
+            ImCode.RECALL_EXPIRED,
+            HubCode.VALIDATION_ERROR,
+        ),
     },
     summary="撤回消息（2分钟内）",
 )
