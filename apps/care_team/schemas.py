@@ -18,12 +18,12 @@ class EndIn(Schema):
     note: str = Field(default="", max_length=200)
 
 
-class PersonOut(Schema):
+class CarePersonOut(Schema):
     id: int
     name: str
 
 
-class PatientOut(Schema):
+class CarePatientOut(Schema):
     id: int
     name: str
     relation_label: str
@@ -31,8 +31,8 @@ class PatientOut(Schema):
 
 class RelationshipOut(Schema):
     id: int
-    staff: PersonOut
-    patient: PatientOut
+    staff: CarePersonOut
+    patient: CarePatientOut
     reason: str
     reason_label: str
     source_type: str
@@ -43,7 +43,7 @@ class RelationshipOut(Schema):
     until: dt.datetime
     active: bool
     ended_at: dt.datetime | None
-    ended_by: PersonOut | None
+    ended_by: CarePersonOut | None
     end_note: str
     created_at: dt.datetime
 
@@ -78,7 +78,7 @@ class PatientProfileOut(Schema):
 
 
 class PatientCareOut(Schema):
-    patient: PatientOut
+    patient: CarePatientOut
     in_care: bool
     reasons: list[ReasonOut]
     profile: PatientProfileOut

@@ -31,15 +31,15 @@ from .payments.errors import PaymentsCode
 from .receipts import services as receipt_services
 from .schemas import (
     CheckoutIn,
+    EReceiptOut,
     NoticeAckOut,
     OrderListOut,
     OrderOut,
-    ReceiptOut,
     ReconcileIn,
     RefundIn,
     RefundListOut,
     RefundOut,
-    RejectIn,
+    RefundRejectIn,
     ReportDetailOut,
     ReportListOut,
 )
@@ -255,7 +255,7 @@ def refund_approve(request: HttpRequest, refund_no: str) -> dict[str, Any]:
     },
     summary="驳回退款申请",
 )
-def refund_reject(request: HttpRequest, refund_no: str, body: RejectIn) -> dict[str, Any]:
+def refund_reject(request: HttpRequest, refund_no: str, body: RefundRejectIn) -> dict[str, Any]:
     user = _user(request)
     services.refund_reject(staff=user, refund_no=refund_no, reason=body.reason)
     return _refund_view(user, refund_no)
@@ -274,7 +274,7 @@ def refund_retry(request: HttpRequest, refund_no: str) -> dict[str, Any]:
 
 @router.post(
     "/receipts/{request_no}/retry",
-    response={200: ReceiptOut, **errors(HubCode.FORBIDDEN, HubCode.NOT_FOUND, CommerceCode.TRANSITION_REFUSED)},
+    response={200: EReceiptOut, **errors(HubCode.FORBIDDEN, HubCode.NOT_FOUND, CommerceCode.TRANSITION_REFUSED)},
     summary="重新开具失败的电子票据",
 )
 def receipt_retry(request: HttpRequest, request_no: str) -> dict[str, Any]:
@@ -340,7 +340,12 @@ def report_detail(request: HttpRequest, report_id: int) -> dict[str, Any]:
 
 
 def _notify(request: HttpRequest, provider_name: str, *, refund: bool) -> HttpResponse:
-    provider = services.provider_for(provider_name)  # unknown provider: 503 through the error handler
+    try:
+        provider = services.provider_for(provider_name)
+    except ApiError as exc:
+        if exc.code == PaymentsCode.UNKNOWN_PROVIDER:
+            raise NotFound("支付渠道") from None  # no such notify endpoint
+        raise
     try:
         notice = provider.parse_notify(request.headers, request.body)
         if notice.provider != provider_name:
@@ -368,7 +373,7 @@ def _notify(request: HttpRequest, provider_name: str, *, refund: bool) -> HttpRe
 @router.post(
     "/notify/{provider}",
     auth=None,
-    response={200: NoticeAckOut, **errors(PaymentsCode.UNKNOWN_PROVIDER, auth=False)},
+    response={200: NoticeAckOut, **errors(HubCode.NOT_FOUND, auth=False)},
     summary="支付平台异步通知（验签后按订单核对金额、商户号、应用号）",
 )
 def notify(request: HttpRequest, provider: str) -> HttpResponse:
@@ -378,7 +383,7 @@ def notify(request: HttpRequest, provider: str) -> HttpResponse:
 @router.post(
     "/notify/{provider}/refund",
     auth=None,
-    response={200: NoticeAckOut, **errors(PaymentsCode.UNKNOWN_PROVIDER, auth=False)},
+    response={200: NoticeAckOut, **errors(HubCode.NOT_FOUND, auth=False)},
     summary="支付平台退款结果通知",
 )
 def notify_refund(request: HttpRequest, provider: str) -> HttpResponse:

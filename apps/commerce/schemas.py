@@ -54,7 +54,7 @@ class PaymentOut(Schema):
     paid_at: dt.datetime | None
 
 
-class ReceiptOut(Schema):
+class EReceiptOut(Schema):
     request_no: str
     status: str
     status_label: str
@@ -115,7 +115,7 @@ class OrderOut(OrderBriefOut):
     items: list[ItemOut]
     payments: list[PaymentOut]
     refunds: list[RefundOut]
-    receipts: list[ReceiptOut] = Field(description="电子票据：已开具、冲红与开具中的（已取消的不列出）")
+    receipts: list[EReceiptOut] = Field(description="电子票据：已开具、冲红与开具中的（已取消的不列出）")
     ledger: dict[str, MoneyOut] = Field(description="账目汇总：各类分录合计，balance 恒为 0，received 为实收净额")
     pay_params: dict[str, str] = Field(description="待支付时交给支付控件的参数（仅下单人可见）")
 
@@ -140,7 +140,7 @@ class RefundListOut(Schema):
     count: int
 
 
-class RejectIn(Schema):
+class RefundRejectIn(Schema):
     reason: str = Field(min_length=2, max_length=200)
 
 
@@ -159,7 +159,7 @@ class ReconcileIn(Schema):
     day: dt.date = Field(description="对账日（北京时间）")
 
 
-class ReportOut(Schema):
+class ReconciliationReportOut(Schema):
     id: int
     provider: str
     day: dt.date
@@ -169,12 +169,12 @@ class ReportOut(Schema):
     created_at: dt.datetime
 
 
-class ReportDetailOut(ReportOut):
+class ReportDetailOut(ReconciliationReportOut):
     lines: list[ReconLineOut]
 
 
 class ReportListOut(Schema):
-    items: list[ReportOut]
+    items: list[ReconciliationReportOut]
     count: int
 
 

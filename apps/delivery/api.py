@@ -30,12 +30,12 @@ from .schemas import (
     CallbackAckOut,
     PickupCodeOut,
     PickupVerifyIn,
-    ReasonIn,
     SandboxStepIn,
     SandboxStepOut,
     ShipmentIn,
     ShipmentListOut,
     ShipmentOut,
+    ShipmentReasonIn,
     TrackOut,
 )
 from .selectors import STAFF_ROLES
@@ -287,7 +287,7 @@ def pickup_verify(request: HttpRequest, shipment_id: int, payload: PickupVerifyI
     },
     summary="取消配送（揽收前）",
 )
-def shipment_cancel(request: HttpRequest, shipment_id: int, payload: ReasonIn) -> dict[str, Any]:
+def shipment_cancel(request: HttpRequest, shipment_id: int, payload: ShipmentReasonIn) -> dict[str, Any]:
     staff = require_roles(request, STAFF_ROLES)
     return _staff_row(staff, services.shipment_cancel(staff=staff, shipment_id=shipment_id, reason=payload.reason))
 
@@ -300,7 +300,7 @@ def shipment_cancel(request: HttpRequest, shipment_id: int, payload: ReasonIn) -
     },
     summary="登记配送异常（丢失、破损、滞留）",
 )
-def shipment_exception(request: HttpRequest, shipment_id: int, payload: ReasonIn) -> dict[str, Any]:
+def shipment_exception(request: HttpRequest, shipment_id: int, payload: ShipmentReasonIn) -> dict[str, Any]:
     staff = require_roles(request, STAFF_ROLES)
     return _staff_row(staff, services.shipment_mark_failed(staff=staff, shipment_id=shipment_id, reason=payload.reason))
 

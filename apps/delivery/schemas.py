@@ -30,7 +30,7 @@ class BookIn(Schema):
     courier: str = Field(default="", max_length=16)
 
 
-class ReasonIn(Schema):
+class ShipmentReasonIn(Schema):
     reason: str = Field(min_length=1, max_length=200)
 
 

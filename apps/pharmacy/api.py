@@ -37,8 +37,8 @@ from .schemas import (
     EnrolIn,
     PrescriptionListOut,
     PrescriptionOut,
+    PrescriptionRejectIn,
     ReasonIn,
-    RejectIn,
     SignIn,
     VocabulariesOut,
 )
@@ -285,7 +285,7 @@ def prescription_approve(request: HttpRequest, prescription_id: int, payload: Ap
     response={200: PrescriptionOut, **errors(*OBJ, PharmacyCode.TRANSITION_REFUSED, PharmacyCode.REASON_REQUIRED)},
     summary="审核驳回（药师，须填写原因，退回医生修改）",
 )
-def prescription_reject(request: HttpRequest, prescription_id: int, payload: RejectIn) -> dict[str, Any]:
+def prescription_reject(request: HttpRequest, prescription_id: int, payload: PrescriptionRejectIn) -> dict[str, Any]:
     pharmacist = require_roles(request, [Role.PHARMACIST])
     p = services.prescription_reject(
         pharmacist=pharmacist, prescription_id=prescription_id, reason=payload.reason, note=payload.note

@@ -94,7 +94,7 @@ class ReasonIn(Schema):
     reason: str = Field("", max_length=500)
 
 
-class RejectIn(Schema):
+class PrescriptionRejectIn(Schema):
     reason: str = Field(max_length=500)
     note: str = Field("", max_length=500)
 

@@ -12,12 +12,12 @@ from hub.identity import identity
 router = Router()
 
 
-class TicketOut(Schema):
+class SocketTicketOut(Schema):
     ticket: str
     expires_in: int
 
 
-@router.post("/ticket", response={200: TicketOut, **errors()}, summary="获取实时连接票据")
+@router.post("/ticket", response={200: SocketTicketOut, **errors()}, summary="获取实时连接票据")
 def ticket(request: HttpRequest) -> dict[str, Any]:
     """A single-use ticket for the socket's first frame (mini-programs)."""
     raw = identity().ticket_issue(request.auth_token)  # type: ignore[attr-defined]

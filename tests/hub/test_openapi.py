@@ -126,3 +126,22 @@ def test_the_walk_fails_on_an_untyped_4xx_and_a_missing_401() -> None:
     problems = error_problems(spec)
     assert any("declares no 401" in p for p in problems)
     assert any("404: not the ErrorOut schema" in p for p in problems)
+
+
+def test_schema_names_are_unique_across_apps() -> None:
+    """Two Schema classes with one name overwrite each other in the OpenAPI components
+    (the im read receipt and the commerce e-receipt once did): every name is unique."""
+    from collections import defaultdict
+
+    from ninja import Schema
+
+    import hub.api  # noqa: F401  (imports every app's schemas)
+
+    seen: dict[str, set[str]] = defaultdict(set)
+    todo = list(Schema.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__module__.startswith(("apps.", "hub.", "recordings.")):
+            seen[cls.__name__].add(f"{cls.__module__}.{cls.__qualname__}")
+    assert not {name: where for name, where in seen.items() if len(where) > 1}

@@ -24,7 +24,7 @@ def test_seed_demo_adds_prescriptions_once() -> None:
     assert all(signature_valid(p) for p in Prescription.objects.select_related("patient", "doctor"))
     pharmacist = User.objects.get(username="pharmacist")
     doctor = User.objects.get(username="doctor")
-    assert [t.kind for t in todos_for(pharmacist)[0]] == ["pharmacy.prescriptions_to_review"]
+    assert "pharmacy.prescriptions_to_review" in [t.kind for t in todos_for(pharmacist)[0]]
     assert "pharmacy.prescriptions_to_revise" in [t.kind for t in todos_for(doctor)[0]]
     assert not any(prescription_can_be_paid(p.pk) for p in Prescription.objects.all())
     call_command("seed_demo", stdout=StringIO())
