@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .grants import GrantError, verify_grant
-from .recording import Recorder
+from .recording import EmptyRecording, Recorder
 from .room import MediaEngine, MediaError
 from .video import VideoTranscoder, acquire_h264, release_h264
 
@@ -189,7 +189,12 @@ class MediaNode:
         if entry is None:
             raise MediaError("media.not_recording", "该房间未在录制")
         recording_id, recorder = entry
-        manifest = await recorder.stop()
+        try:
+            manifest = await recorder.stop()
+        except EmptyRecording:
+            self._release_h264(room_id)
+            self.emit("record.empty", room=room_id, recording=recording_id)
+            raise MediaError("media.recording_empty", "录制期间没有收到音视频，未生成录像") from None
         self._release_h264(room_id)
         self.emit("record.stopped", room=room_id, recording=recording_id, manifest=manifest)
         return {"duration_seconds": manifest["duration_seconds"], "manifest": manifest}
@@ -202,7 +207,12 @@ class MediaNode:
     async def close(self) -> None:
         for room_id in list(self.recorders):
             recording_id, recorder = self.recorders.pop(room_id)
-            manifest = await recorder.stop()
+            try:
+                manifest = await recorder.stop()
+            except EmptyRecording:
+                self._release_h264(room_id)
+                self.emit("record.empty", room=room_id, recording=recording_id)
+                continue
             self._release_h264(room_id)
             self.emit("record.stopped", room=room_id, recording=recording_id, manifest=manifest)
         await self.engine.close()

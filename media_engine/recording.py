@@ -48,6 +48,13 @@ from .grants import mac
 
 log = logging.getLogger(__name__)
 
+
+class EmptyRecording(Exception):
+    """The recorder was stopped before any packet reached it: nothing was written."""
+
+    code = "media.recording_empty"
+
+
 MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 MANIFEST_VERSION = 1
 _VIDEO_TB = fractions.Fraction(1, 90000)
@@ -235,6 +242,9 @@ class Recorder:
             self._thread.join(30)
         if self._error is not None:
             raise RuntimeError("recording failed") from self._error
+        if not self.path.exists():
+            # Not one packet arrived (the publisher left without saying so, say): no file, no manifest.
+            raise EmptyRecording(self.room_id)
         size, sha = file_digest(self.path)
         tracks = [{"kind": t.kind, "codec": t.codec, "packets": t.packets} for t in self._tracks.values() if t.packets]
         manifest = {

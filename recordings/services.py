@@ -119,6 +119,9 @@ def handle_event(event: dict[str, Any]) -> Recording | None:
         recording.node = str(event.get("node", recording.node))
         recording.save(update_fields=["started_at", "node"])
         return recording
+    if kind == "record.empty" and recording is not None and recording.status == Recording.Status.RECORDING:
+        # Stopped before anything reached the recorder (the node shutting down, say): nothing to keep.
+        return recording_recover_or_drop(recording=recording, reason="empty")
     if kind == "record.stopped" and recording is not None and recording.status == Recording.Status.RECORDING:
         try:
             reason = str(event.get("reason") or "record.stopped")
@@ -148,7 +151,12 @@ def _recover(recording: Recording, *, reason: str) -> Recording:
 
 
 def recording_recover_or_drop(*, recording: Recording, reason: str) -> Recording | None:
-    """Seal from the cut file; a recording that never wrote a file is removed (audited)."""
+    """Seal from the cut file; a recording that never wrote a file is removed (audited).
+    Idempotent: a row already sealed or removed is left as it is."""
+    with transaction.atomic():
+        current = Recording.objects.select_for_update().filter(pk=recording.pk).first()
+        if current is None or current.status != Recording.Status.RECORDING:
+            return current if current is not None and current.status != Recording.Status.RECORDING else None
     if recording_file(recording).exists():
         return _recover(recording, reason=reason)
     audit_record(

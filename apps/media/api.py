@@ -121,7 +121,12 @@ def media_recording_start(request: HttpRequest, room_id: str) -> dict[str, Any]:
     response={
         200: RecordingStateOut,
         **errors(
-            HubCode.NOT_FOUND, HubCode.FORBIDDEN, ImCode.NOT_MEMBER, MediaCode.NOT_RECORDING, MediaCode.NODE_UNAVAILABLE
+            HubCode.NOT_FOUND,
+            HubCode.FORBIDDEN,
+            ImCode.NOT_MEMBER,
+            MediaCode.NOT_RECORDING,
+            MediaCode.RECORDING_EMPTY,
+            MediaCode.NODE_UNAVAILABLE,
         ),
     },
     summary="停止录制",

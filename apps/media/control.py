@@ -224,6 +224,9 @@ async def stop_recording(recording: Recording, *, timeout: float = 30.0, reason:
             recovered = await sync_to_async(recording_recover_or_drop)(recording=recording, reason="not_recording")
             if recovered is not None:
                 return recovered
+        if result.get("code") == MediaCode.RECORDING_EMPTY:
+            # Nothing reached the recorder: no file; the row goes (audited) and the room may record again.
+            await sync_to_async(recording_recover_or_drop)(recording=recording, reason="empty")
         raise MediaError.from_node(result)
     # The record.stopped event carries the same manifest; applying it twice is a no-op.
     event = {"type": "record.stopped", "recording": str(recording.public_id), "manifest": result["manifest"]}

@@ -21,6 +21,7 @@ class MediaCode(StrEnum):
     ALREADY_RECORDING = "media.already_recording"
     NOT_RECORDING = "media.not_recording"
     NO_PUBLISHER = "media.no_publisher"  # nothing to play yet
+    RECORDING_EMPTY = "media.recording_empty"  # stopped before any audio or video arrived: nothing kept
     NO_TRACKS = "media.no_tracks"
     BAD_OFFER = "media.bad_offer"  # WHIP/WHEP answer 400 (413 for an oversized offer)
     BAD_CONTENT_TYPE = "media.bad_content_type"
@@ -34,6 +35,7 @@ ERRORS: dict[str, ErrorSpec] = {
     MediaCode.ALREADY_RECORDING: ErrorSpec(409, "该房间已在录制"),
     MediaCode.NOT_RECORDING: ErrorSpec(409, "该房间未在录制"),
     MediaCode.NO_PUBLISHER: ErrorSpec(409, "对方尚未开始推流"),
+    MediaCode.RECORDING_EMPTY: ErrorSpec(409, "录制期间没有收到音视频，未生成录像"),
     MediaCode.NO_TRACKS: ErrorSpec(409, "请求中没有音视频轨道"),
     MediaCode.BAD_OFFER: ErrorSpec(409, "无法处理该请求"),
     MediaCode.BAD_CONTENT_TYPE: ErrorSpec(415, "请求内容须为 application/sdp"),

@@ -5,6 +5,7 @@ socket alike, whether nobody ever published or the publisher has left."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -96,4 +97,42 @@ async def test_start_after_the_publisher_ended_its_session_is_409_on_rest_and_th
             assert embedded.node().recorders == {}
         finally:
             await d.close()
+            await embedded.shutdown()
+
+
+async def test_a_recording_of_a_silent_publisher_is_dropped_at_stop_not_left_recording(tmp_path: Path) -> None:
+    """The publisher is in the room but sends nothing any more (its clip ended; a frozen
+    phone, a peer gone without WHIP DELETE): the start is accepted, and the stop answers
+    409 ``media.recording_empty`` with the row removed (audited) and no file, instead of
+    a 503 that left the row ``recording`` for ever."""
+    video, audio = encode_h264(seconds=0.5, gop_frames=15), encode_opus(seconds=0.5)
+    with override_settings(MEDIA_EMBEDDED=True, MEDIA_NODE="embedded", RECORDINGS_ROOT=tmp_path):
+        room, doctor_token, patient_token, _, patient_id = await setup_room()
+        client = AsyncClient()
+        grant = (await api_post(client, patient_token, f"/media/rooms/{room}/grant")).json()
+
+        async def signal(sdp: str) -> str:
+            auth = {"Authorization": f"Bearer {grant['token']}"}
+            r = await client.post(grant["whip_url"], sdp, content_type="application/sdp", headers=auth)
+            assert r.status_code == 201, r.content
+            return r.content.decode()
+
+        pub = await publish_clips(signal, video, audio)
+        try:
+            await asyncio.sleep(0.5)
+            for track in pub.tracks.values():
+                track.stop()  # the camera and microphone stop; the connection stays up
+            await asyncio.sleep(0.5)  # the last packets have reached the node
+            assert f"u{patient_id}" in embedded.engine().room(room).publishers
+            started = await api_post(client, doctor_token, f"/media/rooms/{room}/recording/start")
+            assert started.status_code == 200, started.content
+            stopped = await api_post(client, doctor_token, f"/media/rooms/{room}/recording/stop")
+            assert stopped.status_code == 409, stopped.content
+            assert stopped.json()["code"] == "media.recording_empty" and "未生成录像" in stopped.json()["message"]
+            assert not await Recording.objects.filter(room_id=room).aexists()
+            assert await AuditEvent.objects.filter(action="recording.dropped").acount() == 1
+            assert embedded.node().recorders == {}
+            assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+        finally:
+            await pub.close()
             await embedded.shutdown()
