@@ -91,4 +91,7 @@ def seed_commerce() -> str:
     except Exception:  # the demo starts without orders rather than not at all
         log.exception("commerce demo orders not seeded")
         return ""
+    from .receipts.services import receipts_sweep
+
+    receipts_sweep()  # the paid orders' electronic receipts, now rather than at the worker's first minute
     return "订单     张伟 一家：已完成、退款待审核（刘客服审核）、已取消、待支付各一笔（模拟支付）"
