@@ -124,6 +124,7 @@ ACTION_LABELS: dict[str, str] = {
     "pharmacy.prescription_pay": "处方已支付",
     "pharmacy.prescription_dispense": "处方发药",
     "pharmacy.prescription_refund": "处方已退费",
+    "pharmacy.delivery_choice": "患者选择取药方式",
     "pharmacy.prescription_expire": "处方超过有效期",
     "pharmacy.prescription_view": "查看处方",
     "pharmacy.review_queue_view": "查看处方审核队列",

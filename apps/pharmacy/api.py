@@ -16,12 +16,14 @@ from apps.accounts.models import User
 from apps.accounts.roles import Role
 from apps.audit.services import audit_record
 from apps.core.lifecycle import allowed_actions
+from apps.delivery.errors import DeliveryCode
 from hub.auth import require_roles
 from hub.errors import HubCode, Invalid, errors
 from hub.pagination import PageParams, page
 
 from . import ca, selectors, services
 from .allergies import allergies_of
+from .delivery_source import prescription_choose_delivery
 from .errors import PharmacyCode
 from .models import Drug, Prescription
 from .rules import DraftInput, LineInput
@@ -32,6 +34,7 @@ from .schemas import (
     ApproveIn,
     CertificateOut,
     CreateIn,
+    DeliveryChoiceIn,
     DraftIn,
     DrugListOut,
     EnrolIn,
@@ -304,6 +307,22 @@ def prescription_reject(request: HttpRequest, prescription_id: int, payload: Pre
 def prescription_dispense(request: HttpRequest, prescription_id: int) -> dict[str, Any]:
     pharmacist = require_roles(request, [Role.PHARMACIST])
     return _out(pharmacist, services.prescription_dispense(pharmacist=pharmacist, prescription_id=prescription_id))
+
+
+@router.post(
+    "/prescriptions/{prescription_id}/delivery",
+    response={
+        200: PrescriptionOut,
+        **errors(*OBJ, PharmacyCode.DELIVERY_LOCKED, DeliveryCode.COURIER_CONSENT_MISSING),
+    },
+    summary="选择取药方式（患者：快递到家或到院自取；发药时按此生成配送单）",
+)
+def prescription_delivery(request: HttpRequest, prescription_id: int, payload: DeliveryChoiceIn) -> dict[str, Any]:
+    user = require_roles(request, [Role.PATIENT])
+    p = prescription_choose_delivery(
+        user=user, prescription_id=prescription_id, method=payload.method, address_id=payload.address_id
+    )
+    return _out(user, p)
 
 
 # --- allergies --------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ class PharmacyCode(StrEnum):
     EXPIRED = "pharmacy.expired"
     NOT_APPROVED = "pharmacy.not_approved"
     NOT_PAID = "pharmacy.not_paid"
+    DELIVERY_LOCKED = "pharmacy.delivery_locked"
     OUT_OF_STOCK = "pharmacy.out_of_stock"  # detail: drug_code, stock, needed
     REASON_REQUIRED = "pharmacy.reason_required"
     # the CA adapter (ca.py)
@@ -84,6 +85,7 @@ ERRORS: dict[str, ErrorSpec] = {
     PharmacyCode.EXPIRED: ErrorSpec(409, "处方已超过有效期"),
     PharmacyCode.NOT_APPROVED: ErrorSpec(409, "处方未经药师审核通过，不能支付"),
     PharmacyCode.NOT_PAID: ErrorSpec(409, "处方尚未支付，不能发药"),
+    PharmacyCode.DELIVERY_LOCKED: ErrorSpec(409, "处方已发药或已失效，不能再修改配送方式"),
     PharmacyCode.OUT_OF_STOCK: ErrorSpec(409, "{drug}库存不足（现有{stock}，需要{needed}），暂不能发药"),
     PharmacyCode.REASON_REQUIRED: ErrorSpec(422, "请填写原因"),
     PharmacyCode.CA_NO_CERTIFICATE: ErrorSpec(409, "您还没有有效的电子签名证书，请先申领"),

@@ -213,6 +213,12 @@ class Prescription(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     dispensed_at = models.DateTimeField(null=True, blank=True)
+    # How the patient wants it (chosen in the app before dispensing): the shipment is
+    # created when the pharmacy dispenses. "" = not chosen (the pharmacist decides).
+    delivery_method = models.CharField(
+        max_length=8, blank=True, choices=[("courier", "快递到家"), ("pickup", "到院自取")]
+    )
+    delivery_address_id = models.BigIntegerField(null=True, blank=True)  # the account's delivery address
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancel_reason_enc = models.TextField(blank=True)
 

@@ -167,6 +167,11 @@ class GuardianOut(Schema):
     id_number_masked: str
 
 
+class DeliveryChoiceIn(Schema):
+    method: str = Field(pattern="^(courier|pickup)$", description="courier 快递到家 / pickup 到院自取")
+    address_id: int | None = Field(default=None, ge=1, le=2**63 - 1, description="快递到家时的收货地址")
+
+
 class PrescriptionOut(Schema):
     id: int
     number: str
@@ -194,6 +199,8 @@ class PrescriptionOut(Schema):
     reviewed_by_name: str
     paid_at: dt.datetime | None
     dispensed_at: dt.datetime | None
+    delivery_method: str = Field(description="患者选择的取药方式：courier / pickup；空为未选择")
+    delivery_method_label: str
     signed: bool
     signature_valid: bool
     content_digest: str

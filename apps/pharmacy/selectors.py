@@ -335,6 +335,8 @@ def prescription_row(p: Prescription, *, viewer: User, with_signature: bool = Tr
         "reviewed_by_name": p.reviewed_by.display_name if p.reviewed_by else "",
         "paid_at": p.paid_at,
         "dispensed_at": p.dispensed_at,
+        "delivery_method": p.delivery_method,
+        "delivery_method_label": p.get_delivery_method_display() if p.delivery_method else "",
         "signed": bool(p.signature),
         "signature_valid": signature_valid(p) if with_signature and p.signature else False,
         "content_digest": p.content_digest,

@@ -18,7 +18,9 @@ Other apps call (see docs/adr/0042-prescriptions.md):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -450,7 +452,18 @@ def prescription_dispense(*, pharmacist: User, prescription_id: int) -> Prescrip
         _take_stock(p)
         p.dispensed_by, p.dispensed_at = pharmacist, timezone.now()
         _transition(p, "dispense", actor=pharmacist, fields=["dispensed_by", "dispensed_at"])
+        for hook in _dispensed_hooks:
+            transaction.on_commit(functools.partial(hook, p.pk, pharmacist))
     return p
+
+
+# Called after a dispense commits (``delivery_source`` registers the patient's chosen delivery).
+_dispensed_hooks: list[Callable[[int, User], None]] = []
+
+
+def on_dispensed(hook: Callable[[int, User], None]) -> None:
+    if hook not in _dispensed_hooks:
+        _dispensed_hooks.append(hook)
 
 
 def _take_stock(p: Prescription) -> None:
