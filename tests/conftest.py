@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,9 +12,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from apps.accounts.models import User
+from apps.accounts.idcard import make_id_number
+from apps.accounts.models import Patient, User
 from apps.accounts.roles import TOTP_ROLES, Role
-from apps.accounts.services import token_issue
+from apps.accounts.services import patient_add, token_issue
 
 
 class Api:
@@ -73,6 +76,23 @@ def make_staff(role: str, username: str | None = None, password: str = STRONG) -
         user.totp_confirmed_at = timezone.now()  # an enrolled persona (enrolment has its own tests)
     user.save()
     return Persona(user=user, password=password, totp_secret=secret)
+
+
+_patient_serial = itertools.count()
+
+
+def add_patient(
+    owner: Persona, name: str = "张三", relation: str = "self", birth: dt.date = dt.date(1985, 3, 14)
+) -> Patient:
+    """A 就诊人 of ``owner`` with a valid, unique ID number (one serial for the whole run)."""
+    n = next(_patient_serial)
+    return patient_add(
+        owner=owner.user,
+        name=name,
+        id_number=make_id_number("440106", birth + dt.timedelta(days=n // 900), f"{100 + n % 900:03d}"),
+        phone="",
+        relation=relation,
+    )
 
 
 def make_patient(phone: str = "13900000001", name: str = "测试患者") -> Persona:

@@ -4,7 +4,6 @@ patient account with a 就诊人, and helpers to check out and pay."""
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 import threading
 from collections.abc import Iterator
@@ -13,18 +12,14 @@ from typing import Any
 
 import pytest
 
-from apps.accounts.idcard import make_id_number
 from apps.accounts.models import Patient
-from apps.accounts.services import patient_add
 from apps.commerce import pricing, registry, services
 from apps.commerce.models import Order
 from apps.commerce.payments.base import get_provider
 from apps.commerce.registry import ItemEvent, Quote
 from apps.commerce.selectors import ledger_balance
 from tests.commerce.gateway import FakeGateway
-from tests.conftest import Persona, make_patient
-
-_serial = iter(range(100, 999))
+from tests.conftest import Persona, add_patient, make_patient
 
 PRICES = {"test_consult": 5000, "test_tea": 3800, "test_rx": 1250, "test_group": 20000, "test_slow": 900}
 
@@ -86,16 +81,6 @@ def shop() -> Iterator[Shop]:
         registry.unregister_item_kind(kind)
     for code in ("test_tea_waives_consult", "test_pkg"):
         pricing.unregister(code)
-
-
-def add_patient(owner: Persona, name: str = "张三") -> Patient:
-    return patient_add(
-        owner=owner.user,
-        name=name,
-        id_number=make_id_number("440106", dt.date(1985, 3, 14), f"{next(_serial):03d}"),
-        phone="",
-        relation="self",
-    )
 
 
 @dataclass

@@ -6,7 +6,6 @@ callbacks go through our real HTTP stack (django.test.Client)."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import json
 import urllib.parse
@@ -18,17 +17,16 @@ import httpx
 import pytest
 from django.test import Client
 
-from apps.accounts.idcard import make_id_number
 from apps.accounts.models import ConsentRecord, Patient
 from apps.accounts.roles import Role
-from apps.accounts.services import consent_set, patient_add
+from apps.accounts.services import consent_set
 from apps.delivery import couriers, sources
 from apps.delivery.couriers.dada import Dada
 from apps.delivery.couriers.sandbox import SandboxCourier
 from apps.delivery.couriers.sf import SfExpress
 from apps.delivery.models import Address
 from apps.delivery.services import AddressData, address_create
-from tests.conftest import Persona, make_patient, make_staff
+from tests.conftest import Persona, add_patient, make_patient, make_staff
 from tests.support.logcheck import no_logged_exceptions  # noqa: F401  (autouse)
 
 KIND = "test.rx"
@@ -227,9 +225,6 @@ def dada() -> Iterator[tuple[Dada, StandIn]]:
     couriers.unregister_courier("dada")
 
 
-_serial = iter(range(100, 999))
-
-
 @dataclass
 class World:
     pharmacist: Persona
@@ -237,16 +232,6 @@ class World:
     me: Patient
     address: Address
     other: Persona  # another patient account
-
-
-def add_patient(owner: Persona, name: str) -> Patient:
-    return patient_add(
-        owner=owner.user,
-        name=name,
-        id_number=make_id_number("440106", dt.date(1980, 1, 2), f"{next(_serial):03d}"),
-        phone="",
-        relation="self",
-    )
 
 
 def address_data(**over: Any) -> AddressData:

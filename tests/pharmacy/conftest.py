@@ -6,27 +6,14 @@ from typing import Any
 
 import pytest
 
-from apps.accounts.idcard import make_id_number
 from apps.accounts.models import Patient, StaffProfile
 from apps.accounts.roles import Role
-from apps.accounts.services import patient_add
 from apps.care_team.models import CareRelationship
 from apps.care_team.services import relationship_open
 from apps.pharmacy.ca import SandboxCaSigner
-from tests.conftest import Persona, make_patient, make_staff
+from tests.conftest import Persona, add_patient, make_patient, make_staff
 
 PIN = "246810"
-_serial = iter(range(100, 999))
-
-
-def add_patient(owner: Persona, name: str, relation: str = "self", birth: dt.date = dt.date(1980, 3, 14)) -> Patient:
-    return patient_add(
-        owner=owner.user,
-        name=name,
-        id_number=make_id_number("440106", birth, f"{next(_serial):03d}"),
-        phone="",
-        relation=relation,
-    )
 
 
 def make_doctor(username: str) -> Persona:

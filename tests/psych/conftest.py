@@ -7,25 +7,11 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from apps.accounts.idcard import make_id_number
 from apps.accounts.models import Patient, StaffProfile
 from apps.accounts.roles import Role
-from apps.accounts.services import patient_add
 from apps.im import services as im_services
 from apps.im.models import Conversation
-from tests.conftest import Persona, make_patient, make_staff
-
-_serial = iter(range(100, 999))
-
-
-def add_patient(owner: Persona, name: str, relation: str = "self", birth: dt.date = dt.date(1985, 3, 14)) -> Patient:
-    return patient_add(
-        owner=owner.user,
-        name=name,
-        id_number=make_id_number("440106", birth, f"{next(_serial):03d}"),
-        phone="",
-        relation=relation,
-    )
+from tests.conftest import Persona, add_patient, make_patient, make_staff
 
 
 def make_doctor(username: str, department: str = "精神心理科") -> Persona:
