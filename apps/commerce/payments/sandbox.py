@@ -884,14 +884,16 @@ class SandboxGateway:
 
 
 _worker_lock = threading.Lock()
-_worker: threading.Thread | None = None
+# One delivery thread per gateway (its state directory): a thread still retrying an old
+# gateway's callbacks (a dead notify URL, on WeChat's schedule) never holds up another's.
+_workers: dict[Path, threading.Thread] = {}
 
 
 def _kick_worker(gateway: SandboxGateway) -> None:
     """A daemon thread that sends due callbacks until none is pending (thread delivery mode)."""
-    global _worker
     with _worker_lock:
-        if _worker is not None and _worker.is_alive():
+        running = _workers.get(gateway.dir)
+        if running is not None and running.is_alive():
             return
 
         def run() -> None:
@@ -907,8 +909,9 @@ def _kick_worker(gateway: SandboxGateway) -> None:
                 wait = min(e["due_at"] for e in pending) - gateway.clock()
                 time.sleep(min(max(wait, 0.2), 5.0))
 
-        _worker = threading.Thread(target=run, name="payments-sandbox-callbacks", daemon=True)
-        _worker.start()
+        worker = threading.Thread(target=run, name=f"payments-sandbox-callbacks-{gateway.dir.name}", daemon=True)
+        _workers[gateway.dir] = worker
+        worker.start()
 
 
 _gateways: dict[Path, SandboxGateway] = {}
