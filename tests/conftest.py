@@ -95,6 +95,17 @@ def add_patient(
     )
 
 
+_session_serial = itertools.count()
+
+
+def live_session_id() -> int:
+    """The id of a live login session (``AuthToken``) of a fresh patient: what a media grant
+    signed by a test carries as its ``sid`` (the hub refuses grants of ended sessions)."""
+    n = next(_session_serial)
+    user = User.objects.create_user(username=f"sid_{n}_{User.objects.count()}", display_name="会话", role=Role.PATIENT)
+    return int(token_issue(user=user).token.pk)
+
+
 def make_patient(phone: str = "13900000001", name: str = "测试患者") -> Persona:
     user = User.objects.create_user(
         username=f"p_{phone[-3:]}x{User.objects.count()}", display_name=name, role=Role.PATIENT

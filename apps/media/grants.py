@@ -23,10 +23,9 @@ from hub.identity import identity
 from media_engine.grants import sign_grant, verify_grant
 
 
-def room_grant(*, room_id: str, peer_id: str, role: str, publish: bool, subscribe: bool, sid: int | None = None) -> str:
+def room_grant(*, room_id: str, peer_id: str, role: str, publish: bool, subscribe: bool, sid: int) -> str:
     """A grant for the media node: this peer may publish/subscribe in this room, briefly,
-    for as long as login session ``sid`` lives (the grant endpoint always passes it; only
-    internal tools and tests sign one without)."""
+    for as long as login session ``sid`` (an ``AuthToken`` id) lives."""
     payload: dict[str, Any] = {
         "purpose": "room",
         "room": room_id,
@@ -34,9 +33,8 @@ def room_grant(*, room_id: str, peer_id: str, role: str, publish: bool, subscrib
         "role": role,
         "publish": publish,
         "subscribe": subscribe,
+        "sid": int(sid),
     }
-    if sid is not None:
-        payload["sid"] = int(sid)
     return sign_grant(payload, key=grant_key(), ttl_seconds=settings.MEDIA_GRANT_TTL_SECONDS)
 
 
@@ -46,11 +44,8 @@ def verify(token: str, *, purpose: str) -> dict[str, Any]:
 
 def session_live(grant: dict[str, Any]) -> bool:
     """Whether the login session a verified grant was issued under is still live (a DB
-    read: run it off the event loop). A grant signed without a session (internal tools,
-    tests) has none to end."""
+    read: run it off the event loop). A grant without a session is refused."""
     sid = grant.get("sid")
-    if sid is None:
-        return True
     return isinstance(sid, int) and not isinstance(sid, bool) and identity().token_live(sid)
 
 

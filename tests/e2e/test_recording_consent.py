@@ -110,7 +110,14 @@ def test_console_recording_is_refused_without_consent_and_stops_when_withdrawn(
 
         # The patient publishes into the room (the doctor's picture would be the same) and agrees.
         video, audio = encode_h264(width=320, height=240, seconds=2.0, gop_frames=30), encode_opus(seconds=2.0)
-        token = room_grant(room_id=room, peer_id=f"u{patient.user.pk}", role="patient", publish=True, subscribe=True)
+        token = room_grant(
+            room_id=room,
+            peer_id=f"u{patient.user.pk}",
+            role="patient",
+            publish=True,
+            subscribe=True,
+            sid=token_issue(user=patient.user).token.pk,
+        )
         pub = loop.run(publish_clips(sdp_signal(live_server_url, f"/media/whip/{room}", token), video, audio))
         # The patient agrees (their room's 同意录制 posts this; that page is driven in the test above).
         consent(live_server_url, patient_token, granted=True)

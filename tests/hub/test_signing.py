@@ -123,7 +123,7 @@ def test_manifest_format_is_hex_hmac_over_the_canonical_body() -> None:
 
 
 def test_a_room_grant_verifies_on_the_hub_and_on_the_node() -> None:
-    token = room_grant(room_id="conv-1", peer_id="u1", role="doctor", publish=True, subscribe=True)
+    token = room_grant(room_id="conv-1", peer_id="u1", role="doctor", publish=True, subscribe=True, sid=7)
     assert hub_verify_grant(token, purpose="room")["peer"] == "u1"
     # The node gets the derived key from the hub and nothing else.
     assert verify_grant(token, key=derive_key(Purpose.GRANT), purpose="room")["room"] == "conv-1"

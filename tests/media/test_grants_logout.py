@@ -164,6 +164,12 @@ def dtls_closed(client: PublisherClient) -> bool:
     return transport is not None and transport.state == "closed"
 
 
+def dtls_connected(client: PublisherClient) -> bool:
+    """The peer connection's DTLS session is up (only then does a close reach the client)."""
+    transport = client.pc.getTransceivers()[0].sender.transport
+    return transport is not None and transport.state == "connected"
+
+
 def grown(proc_out: Path) -> Callable[[], bool]:
     size = proc_out.stat().st_size if proc_out.exists() else 0
     return lambda: proc_out.exists() and proc_out.stat().st_size > size
@@ -245,7 +251,9 @@ async def test_logout_ends_the_sessions_media_and_refuses_its_grants(stack: Stac
         a_socket_pub = await publish_clips(socket.signal({"type": "media.publish", "room": room3}), video, audio)
         clients.append(a_socket_pub)
         assert all(running(p) for p in procs), "every stream runs before the logout"
-        assert not dtls_closed(a_whip) and not dtls_closed(a_socket_pub)
+        # Both publications are up end to end: a close before the DTLS handshake ends never
+        # reaches the client, so the check below would wait for nothing.
+        assert await until(lambda: dtls_connected(a_whip) and dtls_connected(a_socket_pub))
 
         # Session A logs out.
         status, body, _ = await asyncio.to_thread(_http, "POST", f"{server.url}/api/v1/auth/logout", s["a"], b"{}")

@@ -72,7 +72,8 @@ async def test_sigkill_of_media_node_mid_recording_leaves_playable_file_with_gap
         node, rtmp_port = await start_node(name, events, tmp_path)
         # The hub side runs as its own process too: events -> rows, heartbeat -> node_lost.
         control = await start_control(name, events, tmp_path)
-        grant = room_grant(room_id=room, peer_id="pusher", role="patient", publish=True, subscribe=False)
+        # The remote node checks the grant and its revocation list, not the database: any session id.
+        grant = room_grant(room_id=room, peer_id="pusher", role="patient", publish=True, subscribe=False, sid=1)
         push = await asyncio.create_subprocess_exec(
             ffmpeg, "-hide_banner", "-loglevel", "error", "-re",
             "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=440",
