@@ -30,7 +30,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -294,7 +294,17 @@ def _answer(r: httpx.Response) -> str:
     return str(r.status_code)
 
 
-async def drive(base: str, buyers: list[dict[str, Any]], dupes: int, resend_every: int) -> dict[str, Any]:
+async def drive(
+    base: str,
+    buyers: list[dict[str, Any]],
+    serial: list[dict[str, Any]],
+    dupes: int,
+    resend_every: int,
+    on_burst_end: Callable[[], None],
+) -> dict[str, Any]:
+    """The burst (every checkout at once, then every pay with its duplicate callbacks at
+    once), then, once the gateway's queue is empty, the ``serial`` buyers one order at a
+    time: the same requests without contention."""
     from apps.commerce.payments.sandbox import gateway
     from bench.commerce.kind import KIND
 
@@ -311,19 +321,20 @@ async def drive(base: str, buyers: list[dict[str, Any]], dupes: int, resend_ever
         width = n + len(resends) + n * (dupes + 1)
         await asyncio.gather(*(client.get("/healthz") for _ in range(min(width, 1000))))
 
-        keys = [f"bench-{i}-{secrets.token_hex(8)}" for i in range(n)]
+        everyone = buyers + serial
+        keys = [f"bench-{i}-{secrets.token_hex(8)}" for i in range(len(everyone))]
 
-        async def checkout(i: int) -> dict[str, Any] | None:
+        async def checkout(i: int, tag: str = "") -> dict[str, Any] | None:
             body = {
-                "patient_id": buyers[i]["patient_id"],
+                "patient_id": everyone[i]["patient_id"],
                 "items": [{"kind": KIND, "ref": f"r{i}", "quantity": 1}],
                 "client_key": keys[i],
                 "channel": "sandbox",
             }
-            headers = {"Authorization": f"Bearer {buyers[i]['token']}"}
+            headers = {"Authorization": f"Bearer {everyone[i]['token']}"}
             started = time.perf_counter()
             r = await client.post("/api/v1/commerce/orders", json=body, headers=headers)
-            meter.add("checkout", started, _answer(r))
+            meter.add(f"checkout{tag}", started, _answer(r))
             if r.status_code != 201:
                 errors.append(f"checkout {i}: {r.status_code} {r.text[:200]}")
                 return None
@@ -339,11 +350,11 @@ async def drive(base: str, buyers: list[dict[str, Any]], dupes: int, resend_ever
             if again is None or first is None or again["order_no"] != first["order_no"]:
                 idempotent_mismatch += 1
 
-        async def pay_and_repeat(order: dict[str, Any]) -> None:
+        async def pay_and_repeat(order: dict[str, Any], tag: str = "") -> None:
             params = order["pay_params"]
             started = time.perf_counter()
             r = await client.post(f"/sandbox/pay/trades/{params['sandboxTrade']}/pay", json=params)
-            meter.add("pay", started, _answer(r))
+            meter.add(f"pay{tag}", started, _answer(r))
             if r.status_code != 200:
                 errors.append(f"pay {order['order_no']}: {r.status_code} {r.text[:200]}")
                 return
@@ -358,7 +369,7 @@ async def drive(base: str, buyers: list[dict[str, Any]], dupes: int, resend_ever
             async def post(headers: dict[str, str], body: bytes) -> None:
                 started = time.perf_counter()
                 a = await client.post("/api/v1/commerce/notify/sandbox", content=body, headers=headers)
-                meter.add("callback", started, _answer(a))
+                meter.add(f"callback{tag}", started, _answer(a))
                 if a.status_code != 204:
                     errors.append(f"callback {order['order_no']}: {a.status_code} {a.text[:200]}")
 
@@ -367,6 +378,21 @@ async def drive(base: str, buyers: list[dict[str, Any]], dupes: int, resend_ever
         t1 = time.perf_counter()
         await asyncio.gather(*(pay_and_repeat(o) for o in orders if o is not None))
         pay_wall = time.perf_counter() - t1
+        on_burst_end()
+
+        def queue_empty() -> bool:
+            return not any(e["status"] in {"pending", "sending"} for e in gw.store.callbacks())
+
+        for _ in range(240):
+            if await asyncio.to_thread(queue_empty):
+                break
+            await asyncio.sleep(0.25)
+        for i in range(n, len(everyone)):
+            one = await checkout(i, "_serial")
+            if one is not None:
+                orders.append(one)
+                await pay_and_repeat(one, "_serial")
+                await asyncio.sleep(0.2)  # the gateway's own copy, before the next order
     return {
         "orders": [o for o in orders if o is not None],
         "idempotent_resends": len(resends),
@@ -468,6 +494,10 @@ def verify(expected_orders: int) -> dict[str, Any]:
         "lost_payments": len(lost),
         "unbalanced_ledgers": unbalanced,
         "notices_refused": AuditEvent.objects.filter(action="commerce.notice_refused").count(),
+        # Each is one turn on the audit chain's head row (a lock held to the writer's commit).
+        "audit_events_by_action": dict(
+            AuditEvent.objects.values_list("action").annotate(n=Count("id")).order_by("-n").values_list("action", "n")
+        ),
         "gateway_callbacks": len(callbacks),
         "gateway_callbacks_delivered": sum(1 for e in callbacks if e["status"] == "delivered"),
         # Not first try: the gateway's 5 s timeout passed (or it got a non-2xx) and it re-sent 15 s later.
@@ -507,6 +537,14 @@ def failures(c: dict[str, Any], drive_out: dict[str, Any]) -> list[str]:
 # --- main --------------------------------------------------------------------------------
 
 
+def cpu_pressure_seconds() -> float:
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except OSError:
+        return 0.0
+    return int(some.rsplit("total=", 1)[1]) / 1e6
+
+
 def cpu_pct(before: float, after: float, wall: float) -> float:
     return round(100 * (after - before) / wall, 1) if wall > 0 else 0.0
 
@@ -514,6 +552,7 @@ def cpu_pct(before: float, after: float, wall: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--serial", type=int, default=10, help="orders one at a time after the burst")
     parser.add_argument("--quick", action="store_true", help="20 orders (a smoke run)")
     parser.add_argument("--dupes", type=int, default=3, help="extra copies of each signed callback")
     parser.add_argument("--resend-every", type=int, default=10, help="re-send every k-th checkout with its key")
@@ -535,7 +574,8 @@ def main() -> int:
             print(f"private PostgreSQL on port {pg.port} (max_connections={pg.max_connections}) ...", flush=True)
             pg.start()
         print(f"preparing {DB_NAME} and {n} patient accounts ...", flush=True)
-        buyers = prepare(server_url, env, n)
+        everyone = prepare(server_url, env, n + args.serial)
+        buyers, serial = everyone[:n], everyone[n:]
         huey = Proc("huey", [PY, "manage.py", "run_huey"], env)
         procs.append(huey)
         daphne = Proc("daphne", [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "hub.asgi:application"], env)
@@ -543,15 +583,32 @@ def main() -> int:
         wait_healthy(base)
         sampler = ConnectionSampler(server_url)
         sampler.start()
-        cpu0 = (daphne.cpu_seconds(), huey.cpu_seconds(), pg.cpu_seconds() if pg else 0.0, time.perf_counter())
+        me = psutil.Process()
+
+        def snapshot() -> tuple[float, ...]:
+            """daphne, huey, PostgreSQL, wall; the machine's busy CPU-seconds (all cores), this
+            load client's CPU, the seconds some task waited for a CPU (PSI)."""
+            t, c = psutil.cpu_times(), me.cpu_times()
+            busy = t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
+            return (
+                daphne.cpu_seconds(), huey.cpu_seconds(), pg.cpu_seconds() if pg else 0.0, time.perf_counter(),
+                busy, c.user + c.system, cpu_pressure_seconds(),
+            )  # fmt: skip
+
+        cpu0 = snapshot()
         print(f"driving {n} checkouts (+{len(range(0, n, args.resend_every))} re-sent), then pay + {args.dupes} "
               "duplicate callbacks each ...", flush=True)  # fmt: skip
-        out = asyncio.run(drive(base, buyers, args.dupes, args.resend_every))
-        cpu1 = (daphne.cpu_seconds(), huey.cpu_seconds(), pg.cpu_seconds() if pg else 0.0, time.perf_counter())
+        marks: list[tuple[float, ...]] = []
+
+        def mark() -> None:
+            marks.append(snapshot())
+
+        out = asyncio.run(drive(base, buyers, serial, args.dupes, args.resend_every, mark))
+        cpu1 = marks[0]
         settled = wait_settled(len(out["orders"]), timeout=120)
-        cpu2 = (daphne.cpu_seconds(), huey.cpu_seconds(), pg.cpu_seconds() if pg else 0.0, time.perf_counter())
+        cpu2 = snapshot()
         peak_connections = sampler.stop()
-        counts = verify(n)
+        counts = verify(n + args.serial)
         daphne_log = (VAR / "daphne.log").read_text(errors="replace")
         server_errors = daphne_log.count("Traceback")
     finally:
@@ -569,15 +626,20 @@ def main() -> int:
             "python": platform.python_version(),
             "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
             "load_before": [round(x, 2) for x in load],
+            "load_after": [round(x, 2) for x in os.getloadavg()],
         },
         "setup": {
             "orders": n,
+            "serial_orders": args.serial,
             "dupes_per_order": args.dupes,
             "idempotent_resends": out["idempotent_resends"],
             "postgres": f"private cluster, max_connections={args.max_connections}" if pg else "shared 127.0.0.1:5432",
             "huey": "run_huey consumer (Redis, 2 worker threads)",
         },
-        "latency": {k: meter.summary(k) for k in ("checkout", "pay", "callback")},
+        "latency": {
+            k: meter.summary(k)
+            for k in ("checkout", "pay", "callback", "checkout_serial", "pay_serial", "callback_serial")
+        },
         "wall_s": {
             "checkouts": round(out["checkout_wall_s"], 2),
             "pay_and_callbacks": round(out["pay_wall_s"], 2),
@@ -588,6 +650,22 @@ def main() -> int:
             "daphne_load": cpu_pct(cpu0[0], cpu1[0], wall),
             "huey_load": cpu_pct(cpu0[1], cpu1[1], wall),
             "postgres_load": cpu_pct(cpu0[2], cpu1[2], wall) if pg else None,
+            "load_client": cpu_pct(cpu0[5], cpu1[5], wall),
+            # The whole machine during the burst (both cores: up to 200%), and the part of it
+            # that was none of the above (other sessions on the shared machine).
+            "machine_busy": cpu_pct(cpu0[4], cpu1[4], wall),
+            "machine_others": round(
+                cpu_pct(cpu0[4], cpu1[4], wall) - sum(cpu_pct(cpu0[i], cpu1[i], wall) for i in (0, 1, 2, 5)), 1
+            ),
+            # Share of the burst during which some runnable task waited for a CPU (/proc/pressure/cpu).
+            "cpu_pressure_some": cpu_pct(cpu0[6], cpu1[6], wall),
+            # daphne CPU per HTTP request it served in the burst (ours plus the gateway's callbacks).
+            "daphne_cpu_ms_per_request_burst": round(
+                1000
+                * (cpu1[0] - cpu0[0])
+                / max(1, sum(meter.summary(k)["requests"] for k in ("checkout", "pay", "callback")) + n),
+                1,
+            ),
             "daphne_cpu_s_total": round(cpu2[0] - cpu0[0], 2),
             "huey_cpu_s_total": round(cpu2[1] - cpu0[1], 2),
             "postgres_cpu_s_total": round(cpu2[2] - cpu0[2], 2) if pg else None,
