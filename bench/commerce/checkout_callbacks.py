@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import pwd
+import resource
 import secrets
 import shutil
 import signal
@@ -300,6 +302,7 @@ async def drive(
     serial: list[dict[str, Any]],
     dupes: int,
     resend_every: int,
+    on_burst_start: Callable[[], None],
     on_burst_end: Callable[[], None],
 ) -> dict[str, Any]:
     """The burst (every checkout at once, then every pay with its duplicate callbacks at
@@ -310,18 +313,24 @@ async def drive(
 
     gw = gateway()
     meter = Meter()
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    timeout = httpx.Timeout(120.0)
     errors: list[str] = []
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as client:
+    everyone = buyers + serial
+    # One small client per buyer, as each phone has its own connections: one shared pool
+    # of ~1,000 connections cost httpcore's pool more CPU per request than the server
+    # spent (its scans grow with the connections), and the load client set the pace.
+    width = max(2, dupes)
+    limits = httpx.Limits(max_connections=width, max_keepalive_connections=width)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=base, limits=limits, timeout=120.0))
+            for _ in everyone
+        ]
         n = len(buyers)
         resends = [i for i in range(n) if i % resend_every == 0]
         # Keep-alive connections opened before the burst: the figures are the server's,
         # not a TCP accept storm on Twisted's listen backlog of 50.
-        width = n + len(resends) + n * (dupes + 1)
-        await asyncio.gather(*(client.get("/healthz") for _ in range(min(width, 1000))))
-
-        everyone = buyers + serial
+        await asyncio.gather(*(c.get("/healthz") for c in clients for _ in range(width)))
+        on_burst_start()
         keys = [f"bench-{i}-{secrets.token_hex(8)}" for i in range(len(everyone))]
 
         async def checkout(i: int, tag: str = "") -> dict[str, Any] | None:
@@ -333,7 +342,7 @@ async def drive(
             }
             headers = {"Authorization": f"Bearer {everyone[i]['token']}"}
             started = time.perf_counter()
-            r = await client.post("/api/v1/commerce/orders", json=body, headers=headers)
+            r = await clients[i].post("/api/v1/commerce/orders", json=body, headers=headers)
             meter.add(f"checkout{tag}", started, _answer(r))
             if r.status_code != 201:
                 errors.append(f"checkout {i}: {r.status_code} {r.text[:200]}")
@@ -350,7 +359,8 @@ async def drive(
             if again is None or first is None or again["order_no"] != first["order_no"]:
                 idempotent_mismatch += 1
 
-        async def pay_and_repeat(order: dict[str, Any], tag: str = "") -> None:
+        async def pay_and_repeat(i: int, order: dict[str, Any], tag: str = "") -> None:
+            client = clients[i]
             params = order["pay_params"]
             started = time.perf_counter()
             r = await client.post(f"/sandbox/pay/trades/{params['sandboxTrade']}/pay", json=params)
@@ -376,7 +386,7 @@ async def drive(
             await asyncio.gather(*(post(h, b) for h, b in copies))
 
         t1 = time.perf_counter()
-        await asyncio.gather(*(pay_and_repeat(o) for o in orders if o is not None))
+        await asyncio.gather(*(pay_and_repeat(i, o) for i, o in enumerate(orders) if o is not None))
         pay_wall = time.perf_counter() - t1
         on_burst_end()
 
@@ -391,7 +401,7 @@ async def drive(
             one = await checkout(i, "_serial")
             if one is not None:
                 orders.append(one)
-                await pay_and_repeat(one, "_serial")
+                await pay_and_repeat(i, one, "_serial")
                 await asyncio.sleep(0.2)  # the gateway's own copy, before the next order
     return {
         "orders": [o for o in orders if o is not None],
@@ -557,16 +567,25 @@ def main() -> int:
     parser.add_argument("--dupes", type=int, default=3, help="extra copies of each signed callback")
     parser.add_argument("--resend-every", type=int, default=10, help="re-send every k-th checkout with its key")
     parser.add_argument("--pg", choices=["private", "shared"], default="private")
-    parser.add_argument("--max-connections", type=int, default=300, help="of the private cluster")
+    parser.add_argument("--max-connections", type=int, default=500, help="of the private cluster")
     parser.add_argument("--out", default=str(ROOT / "bench" / "commerce" / "results.json"))
+    parser.add_argument(
+        "--experiment-unchained-audit",
+        action="store_true",
+        help="not the product: audit rows without the chain's head row lock (bench/commerce/unchained_audit.py)",
+    )
     args = parser.parse_args()
     n = 20 if args.quick else args.orders
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # ~1,000 sockets each side
     VAR.mkdir(parents=True, exist_ok=True)
     pg = PrivatePostgres(args.max_connections) if args.pg == "private" else None
     server_url = pg.url if pg else "postgres://postgres@127.0.0.1:5432"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = product_env(server_url, port)
+    if args.experiment_unchained_audit:
+        env["BENCH_UNCHAINED_AUDIT"] = "1"
     procs: list[Proc] = []
     load = os.getloadavg()
     try:
@@ -584,18 +603,19 @@ def main() -> int:
         sampler = ConnectionSampler(server_url)
         sampler.start()
         me = psutil.Process()
+        main_tid = threading.main_thread().native_id
 
         def snapshot() -> tuple[float, ...]:
             """daphne, huey, PostgreSQL, wall; the machine's busy CPU-seconds (all cores), this
             load client's CPU, the seconds some task waited for a CPU (PSI)."""
             t, c = psutil.cpu_times(), me.cpu_times()
             busy = t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
+            loop = next((x.user_time + x.system_time for x in me.threads() if x.id == main_tid), 0.0)
             return (
                 daphne.cpu_seconds(), huey.cpu_seconds(), pg.cpu_seconds() if pg else 0.0, time.perf_counter(),
-                busy, c.user + c.system, cpu_pressure_seconds(),
+                busy, c.user + c.system, cpu_pressure_seconds(), loop,
             )  # fmt: skip
 
-        cpu0 = snapshot()
         print(f"driving {n} checkouts (+{len(range(0, n, args.resend_every))} re-sent), then pay + {args.dupes} "
               "duplicate callbacks each ...", flush=True)  # fmt: skip
         marks: list[tuple[float, ...]] = []
@@ -603,8 +623,8 @@ def main() -> int:
         def mark() -> None:
             marks.append(snapshot())
 
-        out = asyncio.run(drive(base, buyers, serial, args.dupes, args.resend_every, mark))
-        cpu1 = marks[0]
+        out = asyncio.run(drive(base, buyers, serial, args.dupes, args.resend_every, mark, mark))
+        cpu0, cpu1 = marks[0], marks[1]
         settled = wait_settled(len(out["orders"]), timeout=120)
         cpu2 = snapshot()
         peak_connections = sampler.stop()
@@ -635,6 +655,7 @@ def main() -> int:
             "idempotent_resends": out["idempotent_resends"],
             "postgres": f"private cluster, max_connections={args.max_connections}" if pg else "shared 127.0.0.1:5432",
             "huey": "run_huey consumer (Redis, 2 worker threads)",
+            "experiment": "unchained audit (not the product)" if args.experiment_unchained_audit else None,
         },
         "latency": {
             k: meter.summary(k)
@@ -651,6 +672,8 @@ def main() -> int:
             "huey_load": cpu_pct(cpu0[1], cpu1[1], wall),
             "postgres_load": cpu_pct(cpu0[2], cpu1[2], wall) if pg else None,
             "load_client": cpu_pct(cpu0[5], cpu1[5], wall),
+            # Its event loop thread alone (near 100%: the client, not the server, sets the pace).
+            "load_client_loop": cpu_pct(cpu0[7], cpu1[7], wall),
             # The whole machine during the burst (both cores: up to 200%), and the part of it
             # that was none of the above (other sessions on the shared machine).
             "machine_busy": cpu_pct(cpu0[4], cpu1[4], wall),
@@ -666,6 +689,11 @@ def main() -> int:
                 / max(1, sum(meter.summary(k)["requests"] for k in ("checkout", "pay", "callback")) + n),
                 1,
             ),
+            "cpu_s_burst": {
+                name: round(cpu1[i] - cpu0[i], 2)
+                for name, i in (("daphne", 0), ("huey", 1), ("postgres", 2), ("client", 5))
+            },
+            # From the burst's start to everything settled (the serial orders included).
             "daphne_cpu_s_total": round(cpu2[0] - cpu0[0], 2),
             "huey_cpu_s_total": round(cpu2[1] - cpu0[1], 2),
             "postgres_cpu_s_total": round(cpu2[2] - cpu0[2], 2) if pg else None,

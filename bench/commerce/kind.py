@@ -6,6 +6,7 @@ check that the owning app was told exactly once per item, in whichever process r
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.apps import AppConfig
@@ -47,3 +48,7 @@ class BenchCommerceConfig(AppConfig):
             quote=lambda patient, ref, quantity: Quote(title=TITLE, unit_price_fen=PRICE_FEN),
             on_paid=on_paid,
         )
+        if os.environ.get("BENCH_UNCHAINED_AUDIT") == "1":  # an experiment, never the product
+            from bench.commerce.unchained_audit import install
+
+            install()
