@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "apps.notifications",
     "apps.todos",
     "apps.pharmacy",
+    "apps.commerce",
     "recordings",
     "apps.media",
 ]
@@ -376,6 +377,31 @@ PHARMACY_CA_PIN_LOCK_MINUTES = env_int("PHARMACY_CA_PIN_LOCK_MINUTES", 30)
 # Seed the small demo catalogue after migrate (never in production: the catalogue comes from the HIS).
 PHARMACY_SEED_CATALOGUE = env_bool("PHARMACY_SEED_CATALOGUE", not PRODUCTION)
 
+# --- Orders (apps.commerce; docs/adr/0040-commerce-orders-ledger.md) ------------
+# An unpaid order is cancelled (and closed at the provider) after this many minutes.
+COMMERCE_UNPAID_TIMEOUT_MINUTES = env_int("COMMERCE_UNPAID_TIMEOUT_MINUTES", 15)
+# A refund above this many fen needs a second approval by another role (COMMERCE_REFUND_SECOND_ROLES).
+COMMERCE_REFUND_APPROVAL_FEN = env_int("COMMERCE_REFUND_APPROVAL_FEN", 50000)
+# Who approves refunds, who gives the second approval, who searches orders and reads reconciliation.
+COMMERCE_REFUND_ROLES = env_list("COMMERCE_REFUND_ROLES", ["cs_agent", "sysadmin"])
+COMMERCE_REFUND_SECOND_ROLES = env_list("COMMERCE_REFUND_SECOND_ROLES", ["sysadmin"])
+COMMERCE_STAFF_ROLES = env_list("COMMERCE_STAFF_ROLES", ["cs_agent", "sysadmin"])
+COMMERCE_RECONCILE_ROLES = env_list("COMMERCE_RECONCILE_ROLES", ["sysadmin", "auditor"])
+# A fulfilment handler that keeps failing is retried by the sweep (every 5 min) this many times.
+COMMERCE_FULFIL_MAX_ATTEMPTS = env_int("COMMERCE_FULFIL_MAX_ATTEMPTS", 12)
+# Payments with no notice after this many minutes are queried at the provider.
+COMMERCE_PENDING_QUERY_MINUTES = env_int("COMMERCE_PENDING_QUERY_MINUTES", 10)
+# The provider and channel a checkout uses when the client names none (embedded default: the sandbox).
+COMMERCE_DEFAULT_PROVIDER = os.environ.get("COMMERCE_DEFAULT_PROVIDER", "sandbox")
+# Which configured provider serves each payment channel (an unconfigured one falls back to the default).
+COMMERCE_CHANNEL_PROVIDERS = {
+    "wechat_jsapi": "wechat",
+    "wechat_mini": "wechat",
+    "alipay_mini": "alipay",
+    "sandbox": "sandbox",
+}
+# The notify URL a prepay names is PAYMENTS_PUBLIC_BASE_URL + /api/v1/commerce/notify/<provider> (payments block).
+
 # --- Notifications (apps.notifications; docs/adr/0033-notifications.md) ------
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
 NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 30)  # 30 s, 60 s, 2 min, 4 min, ...
@@ -392,3 +418,61 @@ SANDBOX_UNREACHABLE_RECIPIENTS = env_list("SANDBOX_UNREACHABLE_RECIPIENTS", [])
 SANDBOX_INBOX_VISIBLE = env_bool("SANDBOX_INBOX_VISIBLE", HUB_ENV == "embedded")
 if PRODUCTION and SANDBOX_INBOX_VISIBLE:
     raise RuntimeError("SANDBOX_INBOX_VISIBLE must not be set in production")
+
+# --- payments (apps/commerce/payments) ---------------------------------------
+# Payment providers by name (docs/adr/0041-payment-providers.md); get_provider(name) builds them.
+# Where the gateways reach this hub (notify routes) and where the hub reaches the sandbox gateway.
+PAYMENTS_PUBLIC_BASE_URL = os.environ.get("PAYMENTS_PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+PAYMENTS_SANDBOX = env_bool("PAYMENTS_SANDBOX", not PRODUCTION)
+if PRODUCTION and PAYMENTS_SANDBOX:
+    raise RuntimeError("PAYMENTS_SANDBOX must not be set in production")
+PAYMENTS_SANDBOX_DIR = Path(os.environ.get("PAYMENTS_SANDBOX_DIR", VAR_DIR / "payments_sandbox"))
+PAYMENTS_SANDBOX_BASE_URL = os.environ.get("PAYMENTS_SANDBOX_BASE_URL", f"{PAYMENTS_PUBLIC_BASE_URL}/sandbox/pay")
+# "thread": callbacks posted by a daemon thread on WeChat's retry schedule; "inline": the pay
+# sheet's pay posts them before answering, the rest wait for /sandbox/pay/callbacks/flush (tests).
+PAYMENTS_SANDBOX_DELIVERY = os.environ.get("PAYMENTS_SANDBOX_DELIVERY", "thread")
+PAYMENTS_SANDBOX_TIMEOUT_SLEEP = 3.0  # the "timeout" fault answers after this many seconds
+
+
+def _payment_file(name: str) -> str:
+    path = os.environ.get(name, "")
+    return Path(path).read_text() if path else ""
+
+
+def _payment_providers() -> dict[str, dict[str, Any]]:
+    base = PAYMENTS_PUBLIC_BASE_URL
+    providers: dict[str, dict[str, Any]] = {}
+    if PAYMENTS_SANDBOX:
+        providers["sandbox"] = {
+            "class": "apps.commerce.payments.sandbox.SandboxWechatPay",
+            "refund_notify_url": f"{base}/api/v1/commerce/notify/sandbox/refund",
+            # The hub calls its own sandbox gateway in process (same signed bytes, no socket).
+            "in_process": env_bool("PAYMENTS_SANDBOX_IN_PROCESS", True),
+        }
+    if os.environ.get("WECHATPAY_MCHID"):
+        providers["wechat"] = {
+            "class": "apps.commerce.payments.wechat.WechatPayV3",
+            "merchant_id": os.environ["WECHATPAY_MCHID"],
+            "app_id": os.environ["WECHATPAY_APPID"],
+            "merchant_serial": os.environ["WECHATPAY_MERCHANT_SERIAL"],
+            "merchant_private_key": _payment_file("WECHATPAY_MERCHANT_KEY_FILE"),
+            "apiv3_key": os.environ["WECHATPAY_APIV3_KEY"],
+            # The platform public key (PUB_KEY_ID_...) or certificate, by its serial.
+            "platform_keys": {os.environ["WECHATPAY_PLATFORM_SERIAL"]: _payment_file("WECHATPAY_PLATFORM_KEY_FILE")},
+            "merchant_name": os.environ.get("WECHATPAY_MERCHANT_NAME", ""),
+            "refund_notify_url": f"{base}/api/v1/commerce/notify/wechat/refund",
+        }
+    if os.environ.get("ALIPAY_APP_ID"):
+        providers["alipay"] = {
+            "class": "apps.commerce.payments.alipay.AlipayMini",
+            "app_id": os.environ["ALIPAY_APP_ID"],
+            "merchant_id": os.environ["ALIPAY_SELLER_ID"],
+            "app_private_key": _payment_file("ALIPAY_APP_KEY_FILE"),
+            "alipay_public_key": _payment_file("ALIPAY_PUBLIC_KEY_FILE"),
+            "merchant_name": os.environ.get("ALIPAY_MERCHANT_NAME", ""),
+        }
+    return providers
+
+
+PAYMENT_PROVIDERS = _payment_providers()
+# --- end payments ---

@@ -16,4 +16,6 @@ urlpatterns = [
     path("readyz", readyz),
     path("media/", include("recordings.urls")),
     path("media/", include("apps.media.urls")),
+    # The sandbox payment gateway (empty in production): apps/commerce/payments/urls.py.
+    path("sandbox/pay/", include("apps.commerce.payments.urls")),
 ]

@@ -20,7 +20,11 @@ from hub.errors import ApiError, ErrorSpec, HubCode, HubError, NotFound, declare
 CJK = re.compile(r"[\u4e00-\u9fff]")
 _ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 # Every app's errors.py, found on disk, so a new app is checked without editing this list.
-_APP_ERRORS = [*(_ROOT / "apps").glob("*/errors.py"), _ROOT / "recordings" / "errors.py"]
+_APP_ERRORS = [
+    *(_ROOT / "apps").glob("*/errors.py"),
+    *(_ROOT / "apps").glob("*/*/errors.py"),  # packages inside an app with codes of their own (commerce.payments)
+    _ROOT / "recordings" / "errors.py",
+]
 ERROR_MODULES = ["hub.errors", *sorted(".".join(p.relative_to(_ROOT).with_suffix("").parts) for p in _APP_ERRORS)]
 
 
