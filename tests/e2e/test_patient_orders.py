@@ -63,9 +63,17 @@ def shop_server(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterato
     settings.PAYMENTS_PUBLIC_BASE_URL = url
     settings.PAYMENTS_SANDBOX_DELIVERY = "inline"  # the test's own pay (order C) posts its callback at once
     settings.COMMERCE_DEFAULT_PROVIDER = "sandbox"
+    settings.PAYMENT_PROVIDERS = {
+        "sandbox": {
+            "class": "apps.commerce.payments.sandbox.SandboxWechatPay",
+            "base_url": f"{url}/sandbox/pay",
+            "refund_notify_url": f"{url}/api/v1/commerce/notify/sandbox/refund",
+            "in_process": True,
+        }
+    }
     reset_providers()
     for kind, quote in E2E_KINDS.items():
-        registry.register_item_kind(kind, title=quote.title, quote=lambda p, ref, q, quote=quote: quote)
+        registry.register_item_kind(kind, title=quote.title, quote=_fixed_price(quote))
     server = DaphneServer(
         port,
         MEDIA_EMBEDDED="1",
@@ -82,6 +90,20 @@ def shop_server(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterato
         for kind in E2E_KINDS:
             registry.unregister_item_kind(kind)
         reset_providers()
+
+
+def _fixed_price(quote: Quote) -> registry.QuoteFn:
+    return lambda patient, ref, quantity: quote
+
+
+def shot(page: Any, tag: str, scroll_to: str = "") -> None:
+    """A screenshot of what the patient sees now (transitions settled), besides the per-navigation ones."""
+    if scroll_to == "top":
+        page.evaluate("window.scrollTo(0, 0)")
+    elif scroll_to:
+        page.locator(scroll_to).first.scroll_into_view_if_needed()
+    page.wait_for_timeout(400)
+    _screenshots.shoot(page, tag)
 
 
 def _http(url: str, body: dict[str, Any]) -> Any:
@@ -154,6 +176,7 @@ def test_orders_pay_cancel_refund_and_prescriptions(shop_server: str, patient_pa
 
     patient_login(page, url, PHONE)
     expect(page.locator("[data-testid=orders-badge]")).to_have_text("2")  # two unpaid orders
+    shot(page, "home-")
     page.click("[data-testid=orders-entry]")
 
     # --- 我的订单: three orders, the tabs filter them ------------------------------------------
@@ -162,11 +185,12 @@ def test_orders_pay_cancel_refund_and_prescriptions(shop_server: str, patient_pa
     expect(rows.filter(has_text="待支付")).to_have_count(2)
     expect(page.locator("[data-testid=order-countdown]").first).to_contain_text("剩余 ")
     expect(rows.filter(has_text="已支付").locator("[data-testid=order-amount]")).to_have_text("¥83.00")
+    shot(page, "list-")
     page.click("[data-testid=order-tab-unpaid]")
     expect(rows).to_have_count(2)
     page.click("[data-testid=order-tab-done]")
     expect(page.locator("[data-testid=state-empty]")).to_contain_text("没有已完成的订单")
-    _screenshots.shoot(page, "tab-done-")
+    shot(page, "tab-done-")
     page.click("[data-testid=order-tab-all]")
 
     # --- A: the detail explains the waived and group-paid lines; pay on the sandbox sheet -------
@@ -175,6 +199,8 @@ def test_orders_pay_cancel_refund_and_prescriptions(shop_server: str, patient_pa
     expect(page.locator("[data-testid=line-waived]")).to_contain_text("免收 -¥50.00")
     expect(page.locator("[data-testid=line-group]")).to_contain_text("团体支付 ¥300.00")
     expect(page.locator("[data-testid=order-payable]")).to_have_text("¥38.00")
+    shot(page, "detail-unpaid-")
+    shot(page, "detail-unpaid-lines-", scroll_to="[data-testid=order-payable]")
     page.evaluate("window.__sameDocument = 'yes'")  # gone if anything reloads the page
     # The gateway holds this trade's callback for 2 s: the sheet waits for it.
     _http(f"{url}/sandbox/pay/trades/{to_pay.pay_params['sandboxTrade']}/controls", {"delay_seconds": 2})
@@ -182,15 +208,18 @@ def test_orders_pay_cancel_refund_and_prescriptions(shop_server: str, patient_pa
     expect(page.locator("[data-testid=pay-amount]")).to_have_text("¥38.00")
     expect(page.locator("[data-testid=pay-merchant]")).not_to_be_empty()
     expect(page.locator("[data-testid=pay-desc]")).to_contain_text("复诊问诊费")
+    shot(page, "sheet-")
     page.click("[data-testid=pay-confirm]")
     expect(page.locator("[data-testid=pay-waiting]")).to_be_visible()
-    _screenshots.shoot(page, "waiting-")
+    _screenshots.shoot(page, "waiting-")  # at once: the callback is due in 2 s
     assert Order.objects.get(pk=to_pay.pk).status == Order.Status.CREATED  # the client's "ok" is not a payment
     expect(page.locator("[data-testid=pay-success]")).to_contain_text("支付成功", timeout=15000)
+    shot(page, "success-")
     page.click("[data-testid=pay-view-order]")
     expect(page.locator("[data-testid=order-detail-status]")).to_have_text("已支付")
     expect(page.locator("[data-testid=order-detail-amount]")).to_have_text("¥38.00")
     assert page.evaluate("window.__sameDocument") == "yes"
+    shot(page, "detail-paid-", scroll_to="top")
     paid = Order.objects.get(pk=to_pay.pk)
     assert (paid.status, paid.paid_fen) == (Order.Status.PAID, 3800)
     assert Payment.objects.filter(order=paid, status=Payment.Status.SUCCEEDED).count() == 1
@@ -201,14 +230,16 @@ def test_orders_pay_cancel_refund_and_prescriptions(shop_server: str, patient_pa
     page.click(f"[data-testid=order-item][data-order={to_cancel.order_no}]")
     page.click("[data-testid=order-cancel]")
     expect(page.locator(".uni-modal")).to_contain_text("确定取消这笔订单吗")
-    _screenshots.shoot(page, "cancel-confirm-")
+    shot(page, "cancel-confirm-")
     page.click(".uni-modal__btn_primary")
     expect(page.locator("[data-testid=order-detail-status]")).to_have_text("已取消")
     expect(page.locator("[data-testid=order-pay]")).to_have_count(0)
+    shot(page, "detail-cancelled-")
     cancelled = Order.objects.get(pk=to_cancel.pk)
     assert (cancelled.status, cancelled.paid_fen, cancelled.cancel_reason) == ("cancelled", 0, "patient")
     assert not Payment.objects.filter(order=cancelled, status=Payment.Status.SUCCEEDED).exists()
     assert not LedgerEntry.objects.filter(order=cancelled).exists()
+    expect(page.locator("[data-testid=order-payments]")).to_have_count(0)  # the closed prepay is no payment
 
     # --- C: a partial refund (the check-up only) with a reason -----------------------------------
     page.go_back()
@@ -223,10 +254,12 @@ def test_orders_pay_cancel_refund_and_prescriptions(shop_server: str, patient_pa
     page.click("[data-testid=refund-scope-items]")
     page.locator("[data-testid=refund-pick]", has_text="血常规检查").click()
     expect(page.locator("[data-testid=refund-total]")).to_have_text("¥45.00")
-    _screenshots.shoot(page, "refund-sheet-")
+    shot(page, "refund-sheet-")
     page.click("[data-testid=refund-submit]")
     expect(page.locator("[data-testid=refund-status]")).to_have_text("退款审核中")
     expect(page.locator("[data-testid=order-detail-status]")).to_have_text("退款审核中")
+    shot(page, "detail-refund-")
+    shot(page, "detail-refund-record-", scroll_to="[data-testid=order-refunds]")
     refund = Refund.objects.get(order=to_refund)
     assert refund.status == Refund.Status.REQUESTED and refund.amount_fen == 4500
     assert refund.reason == "不需要了：检查改到下周，先退检查费"
@@ -235,26 +268,50 @@ def test_orders_pay_cancel_refund_and_prescriptions(shop_server: str, patient_pa
     ]
     assert Order.objects.get(pk=to_refund.pk).refunded_fen == 0  # nothing returned before staff approve
 
+    # --- staff approve it, the gateway's refund notice arrives: the open page follows live ------
+    agent = make_staff(Role.CS_AGENT, "e2ecs")
+    services.refund_approve(staff=agent.user, refund_no=refund.refund_no)
+    expect(page.locator("[data-testid=refund-status]")).to_have_text("退款处理中")
+    expect(page.locator("[data-testid=order-detail-status]")).to_have_text("退款处理中")
+    shot(page, "detail-refund-processing-", scroll_to="top")
+    assert Order.objects.get(pk=to_refund.pk).refunded_fen == 0  # sent, not yet confirmed by the gateway
+    sent = gateway().deliver_due(prepay_id=to_refund.pay_params["sandboxTrade"], force=True)
+    assert [c["status"] for c in sent if c["kind"] == "refund"] == ["delivered"]  # REFUND.SUCCESS to the server
+    expect(page.locator("[data-testid=refund-status]")).to_have_text("退款成功")
+    expect(page.locator("[data-testid=order-detail-status]")).to_have_text("部分退款")
+    assert page.evaluate("window.__sameDocument") == "yes"
+    shot(page, "detail-refunded-", scroll_to="top")
+    refunded = Order.objects.get(pk=to_refund.pk)
+    assert (refunded.status, refunded.paid_fen, refunded.refunded_fen) == ("partially_refunded", 8300, 4500)
+    assert balanced(refunded)["received"] == 3800
+
     # --- the refund tab, 服务记录 ----------------------------------------------------------------
     page.go_back()
     page.click("[data-testid=order-tab-refund]")
     expect(rows).to_have_count(1)
-    expect(rows.first.locator("[data-testid=order-status]")).to_have_text("退款中")
+    expect(rows.first.locator("[data-testid=order-status]")).to_have_text("部分退款")
+    shot(page, "tab-refund-")
     page.goto(f"{url}/h5/#/pages/records/records")
     expect(page.locator("[data-testid=record-item]").filter(has_text="订单")).to_have_count(2)
+    shot(page, "records-")
 
     # --- 我的处方: approved, but prescriptions cannot be paid online yet: nothing is ordered --------
     orders_before = Order.objects.count()
     page.goto(f"{url}/h5/#/pages/me/me")
+    expect(page.locator("[data-testid=me-orders-entry]")).to_contain_text("我的订单")
+    shot(page, "me-")
     page.click("[data-testid=me-prescriptions-entry]")
     item = page.locator("[data-testid=rx-item]")
     expect(item).to_have_count(1)
     expect(item.locator("[data-testid=rx-status]")).to_have_text("待支付")
+    shot(page, "rx-list-")
     item.click()
     expect(page.locator("[data-testid=rx-line]")).to_have_count(2)
     expect(page.locator("[data-testid=rx-usage]").nth(1)).to_contain_text("每次 20mg")
+    assert rx.expires_at is not None
     expires = rx.expires_at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
     expect(page.locator("[data-testid=rx-validity]")).to_contain_text(expires)
+    shot(page, "rx-detail-")
     page.click("[data-testid=rx-pay]")
     expect(page.locator("[data-testid=rx-pay-note]")).to_contain_text("暂不支持在线支付")
     expect(page.locator("[data-testid=rx-pay]")).to_have_count(0)

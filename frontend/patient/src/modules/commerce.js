@@ -1,6 +1,5 @@
 // 我的订单：首页服务入口（待支付笔数角标）与服务记录（已支付、已完成、退款的订单）
 import { get } from '../utils/request.js'
-import { formatDateTime } from '../utils/time.js'
 import { money } from '../utils/money.js'
 import { orderStatus } from '../pages/orders/orders.js'
 
@@ -29,7 +28,7 @@ export default {
         key: `order-${o.order_no}`,
         tag: '订单',
         title: `${o.title} · ${orderStatus(o).label}`,
-        subtitle: `${o.patient_name} · 实付 ${money(o.paid, '¥0.00')}${o.paid_at ? ' · ' + formatDateTime(o.paid_at) : ''}`,
+        subtitle: `${o.patient_name} · 实付 ${money(o.paid, '¥0.00')}`,
         at: o.paid_at || o.created_at,
         page: `/pages/orders/detail?no=${encodeURIComponent(o.order_no)}`,
       }))
