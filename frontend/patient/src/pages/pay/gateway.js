@@ -2,7 +2,8 @@
 // - 内嵌默认（模拟支付）：支付参数里带 sandboxTrade / sandboxSheet，任何平台都打开本应用的收银台页面，
 //   调用医院服务器上的模拟支付网关（/sandbox/pay/trades/<预支付号>：查看、支付、取消）；
 // - 微信小程序：uni.requestPayment（参数即后端给的 timeStamp、nonceStr、package、signType、paySign）；
-// - 支付宝小程序：my.tradePay（参数 tradeNO）。
+// - 支付宝小程序：my.tradePay（参数 tradeNO）；
+// - 微信内打开的 H5：WeixinJSBridge getBrandWCPayRequest（同一组参数）。
 // 客户端的“支付成功”只表示用户完成了操作：订单是否已支付，一律以服务器的订单状态为准。
 import { getOrigin } from '../../utils/config.js'
 
@@ -86,6 +87,18 @@ export function nativePay(params) {
       fail: () => reject(new Error('支付宝支付未完成，请稍后重试')),
     })
     // #endif
-    if (!called) reject(new Error('当前环境不支持该支付方式，请在医院小程序中支付'))
+    // #ifdef H5
+    // 微信内打开的 H5（JSAPI 支付）
+    if (typeof window !== 'undefined' && window.WeixinJSBridge && params.package && params.paySign) {
+      called = true
+      window.WeixinJSBridge.invoke('getBrandWCPayRequest', params, (res) => {
+        const msg = (res && res.err_msg) || ''
+        if (msg === 'get_brand_wcpay_request:ok') resolve('ok')
+        else if (msg === 'get_brand_wcpay_request:cancel') resolve('cancel')
+        else reject(new Error('微信支付未完成，请稍后重试'))
+      })
+    }
+    // #endif
+    if (!called) reject(new Error('当前环境不支持该支付方式，请在微信或支付宝中打开后支付'))
   })
 }
