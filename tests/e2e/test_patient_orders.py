@@ -317,4 +317,14 @@ def test_orders_pay_cancel_refund_and_prescriptions(shop_server: str, patient_pa
     expect(page.locator("[data-testid=rx-pay]")).to_have_count(0)
     assert Order.objects.count() == orders_before
     assert Prescription.objects.get(pk=rx.pk).status == Prescription.Status.APPROVED
+
+    # --- someone else's order and prescription: the same "not found" as a missing one ------------
+    other = make_patient("13612340413", "钱多")
+    theirs = _checkout(other, add_patient(other, "钱多"), "demo_tea_bag")
+    page.goto(f"{url}/h5/#/pages/orders/detail?no={theirs.order_no}")
+    expect(page.locator("[data-testid=state-empty]")).to_contain_text("订单不存在或不属于您的账号")
+    expect(page.locator("[data-testid=state-empty]")).not_to_contain_text(theirs.title)
+    shot(page, "order-not-found-")
+    page.goto(f"{url}/h5/#/pages/prescriptions/detail?id={rx.pk + 1000}")
+    expect(page.locator("[data-testid=state-empty]")).to_contain_text("处方不存在或不属于您和家人")
     assert page.errors == []
