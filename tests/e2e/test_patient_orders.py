@@ -228,6 +228,16 @@ def test_orders_pay_cancel_refund_and_prescriptions(shop_server: str, patient_pa
     # --- B: cancel with a confirmation ---------------------------------------------------------
     page.go_back()
     page.click(f"[data-testid=order-item][data-order={to_cancel.order_no}]")
+    # Opening the pay sheet and closing it leaves the order unpaid.
+    page.click("[data-testid=order-pay]")
+    expect(page.locator("[data-testid=pay-amount]")).to_have_text("¥38.00")
+    page.click("[data-testid=pay-cancel]")
+    expect(page.locator("[data-testid=pay-cancelled]")).to_contain_text("订单仍为待支付")
+    shot(page, "sheet-closed-")
+    assert gateway().sheet(to_cancel.pay_params["sandboxTrade"])["cancelled"] == 1
+    assert Order.objects.get(pk=to_cancel.pk).status == Order.Status.CREATED
+    page.click("[data-testid=pay-cancelled-view]")
+    expect(page.locator("[data-testid=order-detail-status]")).to_have_text("待支付")
     page.click("[data-testid=order-cancel]")
     expect(page.locator(".uni-modal")).to_contain_text("确定取消这笔订单吗")
     shot(page, "cancel-confirm-")
