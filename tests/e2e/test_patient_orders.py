@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 import time
 import urllib.request
@@ -28,6 +29,10 @@ from apps.commerce import registry, services
 from apps.commerce.models import LedgerEntry, Order, Payment, Refund
 from apps.commerce.payments.base import reset_providers
 from apps.commerce.registry import Quote
+from apps.delivery import services as delivery
+from apps.delivery.errors import DeliveryError
+from apps.delivery.models import Shipment
+from apps.delivery.sources import ShipDecision, register_source, unregister_source
 from apps.pharmacy import services as rx_services
 from apps.pharmacy.models import Prescription
 from apps.pharmacy.rules import DraftInput, LineInput
@@ -41,6 +46,7 @@ from tests.support.server import DaphneServer, free_port
 pytestmark = pytest.mark.e2e
 
 PHONE = "13612340412"
+PHONE_PARCEL = "13612340415"
 # Test-only item kinds (the test process prices them at checkout; nothing fulfils them).
 E2E_KINDS = {
     "e2e_checkup": Quote(title="血常规检查", unit_price_fen=2500, discount_fen=500),
@@ -338,3 +344,49 @@ def test_orders_pay_cancel_refund_and_prescriptions(shop_server: str, patient_pa
     page.goto(f"{url}/h5/#/pages/prescriptions/detail?id={rx.pk + 1000}")
     expect(page.locator("[data-testid=state-empty]")).to_contain_text("处方不存在或不属于您和家人")
     assert page.errors == []
+
+
+def test_pickup_parcel_followed_live(shop_server: str, patient_page: Any) -> None:
+    """我的配送: a parcel to collect at the pharmacy, followed live from 待发货 to 待取件 to
+    已取件; the code shown once is the one the pharmacist checks, a wrong one changes nothing."""
+    page, url = patient_page, shop_server
+    account = make_patient(PHONE_PARCEL, "孙丽")
+    me = add_patient(account, "孙丽")
+    register_source("e2e.parcel", can_ship=lambda source_id: ShipDecision(patient_id=me.pk, methods=("pickup",)))
+    try:
+        pharmacist = make_staff(Role.PHARMACIST, "e2eshipph")
+        parcel = delivery.shipment_create(
+            staff=pharmacist.user, source_kind="e2e.parcel", source_id="1", method="pickup"
+        )
+        patient_login(page, url, PHONE_PARCEL)
+        page.goto(f"{url}/h5/#/pages/me/me")
+        page.click("[data-testid=me-shipments-entry]")
+        item = page.locator("[data-testid=shipment-item]")
+        expect(item).to_have_count(1)
+        expect(item.locator("[data-testid=shipment-status]")).to_have_text("待发货")
+        shot(page, "shipments-")
+        item.click()
+        expect(page.locator("[data-testid=shipment-detail-status]")).to_have_text("待发货")
+        expect(page.locator("[data-testid=pickup-get]")).to_have_count(0)  # nothing to collect yet
+        page.evaluate("window.__sameDocument = 'yes'")
+
+        delivery.shipment_ready(staff=pharmacist.user, shipment_id=parcel.pk)  # the pharmacy has it ready
+        expect(page.locator("[data-testid=shipment-detail-status]")).to_have_text("待取件")
+        page.click("[data-testid=pickup-get]")
+        code_box = page.locator("[data-testid=pickup-code]")
+        expect(code_box).to_have_text(re.compile(r"^\d{6}$"))
+        code = code_box.inner_text()
+        shot(page, "pickup-code-")
+        with pytest.raises(DeliveryError):
+            delivery.pickup_verify(staff=pharmacist.user, shipment_id=parcel.pk, code=f"{(int(code) + 1) % 10**6:06d}")
+        assert Shipment.objects.get(pk=parcel.pk).status == Shipment.Status.READY_FOR_PICKUP
+
+        delivery.pickup_verify(staff=pharmacist.user, shipment_id=parcel.pk, code=code)
+        expect(page.locator("[data-testid=shipment-detail-status]")).to_have_text("已取件")
+        expect(page.locator("[data-testid=pickup-code]")).to_have_count(0)
+        assert page.evaluate("window.__sameDocument") == "yes"
+        shot(page, "picked-up-")
+        assert Shipment.objects.get(pk=parcel.pk).status == Shipment.Status.PICKED_UP_BY_PATIENT
+        assert page.errors == []
+    finally:
+        unregister_source("e2e.parcel")
