@@ -184,8 +184,8 @@ def check_lines(draft: DraftInput, patient: Patient) -> tuple[str, list[CheckedL
             raise PharmacyError(
                 PharmacyCode.QUANTITY_EXCEEDS_DAYS,
                 position=c.position,
-                quantity=str(c.data.quantity.normalize()),
-                max_quantity=str(most.normalize()),
+                quantity=plain_number(c.data.quantity),
+                max_quantity=plain_number(most),
             )
 
     # The allergy record, from every registered source.
@@ -208,3 +208,9 @@ def check_lines(draft: DraftInput, patient: Patient) -> tuple[str, list[CheckedL
 def check(draft: DraftInput, patient: Patient, *, today: dt.date) -> tuple[str, list[CheckedLine]]:
     check_header(draft, patient, today=today)
     return check_lines(draft, patient)
+
+
+def plain_number(value: Decimal) -> str:
+    """A dose or quantity as people write it: 20, 0.5, 12.5 (never 2E+1, never 20.000)."""
+    text = format(value.normalize(), "f")
+    return text

@@ -33,6 +33,7 @@ from hub.errors import NotFound
 
 from .allergies import Allergy, allergies_of
 from .models import Drug, Frequency, Prescription, PrescriptionLine, Route
+from .rules import plain_number
 from .signing import signature_valid
 
 S = Prescription.Status
@@ -83,7 +84,7 @@ def prescription_charge(prescription_id: int) -> dict[str, Any] | None:
         {
             "position": ln.position,
             "drug_code": ln.drug_code,
-            "quantity": str(ln.quantity.normalize()),
+            "quantity": plain_number(ln.quantity),
             "unit": ln.quantity_unit,
             "unit_price_amount": ln.unit_price_amount,
             "amount": int(ln.unit_price_amount * ln.quantity),
@@ -124,7 +125,7 @@ def drug_row(d: Drug) -> dict[str, Any]:
         "specification": d.specification,
         "unit": d.unit,
         "dose_unit": d.dose_unit,
-        "pack_dose": str(d.pack_dose.normalize()) if d.pack_dose is not None else None,
+        "pack_dose": plain_number(d.pack_dose) if d.pack_dose is not None else None,
         "default_frequency": d.default_frequency.code if d.default_frequency else "",
         "default_route": d.default_route.code if d.default_route else "",
         "controlled_class": d.controlled_class,
@@ -253,14 +254,14 @@ def _line_row(ln: PrescriptionLine) -> dict[str, Any]:
         "drug_code": ln.drug_code,
         "drug_name": ln.drug_name,
         "specification": ln.specification,
-        "dose": str(ln.dose.normalize()),
+        "dose": plain_number(ln.dose),
         "dose_unit": ln.dose_unit,
         "frequency": ln.frequency.code,
         "frequency_label": ln.frequency.label,
         "route": ln.route.code,
         "route_label": ln.route.label,
         "days": ln.days,
-        "quantity": str(ln.quantity.normalize()),
+        "quantity": plain_number(ln.quantity),
         "quantity_unit": ln.quantity_unit,
         "instructions": ln.instructions,
         "unit_price_amount": ln.unit_price_amount,
