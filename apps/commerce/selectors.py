@@ -17,7 +17,7 @@ from .models import LedgerEntry, Order, OrderItem, Payment, Receipt, Reconciliat
 from .money import yuan
 from .states import ORDER_TRANSITIONS, REFUND_TRANSITIONS
 
-PATIENT_ORDER_ACTIONS = ("cancel", "refund_request")
+PATIENT_ORDER_ACTIONS = ("pay", "cancel", "refund_request")  # "pay": the payer opens the pay sheet
 STAFF_REFUND_ACTIONS = ("approve", "reject", "retry")
 
 

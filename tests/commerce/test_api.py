@@ -42,7 +42,7 @@ def test_checkout_pay_and_see_the_order(
     assert r.status_code == 201, r.content
     out = r.json()
     assert out["status"] == "created" and out["payable"] == {"fen": 12600, "yuan": "¥126.00"}
-    assert out["allowed_actions"] == ["cancel"]
+    assert out["allowed_actions"] == ["pay", "cancel"]
     assert out["pay_params"]["prepay_ref"]
     again = _checkout(api, buyer, key="key-api-0001")
     assert again.status_code == 201 and again.json()["order_no"] == out["order_no"]
