@@ -13,7 +13,6 @@ export const LEDGER_KINDS = {
   received: '实收净额',
 }
 export const RECON_KINDS = { charge: '支付', payment: '支付', refund: '退款' }
-export const ITEM_KINDS = { prescription: '处方药品', consultation: '问诊', tea_bag: '代茶饮', fsmp: '特医食品', checkup: '体检', rehab: '康复' }
 export const ORDER_STATUSES = [
   { value: 'created', label: '待支付' },
   { value: 'paid', label: '已支付' },

@@ -1,0 +1,315 @@
+"""Chromium, the staff console's pharmacy and commerce views (issue 12):
+
+- a doctor writes a prescription from the patient page's 处方 tab (a sixth drug and a
+  controlled drug refused inline at the lines they concern), enrols a sandbox
+  certificate, signs and submits; the pharmacist's open queue shows it live, the
+  pharmacist rejects it with a reason; the doctor sees the reason live, revises and
+  resubmits; the pharmacist approves;
+- a refund request waits in the refund queue (one over the approval limit marked as
+  needing a second approval), an agent approves the other, and the order drawer shows
+  the refund settled and a balanced ledger; the reconciliation view highlights a
+  difference with its kind in Chinese."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.accounts.roles import Role
+from apps.care_team.models import CareRelationship
+from apps.care_team.services import relationship_open
+from apps.commerce import services as commerce
+from apps.commerce.models import LedgerEntry, Order, ReconciliationLine, ReconciliationReport, Refund
+from apps.commerce.payments.base import reset_providers
+from apps.commerce.selectors import ledger_balance
+from apps.pharmacy import services as pharmacy
+from apps.pharmacy.models import Prescription
+from tests.conftest import make_patient, make_staff
+from tests.e2e.conftest import SCREENSHOTS
+from tests.e2e.helpers import CONSOLE_DESKTOP, console_login
+from tests.pharmacy.conftest import add_patient, make_doctor
+from tests.support.server import DaphneServer, free_port
+
+pytestmark = pytest.mark.e2e
+
+PIN = "246810"
+NORMAL = [("氨氯地平", "AMLO-5", "5"), ("二甲双胍", "METF-05", "0.5"), ("阿托伐他汀", "ATOR-20", "20")]
+NORMAL += [("奥美拉唑", "OMEP-20", "20"), ("氯雷他定", "LORA-10", "10"), ("阿司匹林", "ASPI-100", "100")]
+
+
+def _shot(page: Any, name: str) -> None:
+    """A named 1440x900 shot of the state under test (the helpers also shoot every navigation)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(400)  # Element Plus tags and drawers finish their entrance transitions
+    page.screenshot(path=str(SCREENSHOTS / f"test_console_pharmacy-{name}.png"))
+
+
+def _rows(page: Any) -> Any:
+    return page.locator("[data-testid=rx-editor-lines] .el-table__body tr")
+
+
+def _add_drug(page: Any, query: str, code: str, dose: str) -> None:
+    search = page.locator("[data-testid=rx-drug-search] input")
+    search.fill(query)
+    page.locator(f"[data-testid=rx-drug-option-{code}]").click()
+    row = _rows(page).last
+    expect(row).to_contain_text(query)
+    row.locator("input[data-testid=rx-line-dose]").fill(dose)
+
+
+def _remove_last(page: Any) -> None:
+    before = _rows(page).count()
+    _rows(page).last.locator("[data-testid=rx-line-remove]").click()
+    expect(_rows(page)).to_have_count(before - 1)
+
+
+def test_prescribe_review_reject_revise_approve(live_server_url: str, browser: Any) -> None:
+    doctor = make_doctor("e2erxdoc")
+    pharmacist = make_staff(Role.PHARMACIST, "e2erxpharm")
+    account = make_patient("13612340312", "周敏")
+    me = add_patient(account, "周敏")
+    relationship_open(staff=doctor.user, patient=me, reason=CareRelationship.Reason.CARE_PLAN)
+    pharmacy.allergy_add(actor=doctor.user, patient_id=me.pk, allergen="青霉素", reaction="皮疹")
+
+    # --- the pharmacist's queue is open (and empty) before anything is submitted ------------
+    pctx = browser.new_context(**CONSOLE_DESKTOP)
+    ph = pctx.new_page()
+    ph_errors: list[str] = []
+    ph.on("pageerror", lambda exc: ph_errors.append(str(exc)))
+    console_login(ph, live_server_url, "e2erxpharm", pharmacist)
+    ph.click("[data-testid=menu-pharmacy-review]")
+    expect(ph.locator("[data-testid=review-empty]")).to_be_visible()
+
+    # --- the doctor writes it from the patient page's 处方 tab ---------------------------------
+    dctx = browser.new_context(**CONSOLE_DESKTOP)
+    doc = dctx.new_page()
+    doc_errors: list[str] = []
+    doc.on("pageerror", lambda exc: doc_errors.append(str(exc)))
+    console_login(doc, live_server_url, "e2erxdoc", doctor)
+    doc.goto(f"{live_server_url}/console/#/patients/{me.pk}")
+    expect(doc.locator("[data-testid=patient-name]")).to_have_text("周敏")
+    doc.click("#tab-prescriptions")
+    expect(doc.locator("[data-testid=rx-table]")).to_contain_text("尚未给该就诊人开具处方")
+    doc.click("[data-testid=rx-new]")
+    expect(doc.locator("[data-testid=rx-editor]")).to_contain_text("青霉素")  # the allergy, before prescribing
+    for query, code, dose in NORMAL:
+        _add_drug(doc, query, code, dose)
+    doc.locator("input[data-testid=rx-diagnosis]").fill("原发性高血压；2型糖尿病")
+    doc.locator("input[data-testid=rx-icd10]").fill("I10")
+
+    # A sixth drug: refused by the server, shown above the lines; nothing saved.
+    doc.click("[data-testid=rx-save]")
+    expect(doc.locator("[data-testid=rx-error-lines]")).to_contain_text("不得超过5种药品")
+    _shot(doc, "console-rx-sixth-drug")
+    assert not Prescription.objects.filter(patient=me).exists()
+
+    # A controlled drug (by its formulary code: the catalogue search never offers it): refused at its line.
+    _remove_last(doc)
+    doc.locator("input[data-testid=rx-code-input]").fill("DIAZ-25")
+    doc.click("[data-testid=rx-code-add]")
+    row = _rows(doc).last
+    row.locator("input[data-testid=rx-line-dose]").fill("2.5")
+    row.locator("input[data-testid=rx-line-quantity]").fill("1")
+    doc.click("[data-testid=rx-save]")
+    expect(row.locator("[data-testid=rx-line-error]")).to_contain_text("地西泮片属于")
+    expect(row.locator("[data-testid=rx-line-error]")).to_contain_text("互联网医院不得开具")
+    _shot(doc, "console-rx-controlled")
+    assert not Prescription.objects.filter(patient=me).exists()
+
+    # Down to two drugs; enrol a sandbox certificate, sign with the PIN, submit.
+    while _rows(doc).count() > 2:
+        _remove_last(doc)
+    doc.click("[data-testid=rx-sign-open]")
+    expect(doc.locator("[data-testid=sign-dialog]")).to_contain_text("您还没有电子签名证书")
+    doc.locator("input[data-testid=enrol-pin]").fill(PIN)
+    doc.locator("input[data-testid=enrol-pin2]").fill(PIN)
+    doc.click("[data-testid=enrol-submit]")
+    doc.locator("input[data-testid=sign-pin]").fill("111111")  # a wrong PIN first
+    doc.click("[data-testid=sign-submit]")
+    expect(doc.locator("[data-testid=sign-dialog]")).to_contain_text("签名密码错误")
+    doc.locator("input[data-testid=sign-pin]").fill(PIN)
+    doc.click("[data-testid=sign-submit]")
+    expect(doc.locator("[data-testid=rx-row-status]")).to_have_text("待药师审核")
+    rx = Prescription.objects.get(patient=me)
+    assert rx.status == Prescription.Status.SUBMITTED and rx.lines.count() == 2
+
+    # --- the pharmacist sees it appear without reloading, rejects it with a reason -------------
+    item = ph.locator(f"[data-testid=review-item][data-number='{rx.number}']")
+    expect(item).to_be_visible()
+    expect(ph.locator("[data-testid=rx-allergies]")).to_contain_text("青霉素")
+    expect(ph.locator("[data-testid=rx-signature]")).to_contain_text("电子签名有效")
+    expect(ph.locator("[data-testid=rx-lines]")).to_contain_text("每日一次")
+    expect(ph.locator("[data-testid=rx-diagnosis]")).to_contain_text("原发性高血压")
+    _shot(ph, "console-review-queue")
+    ph.click("[data-testid=review-reject-open]")
+    ph.click("[data-testid=reject-submit]")  # no reason: refused in the dialog
+    expect(ph.locator("[data-testid=reject-dialog]")).to_contain_text("请选择或填写驳回原因")
+    ph.locator("[data-testid=reject-presets] .el-checkbox", has_text="用法用量不适宜").click()
+    ph.locator("textarea[data-testid=reject-text]").fill("二甲双胍请改为每日两次")
+    _shot(ph, "console-review-reject")
+    ph.click("[data-testid=reject-submit]")
+    expect(ph.locator("[data-testid=review-empty]")).to_be_visible()
+    rx.refresh_from_db()
+    assert rx.status == Prescription.Status.REJECTED
+
+    # --- the doctor sees the reason live, revises and resubmits ---------------------------------
+    expect(doc.locator("[data-testid=rx-row-status]")).to_have_text("审核未通过")
+    expect(doc.locator("[data-testid=rx-row-reason]")).to_contain_text("用法用量不适宜；二甲双胍请改为每日两次")
+    doc.click("[data-testid=rx-row-revise]")
+    expect(doc.locator("[data-testid=rx-editor-reject]")).to_contain_text("二甲双胍请改为每日两次")
+    metformin = _rows(doc).filter(has_text="二甲双胍")
+    metformin.locator("[data-testid=rx-line-frequency]").click()
+    doc.locator(".el-select-dropdown__item:visible", has_text="每日两次").click()
+    _shot(doc, "console-rx-revise")
+    doc.click("[data-testid=rx-sign-open]")
+    doc.locator("input[data-testid=sign-pin]").fill(PIN)
+    doc.click("[data-testid=sign-submit]")
+    expect(doc.locator("[data-testid=rx-row-status]")).to_have_text("待药师审核")
+
+    # --- the pharmacist approves the new version (it reappears live) -----------------------------
+    expect(item).to_be_visible()
+    expect(item).to_contain_text("修改后重提")
+    expect(ph.locator("[data-testid=rx-lines]")).to_contain_text("每日两次")
+    ph.click("[data-testid=review-approve]")
+    expect(ph.locator("[data-testid=review-empty]")).to_be_visible()
+    rx.refresh_from_db()
+    assert rx.status == Prescription.Status.APPROVED and rx.version == 2
+    expect(doc.locator("[data-testid=rx-row-status]")).to_have_text("审核通过")
+
+    # The doctor's own list (the to-do's route) shows the same, with the rejected filter empty now.
+    doc.click("[data-testid=menu-pharmacy-prescriptions]")
+    expect(doc.locator("[data-testid=rx-prescriptions-page] [data-testid=rx-row-number]")).to_have_text(rx.number)
+    assert ph_errors == [] and doc_errors == []
+    pctx.close()
+    dctx.close()
+
+
+# --- refunds and the order detail ---------------------------------------------------------------
+
+
+@pytest.fixture
+def shop_url(transactional_db: Any, settings: Any) -> Iterator[str]:
+    """The live server, told its own address so the sandbox gateway's refund notices reach it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = DaphneServer(
+        port=port, PAYMENTS_PUBLIC_BASE_URL=url, MEDIA_EMBEDDED="1", MEDIA_RTMP_PORT="0", MEDIA_HTTP_PORT="0"
+    ).start()
+    # This process's checkouts name the same server for their payment notices, delivered at once.
+    settings.PAYMENTS_PUBLIC_BASE_URL = url
+    settings.PAYMENTS_SANDBOX_DELIVERY = "inline"
+    notify = f"{url}/api/v1/commerce/notify/sandbox/refund"
+    sandbox = {**settings.PAYMENT_PROVIDERS["sandbox"], "refund_notify_url": notify}
+    settings.PAYMENT_PROVIDERS = {**settings.PAYMENT_PROVIDERS, "sandbox": sandbox}
+    reset_providers()
+    try:
+        yield url
+    finally:
+        server.stop()
+        reset_providers()
+
+
+def _paid_order(account: Any, patient: Any, quantity: int) -> Order:
+    from apps.commerce.payments.sandbox import gateway
+
+    order = commerce.order_checkout(
+        payer=account.user,
+        patient_id=patient.pk,
+        lines=[commerce.CheckoutLine(kind="demo_consultation", ref="demo", quantity=quantity)],
+        client_key=secrets.token_hex(8),
+        channel="sandbox",
+    )
+    gateway().pay(order.pay_params["sandboxTrade"], order.pay_params)
+    notice = commerce.provider_for("sandbox").query(order.order_no)
+    assert notice is not None
+    commerce.payment_notice_apply(notice)
+    order.refresh_from_db()
+    assert order.paid_fen == order.payable_fen > 0
+    return order
+
+
+def test_refund_queue_approve_and_order_ledger(shop_url: str, browser: Any) -> None:
+    agent = make_staff(Role.CS_AGENT, "e2ecsagent")
+    admin = make_staff(Role.SYSADMIN, "e2ecsadmin")
+    account = make_patient("13612340313", "吴芳")
+    patient = add_patient(account, "吴芳")
+    small = _paid_order(account, patient, 1)  # ¥50.00
+    large = _paid_order(account, patient, 11)  # ¥550.00: over the single-approval limit
+    commerce.refund_request(user=account.user, order_no=small.order_no, reason="医生临时停诊，未能问诊")
+    commerce.refund_request(user=account.user, order_no=large.order_no, reason="重复购买")
+    # A seeded reconciliation difference (the bill says more than the ledger for the small order).
+    report = ReconciliationReport.objects.create(
+        provider="sandbox", day=dt.date.today() - dt.timedelta(days=2), bill_lines=2, ledger_lines=2, differences=1
+    )
+    ReconciliationLine.objects.create(
+        report=report,
+        problem=ReconciliationLine.Problem.AMOUNT_MISMATCH,
+        kind="charge",
+        order_no=small.order_no,
+        reference="4200000000000000001",
+        local_fen=5000,
+        provider_fen=5100,
+    )
+
+    ctx = browser.new_context(**CONSOLE_DESKTOP)
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    console_login(page, shop_url, "e2ecsagent", agent)
+    expect(page.locator("[data-testid=menu-badge-commerce-refunds]")).to_contain_text("2")
+    page.click("[data-testid=workbench-todo][data-kind='commerce.refunds_to_approve']")  # the card opens the queue
+    table = page.locator("[data-testid=refunds-table]")
+    expect(table).to_contain_text(small.order_no)
+    expect(table).to_contain_text("¥50.00")
+    big_row = table.locator(".el-table__body tr", has_text=large.order_no).first
+    expect(big_row.locator("[data-testid=refund-second]")).to_have_text("超过限额，需复核")
+    _shot(page, "console-refunds")
+
+    small_row = table.locator(".el-table__body tr", has_text=small.order_no).first
+    small_row.locator("[data-testid=refund-approve]").click()
+    page.locator(".el-message-box__btns .el-button--primary").click()
+    expect(table).not_to_contain_text(small.order_no)
+    refund = Refund.objects.get(order=small)
+    for _ in range(100):  # the sandbox gateway's refund notice settles it
+        refund.refresh_from_db()
+        if refund.status == Refund.Status.SUCCEEDED:
+            break
+        page.wait_for_timeout(100)
+    assert refund.status == Refund.Status.SUCCEEDED
+    assert Refund.objects.get(order=large).status == Refund.Status.REQUESTED  # untouched
+
+    # The order's drawer: the refund, the payment and a balanced ledger.
+    page.click("[data-testid=menu-commerce-orders]")
+    page.locator("input[data-testid=orders-q]").fill(small.order_no)
+    page.click("[data-testid=orders-search]")
+    page.locator("[data-testid=orders-row-no]", has_text=small.order_no).click()
+    drawer = page.locator("[data-testid=order-drawer]")
+    expect(drawer.locator("[data-testid=order-status]")).to_have_text("已退款")
+    expect(drawer.locator("[data-testid=order-refund-status]")).to_have_text("退款成功")
+    expect(drawer.locator("[data-testid=order-refunds]")).to_contain_text("¥50.00")
+    expect(drawer.locator("[data-testid=order-ledger-check]")).to_contain_text("账目平衡")
+    expect(drawer.locator("[data-testid=order-ledger]")).to_contain_text("退款")
+    _shot(page, "console-order-drawer")
+    small.refresh_from_db()
+    sums = ledger_balance(small)
+    assert sums["balance"] == 0 and sums["received"] == 0
+    assert LedgerEntry.objects.filter(order=small, kind="refund").count() == 1
+    assert errors == []
+    ctx.close()
+
+    # The reconciliation reports (a system administrator): the seeded difference, in Chinese.
+    actx = browser.new_context(**CONSOLE_DESKTOP)
+    adm = actx.new_page()
+    console_login(adm, shop_url, "e2ecsadmin", admin)
+    adm.click("[data-testid=menu-commerce-reconciliation]")
+    adm.locator("[data-testid=recon-reports] .el-table__body tr").first.click()
+    expect(adm.locator("[data-testid=recon-problem]")).to_have_text("金额不一致")
+    expect(adm.locator("[data-testid=recon-lines]")).to_contain_text("支付")
+    expect(adm.locator("[data-testid=recon-lines]")).to_contain_text("¥51.00")
+    _shot(adm, "console-reconciliation")
+    actx.close()
