@@ -189,6 +189,51 @@ def test_prescribe_review_reject_revise_approve(live_server_url: str, browser: A
     dctx.close()
 
 
+def test_child_guardian_and_allergy_refused_inline(live_server_url: str, browser: Any) -> None:
+    """A child under 6: the writer asks for the guardian, and the server's refusals land at
+    the guardian field and at the allergic drug's line; nothing is saved until both are fixed."""
+    doctor = make_doctor("e2erxkid")
+    account = make_patient("13612340314", "郑洁")
+    today = dt.date.today()
+    child = add_patient(account, "郑小宝", relation="child", birth=today.replace(year=today.year - 3))
+    relationship_open(staff=doctor.user, patient=child, reason=CareRelationship.Reason.CARE_PLAN)
+    pharmacy.allergy_add(actor=doctor.user, patient_id=child.pk, allergen="青霉素")
+
+    ctx = browser.new_context(**CONSOLE_DESKTOP)
+    doc = ctx.new_page()
+    errors: list[str] = []
+    doc.on("pageerror", lambda exc: errors.append(str(exc)))
+    console_login(doc, live_server_url, "e2erxkid", doctor)
+    doc.goto(f"{live_server_url}/console/#/patients/{child.pk}")
+    doc.click("#tab-prescriptions")
+    doc.click("[data-testid=rx-new]")
+    _add_drug(doc, "阿莫西林", "AMOX-025", "0.125")
+    doc.locator("input[data-testid=rx-diagnosis]").fill("急性扁桃体炎")
+    doc.locator("input[data-testid=rx-guardian-name]").fill("")
+    doc.click("[data-testid=rx-save]")
+    expect(doc.locator("[data-testid=rx-editor]")).to_contain_text("须登记监护人姓名及关系")
+    assert not Prescription.objects.filter(patient=child).exists()
+
+    doc.locator("input[data-testid=rx-guardian-name]").fill("郑洁")
+    doc.locator("[data-testid=rx-guardian-relation]").click()
+    doc.locator(".el-select-dropdown__item:visible", has_text="母亲").click()
+    doc.click("[data-testid=rx-save]")
+    line_error = _rows(doc).first.locator("[data-testid=rx-line-error]")
+    expect(line_error).to_contain_text("过敏")
+    expect(line_error).to_contain_text("阿莫西林")
+    _shot(doc, "console-rx-child-allergy")
+    assert not Prescription.objects.filter(patient=child).exists()
+
+    _remove_last(doc)
+    _add_drug(doc, "氯雷他定", "LORA-10", "5")
+    doc.click("[data-testid=rx-save]")
+    expect(doc.locator("[data-testid=rx-row-status]")).to_have_text("草稿")
+    rx = Prescription.objects.get(patient=child)
+    assert rx.status == Prescription.Status.DRAFT and rx.guardian_name == "郑洁"
+    assert errors == []
+    ctx.close()
+
+
 # --- refunds and the order detail ---------------------------------------------------------------
 
 
