@@ -344,6 +344,19 @@ def test_refund_queue_approve_and_order_ledger(shop_url: str, browser: Any) -> N
     sums = ledger_balance(small)
     assert sums["balance"] == 0 and sums["received"] == 0
     assert LedgerEntry.objects.filter(order=small, kind="refund").count() == 1
+
+    # The large one: the agent's approval is the first of two; it leaves the agent's queue.
+    page.keyboard.press("Escape")  # the drawer closes
+    expect(drawer).to_be_hidden()
+    page.click("[data-testid=menu-commerce-refunds]")
+    big_row = table.locator(".el-table__body tr", has_text=large.order_no).first
+    big_row.locator("[data-testid=refund-approve]").click()
+    expect(page.locator(".el-message-box")).to_contain_text("还须另一角色复核")
+    page.locator(".el-message-box__btns .el-button--primary").click()
+    expect(table).to_contain_text("暂无待您审核的退款申请")
+    big = Refund.objects.get(order=large)
+    assert big.status == Refund.Status.APPROVED and big.approved_by_id == agent.user.pk
+    assert LedgerEntry.objects.filter(order=large, kind="refund").count() == 0  # nothing returned yet
     assert errors == []
     ctx.close()
 
@@ -351,6 +364,17 @@ def test_refund_queue_approve_and_order_ledger(shop_url: str, browser: Any) -> N
     actx = browser.new_context(**CONSOLE_DESKTOP)
     adm = actx.new_page()
     console_login(adm, shop_url, "e2ecsadmin", admin)
+    # The second approval, by another role.
+    adm.click("[data-testid=menu-commerce-refunds]")
+    row = adm.locator("[data-testid=refunds-table] .el-table__body tr", has_text=large.order_no).first
+    expect(row.locator("[data-testid=refund-second]")).to_have_text("超过限额，已有一人初审")
+    _shot(adm, "console-refund-second")
+    row.locator("[data-testid=refund-approve]").click()
+    adm.locator(".el-message-box__btns .el-button--primary").click()
+    expect(adm.locator("[data-testid=refunds-table]")).to_contain_text("暂无待您审核的退款申请")
+    big.refresh_from_db()
+    assert big.status in (Refund.Status.PROCESSING, Refund.Status.SUCCEEDED)
+    assert big.second_approved_by_id == admin.user.pk
     adm.click("[data-testid=menu-commerce-reconciliation]")
     adm.locator("[data-testid=recon-reports] .el-table__body tr").first.click()
     expect(adm.locator("[data-testid=recon-problem]")).to_have_text("金额不一致")
