@@ -112,6 +112,7 @@ INSTALLED_APPS = [
     "apps.todos",
     "apps.pharmacy",
     "apps.commerce",
+    "apps.delivery",  # core: shipments, couriers (issue 12)
     "recordings",
     "apps.media",
 ]
@@ -476,3 +477,56 @@ def _payment_providers() -> dict[str, dict[str, Any]]:
 
 PAYMENT_PROVIDERS = _payment_providers()
 # --- end payments ---
+
+# --- Delivery (apps.delivery; docs/adr/0043-delivery-couriers.md) ------------
+# Courier adapters by code; the sandbox is refused in production (and not offered there).
+DELIVERY_COURIERS = {
+    "sf": "apps.delivery.couriers.sf.SfExpress",
+    "dada": "apps.delivery.couriers.dada.Dada",
+    **({} if PRODUCTION else {"sandbox": "apps.delivery.couriers.sandbox.SandboxCourier"}),
+}
+DELIVERY_DEFAULT_COURIER = os.environ.get("DELIVERY_DEFAULT_COURIER", "sf" if PRODUCTION else "sandbox")
+# Where couriers post their callbacks (our public base URL); empty: the sandbox posts in-process.
+DELIVERY_CALLBACK_BASE_URL = os.environ.get("DELIVERY_CALLBACK_BASE_URL", "")
+DELIVERY_COURIER_OPTIONS: dict[str, dict[str, Any]] = {
+    "sf": {
+        "base_url": os.environ.get("DELIVERY_SF_BASE_URL", "https://sfapi.sf-express.com"),
+        "partner_id": os.environ.get("DELIVERY_SF_PARTNER_ID", ""),
+        "checkword": os.environ.get("DELIVERY_SF_CHECKWORD", ""),
+        "monthly_card": os.environ.get("DELIVERY_SF_MONTHLY_CARD", ""),
+    },
+    "dada": {
+        "base_url": os.environ.get("DELIVERY_DADA_BASE_URL", "https://newopen.imdada.cn"),
+        "app_key": os.environ.get("DELIVERY_DADA_APP_KEY", ""),
+        "app_secret": os.environ.get("DELIVERY_DADA_APP_SECRET", ""),
+        "source_id": os.environ.get("DELIVERY_DADA_SOURCE_ID", ""),
+        "shop_no": os.environ.get("DELIVERY_DADA_SHOP_NO", ""),
+        "city_code": os.environ.get("DELIVERY_DADA_CITY_CODE", ""),
+        "callback_url": DELIVERY_CALLBACK_BASE_URL.rstrip("/") + "/api/v1/delivery/callbacks/dada"
+        if DELIVERY_CALLBACK_BASE_URL
+        else "",
+    },
+    "sandbox": {
+        # Empty: its own checkword, derived from SANDBOX_SECRET (never a real courier's).
+        "checkword": os.environ.get("DELIVERY_SANDBOX_CHECKWORD", ""),
+        "callback_base_url": DELIVERY_CALLBACK_BASE_URL,
+    },
+}
+# The sender on every waybill: the hospital pharmacy (never a person's own phone).
+DELIVERY_SENDER = {
+    "name": os.environ.get("DELIVERY_SENDER_NAME", "互联网医院药房"),
+    "phone": os.environ.get("DELIVERY_SENDER_PHONE", "02000000000"),
+    "province": os.environ.get("DELIVERY_SENDER_PROVINCE", "广东省"),
+    "city": os.environ.get("DELIVERY_SENDER_CITY", "广州市"),
+    "district": os.environ.get("DELIVERY_SENDER_DISTRICT", "越秀区"),
+    "address": os.environ.get("DELIVERY_SENDER_ADDRESS", "中山二路 1 号 药学部"),
+    "company": os.environ.get("DELIVERY_SENDER_COMPANY", "互联网医院"),
+}
+# Wrong pickup codes: this many per shipment lock it for this many minutes (like the login throttle).
+DELIVERY_PICKUP_MAX_FAILURES = env_int("DELIVERY_PICKUP_MAX_FAILURES", 5)
+DELIVERY_PICKUP_LOCK_MINUTES = env_int("DELIVERY_PICKUP_LOCK_MINUTES", 15)
+# The sandbox courier posts its next event this many seconds after the last (0: only when told).
+DELIVERY_SANDBOX_STEP_SECONDS = env_int("DELIVERY_SANDBOX_STEP_SECONDS", 20)
+DELIVERY_MAX_ADDRESSES = env_int("DELIVERY_MAX_ADDRESSES", 20)
+# A courier shipment with no change for this long is tracked by the half-hourly sweep.
+DELIVERY_TRACK_AFTER_MINUTES = env_int("DELIVERY_TRACK_AFTER_MINUTES", 120)

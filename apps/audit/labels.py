@@ -125,6 +125,27 @@ ACTION_LABELS: dict[str, str] = {
     "pharmacy.access_denied": "查看处方被拒绝",
     "pharmacy.allergy_add": "登记过敏史",
     "pharmacy.ca_enrol": "申领电子签名证书（沙箱）",
+    # delivery (apps/delivery): shipment steps are ``services.TRANSITION_AUDIT``
+    "delivery.create": "创建配送单",
+    "delivery.book": "预约快递",
+    "delivery.accept": "快递员接单",
+    "delivery.pick_up": "快递已揽收",
+    "delivery.transit": "快递运输中",
+    "delivery.deliver": "快递已签收",
+    "delivery.fail": "快递配送失败",
+    "delivery.redeliver": "快递重新派送",
+    "delivery.return": "快递已退回",
+    "delivery.ready": "药品备好待取",
+    "delivery.collect": "患者取件（取件码核验通过）",
+    "delivery.cancel": "取消配送",
+    "delivery.mark_failed": "登记配送异常",
+    "delivery.pickup_code_issue": "患者获取取件码",
+    "delivery.pickup_code_failed": "取件码核验失败",
+    "delivery.pickup_locked": "取件码锁定（连续错误）",
+    "delivery.shipment_view": "查看配送单收件信息",
+    "delivery.address_create": "新增收货地址",
+    "delivery.address_update": "修改收货地址",
+    "delivery.address_delete": "删除收货地址",
 }
 
 OBJECT_LABELS: dict[str, str] = {
@@ -148,6 +169,8 @@ OBJECT_LABELS: dict[str, str] = {
     "psych_alert": "心理危急预警",
     "psych_duty_shift": "心理预警值班",
     "prescription": "处方",
+    "delivery_shipment": "配送单",
+    "delivery_address": "收货地址",
 }
 
 RESULT_LABELS: dict[str, str] = {str(value): str(label) for value, label in AuditEvent.Result.choices}
@@ -218,6 +241,8 @@ DETAIL_KEY_LABELS: dict[str, str] = {
     "cert": "签名证书序列号",
     "allergy": "过敏记录",
     "ids": "涉及记录",
+    "courier": "快递公司",
+    "delivery_method": "配送方式",
 }
 
 # Where a key means something else in one action.
@@ -282,6 +307,8 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
     "format": {"csv": "CSV", "xlsx": "Excel"},
     "kind": {"western": "西药/中成药处方", "tcm": "中药饮片处方"},
     "source": {"hospital": "医院记录", "patient_reported": "患者自述"},
+    "courier": {"sf": "顺丰速运", "dada": "达达快送", "sandbox": "沙箱快递"},
+    "delivery_method": {"courier": "快递配送", "pickup": "到院自取"},
 }
 
 # Detail keys holding an instant (ISO string or epoch seconds): shown in Beijing time.
