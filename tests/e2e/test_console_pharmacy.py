@@ -382,3 +382,52 @@ def test_refund_queue_approve_and_order_ledger(shop_url: str, browser: Any) -> N
     expect(adm.locator("[data-testid=recon-lines]")).to_contain_text("¥51.00")
     _shot(adm, "console-reconciliation")
     actx.close()
+
+
+# --- shipments ------------------------------------------------------------------------------------
+
+
+def test_shipments_book_and_track(live_server_url: str, browser: Any) -> None:
+    """The pharmacist's 待预约快递 card opens the shipments page on that filter; the drawer
+    books the sandbox courier, and its next step shows in the route in Beijing time."""
+    from apps.accounts.models import ConsentRecord
+    from apps.accounts.services import consent_set
+    from apps.delivery import services as delivery
+    from apps.delivery.models import Shipment
+    from tests.delivery.conftest import address_data
+
+    pharmacist = make_staff(Role.PHARMACIST, "e2eshippharm")
+    account = make_patient("13612340315", "冯静")
+    me = add_patient(account, "冯静")
+    consent_set(user=account.user, purpose=ConsentRecord.Purpose.COURIER_SHARING, granted=True)
+    delivery.address_create(user=account.user, data=address_data(recipient_name="冯静", is_default=True))
+    shipment = delivery.shipment_create(
+        staff=pharmacist.user, source_kind="delivery.demo", source_id=f"{me.pk}-1", method="courier"
+    )
+
+    ctx = browser.new_context(**CONSOLE_DESKTOP)
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    console_login(page, live_server_url, "e2eshippharm", pharmacist)
+    expect(page.locator("[data-testid=menu-badge-delivery-shipments]")).to_contain_text("1")
+    page.click("[data-testid=workbench-todo][data-kind='delivery.to_book']")
+    row = page.locator("[data-testid=shipments-table] .el-table__body tr", has_text=shipment.number)
+    expect(row.locator("[data-testid=shipment-status]")).to_have_text("待发货")
+    expect(row).to_contain_text("快递配送")
+    row.click()
+    drawer = page.locator("[data-testid=shipment-drawer]")
+    expect(drawer).to_contain_text("天河区")
+    drawer.locator(".el-select").first.click()
+    page.locator(".el-select-dropdown__item:visible", has_text="沙箱快递").click()
+    drawer.locator("[data-testid=shipment-book]").click()
+    expect(drawer).to_contain_text("运单号")
+    shipment.refresh_from_db()
+    assert shipment.status == Shipment.Status.BOOKED and shipment.waybill_no
+    drawer.locator("[data-testid=shipment-sandbox-next]").click()
+    expect(drawer.locator("[data-testid=shipment-events]")).to_contain_text("快递员已接单")
+    _shot(page, "console-shipment-drawer")
+    shipment.refresh_from_db()
+    assert shipment.status == Shipment.Status.ACCEPTED
+    assert errors == []
+    ctx.close()
