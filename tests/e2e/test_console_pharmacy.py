@@ -238,12 +238,20 @@ def test_child_guardian_and_allergy_refused_inline(live_server_url: str, browser
 
 
 @pytest.fixture
-def shop_url(transactional_db: Any, settings: Any) -> Iterator[str]:
-    """The live server, told its own address so the sandbox gateway's refund notices reach it."""
+def shop_url(transactional_db: Any, settings: Any, tmp_path: Any) -> Iterator[str]:
+    """The live server, told its own address so the sandbox gateway's refund notices reach it;
+    the gateway's state in a directory of this test only (no callback outlives the server)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    gateway_dir = tmp_path / "payments_sandbox"
+    settings.PAYMENTS_SANDBOX_DIR = gateway_dir
     server = DaphneServer(
-        port=port, PAYMENTS_PUBLIC_BASE_URL=url, MEDIA_EMBEDDED="1", MEDIA_RTMP_PORT="0", MEDIA_HTTP_PORT="0"
+        port=port,
+        PAYMENTS_PUBLIC_BASE_URL=url,
+        PAYMENTS_SANDBOX_DIR=str(gateway_dir),
+        MEDIA_EMBEDDED="1",
+        MEDIA_RTMP_PORT="0",
+        MEDIA_HTTP_PORT="0",
     ).start()
     # This process's checkouts name the same server for their payment notices, delivered at once.
     settings.PAYMENTS_PUBLIC_BASE_URL = url
