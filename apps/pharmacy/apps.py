@@ -23,11 +23,13 @@ class PharmacyConfig(AppConfig):
         from apps.accounts.demo import register_demo_seeder
         from apps.todos.registry import register
         from hub.outside import register_adapter_setting
+        from hub.realtime.topics import register_topic
 
         from . import checks  # noqa: F401  (registers the settings check)
         from .allergies import register_allergy_source, stored_allergies
         from .ca import configured_signer_paths
         from .demo import seed_pharmacy
+        from .events import review_topic_authorize
         from .todos import pharmacy_todos
 
         register_adapter_setting("PHARMACY_CA_SIGNER", configured_signer_paths)
@@ -39,4 +41,5 @@ class PharmacyConfig(AppConfig):
 
         register_delivery_source()  # and shipped (or picked up) through delivery
         register("pharmacy", pharmacy_todos)
+        register_topic("pharmacy_review", review_topic_authorize)
         register_demo_seeder("pharmacy", seed_pharmacy)

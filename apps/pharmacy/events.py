@@ -9,12 +9,25 @@ from typing import Any
 
 from apps.core.lifecycle import Publication
 from hub.realtime.sessions import publish_on_commit
+from hub.realtime.topics import InvalidTopic
 
 from .models import Prescription
 
 EVENT = "prescription.updated"
 # The patient is told from signing on (a draft is the doctor's work in progress).
 HIDDEN_FROM_PATIENT = frozenset({Prescription.Status.DRAFT})
+# The pharmacists' review queue: one topic for every pharmacist, told when a
+# prescription enters or leaves the queue (submitted, decided, cancelled, expired).
+REVIEW_TOPIC = "pharmacy_review:queue"
+QUEUE_ACTIONS = frozenset({"submit", "approve", "reject", "cancel", "expire"})
+
+
+def review_topic_authorize(user: Any, ident: str) -> bool:
+    from apps.accounts.roles import Role
+
+    if ident != "queue":
+        raise InvalidTopic(ident)
+    return bool(getattr(user, "is_active", False) and user.role == Role.PHARMACIST)
 
 
 def user_topic(user_id: int) -> str:
@@ -40,6 +53,8 @@ def publications(action: str) -> Any:
         out: list[Publication] = [(user_topic(p.doctor_id), EVENT, data)]
         if p.status not in HIDDEN_FROM_PATIENT:
             out.append((user_topic(p.patient.owner_id), EVENT, data))
+        if action in QUEUE_ACTIONS:
+            out.append((REVIEW_TOPIC, EVENT, data))
         return out
 
     return build

@@ -9,8 +9,11 @@ import carePages from '@/views/care/routes'
 import patientPages from '@/views/patients/routes'
 import psychPages from '@/views/psych/routes'
 import recordingsPages from '@/views/recordings/routes'
+import pharmacyPages from '@/views/pharmacy/routes'
+import commercePages from '@/views/commerce/routes'
+import deliveryPages from '@/views/delivery/routes'
 
-const DOMAINS = [corePages, imPages, carePages, patientPages, psychPages, recordingsPages]
+const DOMAINS = [corePages, imPages, carePages, patientPages, psychPages, recordingsPages, pharmacyPages, commercePages, deliveryPages]
 
 /** A domain entry {path, name, component, title, icon, roles, menu, group, order} -> route record. */
 function toRecord({ path, name, component, title, icon, roles, menu, group, order, ...rest }) {
