@@ -85,4 +85,24 @@ def seed_pharmacy() -> str:
     services.prescription_reject(
         pharmacist=pharmacist, prescription_id=cold.pk, reason="氯雷他定常规每日一次，请核对用药频次"
     )
-    return "处方 张伟 一张长期处方待王药师审核；王芳 一张被药师驳回待李医生修改（演示签名密码 123456）"
+    # One approved and payable: 张伟 pays it in the app (我的处方 -> 去支付) and picks delivery or pickup.
+    acute = services.prescription_create(
+        doctor=doctor,
+        patient_id=me.pk,
+        draft=DraftInput(
+            diagnosis="急性上呼吸道感染复诊",
+            icd10_code="J06.9",
+            valid_days=3,
+            lines=[
+                LineInput(
+                    drug_code="LORA-10", dose=Decimal("10"), frequency="qd", route="po", days=5, quantity=Decimal("1")
+                )
+            ],
+        ),
+    )
+    services.prescription_sign(doctor=doctor, prescription_id=acute.pk, pin=DEMO_PIN)
+    services.prescription_submit(doctor=doctor, prescription_id=acute.pk)
+    services.prescription_approve(pharmacist=pharmacist, prescription_id=acute.pk)
+    return (
+        "处方 张伟 一张长期处方待王药师审核、一张已审核待支付；王芳 一张被药师驳回待李医生修改（演示签名密码 123456）"
+    )

@@ -1,4 +1,4 @@
-"""The demo seeder fills the review queue and the doctor's revision to-do, once."""
+"""The demo seeder fills the review queue, the doctor's revision to-do and the patient's 去支付, once."""
 
 from __future__ import annotations
 
@@ -20,15 +20,16 @@ def test_seed_demo_adds_prescriptions_once() -> None:
     call_command("seed_demo", stdout=out)
     assert "处方" in out.getvalue()
     statuses = sorted(Prescription.objects.values_list("status", flat=True))
-    assert statuses == ["rejected", "submitted"]
+    assert statuses == ["approved", "rejected", "submitted"]
     assert all(signature_valid(p) for p in Prescription.objects.select_related("patient", "doctor"))
     pharmacist = User.objects.get(username="pharmacist")
     doctor = User.objects.get(username="doctor")
     assert "pharmacy.prescriptions_to_review" in [t.kind for t in todos_for(pharmacist)[0]]
     assert "pharmacy.prescriptions_to_revise" in [t.kind for t in todos_for(doctor)[0]]
-    assert not any(prescription_can_be_paid(p.pk) for p in Prescription.objects.all())
+    # Exactly one can be paid in the app: the approved one.
+    assert [p.status for p in Prescription.objects.all() if prescription_can_be_paid(p.pk)] == ["approved"]
     call_command("seed_demo", stdout=StringIO())
-    assert Prescription.objects.count() == 2
+    assert Prescription.objects.count() == 3
 
 
 @pytest.mark.django_db
@@ -37,9 +38,11 @@ def test_a_demo_started_after_expiry_gets_a_fresh_queue() -> None:
 
     call_command("seed_demo", stdout=StringIO())
     latest = max(p.expires_at for p in Prescription.objects.all() if p.expires_at)
-    assert prescriptions_expire_due(now=latest) == 2
+    assert prescriptions_expire_due(now=latest) == 3
     call_command("seed_demo", stdout=StringIO())
     assert sorted(Prescription.objects.values_list("status", flat=True)) == [
+        "approved",
+        "expired",
         "expired",
         "expired",
         "rejected",
