@@ -2,8 +2,8 @@
 through the commerce services, the sandbox payment provider), paying one through
 the sandbox pay sheet with the gateway's asynchronous callback (已支付 appears
 live, the page never reloads), cancelling another, asking a partial refund with
-a reason (退款审核中), and 我的处方 (an approved prescription: no online payment
-path for prescriptions yet, so nothing is ordered)."""
+a reason (退款审核中), and 我的处方 (an approved prescription: 到院自取 chosen, the
+pay sheet opened for its charge and closed unpaid)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,10 @@ E2E_KINDS = {
 
 @pytest.fixture
 def shop_server(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterator[str]:
+    yield from start_shop_server(settings, tmp_path)
+
+
+def start_shop_server(settings: Any, tmp_path: Path, **env: str) -> Iterator[str]:
     """daphne on the test database with the sandbox gateway: callbacks go back to
     this server (thread delivery, as in the demo); the test process shares the
     gateway's directory so orders it creates are payable on the pay sheet."""
@@ -88,6 +92,7 @@ def shop_server(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterato
         PAYMENTS_SANDBOX_DIR=str(sandbox_dir),
         PAYMENTS_PUBLIC_BASE_URL=url,
         PAYMENTS_SANDBOX_DELIVERY="thread",
+        **env,
     ).start()
     try:
         yield server.url
@@ -325,13 +330,21 @@ def test_orders_pay_cancel_refund_and_prescriptions(shop_server: str, patient_pa
     expect(page.locator("[data-testid=rx-line]")).to_have_count(2)
     expect(page.locator("[data-testid=rx-usage]").nth(1)).to_contain_text("每次 20mg")
     assert rx.expires_at is not None
+    rx_total = sum(int(ln.unit_price_amount * ln.quantity) for ln in rx.lines.all())
     expires = rx.expires_at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
     expect(page.locator("[data-testid=rx-validity]")).to_contain_text(expires)
     shot(page, "rx-detail-")
+    # 取药方式: no address on file, so 到院自取; then 去支付 opens the pay sheet for the prescription's charge.
+    expect(page.locator("[data-testid=rx-delivery-courier]")).to_contain_text("暂无收货地址")
+    page.click("[data-testid=rx-delivery-pickup]")
+    expect(page.locator("[data-testid=rx-delivery-note]")).to_contain_text("已选择到院自取")
+    assert Prescription.objects.get(pk=rx.pk).delivery_method == "pickup"
+    shot(page, "rx-delivery-")
     page.click("[data-testid=rx-pay]")
-    expect(page.locator("[data-testid=rx-pay-note]")).to_contain_text("暂不支持在线支付")
-    expect(page.locator("[data-testid=rx-pay]")).to_have_count(0)
-    assert Order.objects.count() == orders_before
+    expect(page.locator("[data-testid=pay-amount]")).to_have_text("¥" + f"{rx_total / 100:.2f}")
+    page.click("[data-testid=pay-cancel]")
+    # One order for it, unpaid; the prescription stays approved (paying is the patient's choice).
+    assert Order.objects.count() == orders_before + 1
     assert Prescription.objects.get(pk=rx.pk).status == Prescription.Status.APPROVED
 
     # --- someone else's order and prescription: the same "not found" as a missing one ------------
