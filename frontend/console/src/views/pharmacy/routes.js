@@ -8,7 +8,7 @@ import PrescriptionPatientTab from './PrescriptionPatientTab.vue'
 const doctors = ['doctor']
 const pharmacists = ['pharmacist']
 
-registerPatientTab({ key: 'prescriptions', title: '处方', component: PrescriptionPatientTab, roles: doctors, order: 20 })
+registerPatientTab({ key: 'prescriptions', title: '处方', component: PrescriptionPatientTab, roles: doctors, order: 50 })
 
 export default [
   {
