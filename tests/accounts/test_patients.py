@@ -127,7 +127,7 @@ def test_ciphertext_cannot_be_moved_between_columns(patient) -> None:
     from hub import crypto
 
     token = crypto.encrypt("13900000001", context="patient.phone")
-    with pytest.raises(crypto.DecryptionError, match="cannot decrypt patient.id_number: authentication failed"):
+    with pytest.raises(crypto.DecryptionError, match=r"cannot decrypt patient\.id_number: authentication failed"):
         crypto.decrypt(token, context="patient.id_number")
 
 

@@ -229,6 +229,11 @@ def test_orders_pay_cancel_refund_and_prescriptions(shop_server: str, patient_pa
     page.click("[data-testid=pay-view-order]")
     expect(page.locator("[data-testid=order-detail-status]")).to_have_text("已支付")
     expect(page.locator("[data-testid=order-detail-amount]")).to_have_text("¥38.00")
+    # Its 电子票据 is issued after the payment and shown with what the payer verifies it by.
+    receipt = page.locator("[data-testid=receipt-item]")
+    expect(receipt.locator("[data-testid=receipt-status]")).to_have_text("已开具", timeout=15000)
+    expect(receipt).to_contain_text("票据号码")
+    expect(receipt).to_contain_text("¥38.00")
     assert page.evaluate("window.__sameDocument") == "yes"
     shot(page, "detail-paid-", scroll_to="top")
     paid = Order.objects.get(pk=to_pay.pk)
