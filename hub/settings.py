@@ -534,6 +534,13 @@ DELIVERY_PICKUP_MAX_FAILURES = env_int("DELIVERY_PICKUP_MAX_FAILURES", 5)
 DELIVERY_PICKUP_LOCK_MINUTES = env_int("DELIVERY_PICKUP_LOCK_MINUTES", 15)
 # The sandbox courier posts its next event this many seconds after the last (0: only when told).
 DELIVERY_SANDBOX_STEP_SECONDS = env_int("DELIVERY_SANDBOX_STEP_SECONDS", 20)
+# Number privacy for couriers (apps.delivery.privacy): the courier gets a virtual number bound to the
+# recipient's phone. The sandbox never runs in production; DirectNumbers sends the real phone.
+DELIVERY_PRIVACY_NUMBERS = os.environ.get(
+    "DELIVERY_PRIVACY_NUMBERS",
+    "apps.delivery.privacy.DirectNumbers" if PRODUCTION else "apps.delivery.privacy.SandboxPrivacyNumbers",
+)
+DELIVERY_PRIVACY_BINDING_DAYS = env_int("DELIVERY_PRIVACY_BINDING_DAYS", 15)
 DELIVERY_MAX_ADDRESSES = env_int("DELIVERY_MAX_ADDRESSES", 20)
 # A courier shipment with no change for this long is tracked by the half-hourly sweep.
 DELIVERY_TRACK_AFTER_MINUTES = env_int("DELIVERY_TRACK_AFTER_MINUTES", 120)

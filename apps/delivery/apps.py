@@ -22,6 +22,7 @@ class DeliveryConfig(AppConfig):
         services.sandbox_stepper_register(tasks.schedule_sandbox_step)
         # Production refuses sandbox couriers (hub.outside: when used, hub.E010, ASGI startup).
         register_adapter_setting("DELIVERY_COURIERS", lambda: list(settings.DELIVERY_COURIERS.values()))
+        register_adapter_setting("DELIVERY_PRIVACY_NUMBERS", lambda: [settings.DELIVERY_PRIVACY_NUMBERS])
         if not settings.PRODUCTION:
             register_demo_source()
             register_demo_seeder("delivery", seed_delivery_demo)

@@ -35,6 +35,7 @@ from . import couriers, events, sources
 from .couriers.base import CallbackAnswer, Courier, CourierEvent, CourierFailed, CourierRejected, Parcel, Party
 from .errors import DeliveryCode, DeliveryError
 from .models import Address, Shipment, ShipmentEvent
+from .privacy import privacy_numbers
 from .states import SHIPMENT_TRANSITIONS, TERMINAL, path_to
 
 log = logging.getLogger(__name__)
@@ -351,9 +352,14 @@ def _sender() -> Party:
 
 
 def recipient_party(shipment: Shipment) -> Party:
+    """What the courier is told about the recipient: the masked name, a virtual number bound
+    to their phone for this shipment (``privacy``), the address."""
+    phone = privacy_numbers().bind(
+        shipment_number=shipment.number, phone=shipment.phone, days=settings.DELIVERY_PRIVACY_BINDING_DAYS
+    )
     return Party(
         name=shipment.recipient_name,
-        phone=shipment.phone,
+        phone=phone,
         province=shipment.province,
         city=shipment.city,
         district=shipment.district,
