@@ -1,6 +1,6 @@
 // 订单页面共用：状态文字与颜色、下一步提示、支付方式名称、退款状态（患者看到的说法）
 import { get } from '../../utils/request.js'
-import { realtime } from '../../utils/realtime.js'
+import { watchEvent } from '../../utils/live.js'
 
 // 订单状态 -> 患者看到的文字、颜色（tag-xxx）和下一步提示
 export const ORDER_STATUS = {
@@ -60,58 +60,9 @@ export const CHANNEL_LABEL = {
 
 export const REFUND_REASONS = ['不需要了', '下错单了', '重复支付', '医生建议不需要', '服务未按时提供', '其他原因']
 
-// 当前账号（取 id 订阅 user:<id> 频道）；页面之间共用一次请求
-let mePromise = null
-export function currentUser() {
-  if (!mePromise) {
-    mePromise = get('/accounts/me', { toast: false }).catch((e) => {
-      mePromise = null
-      throw e
-    })
-  }
-  return mePromise
-}
-uni.$on('auth:session-ended', () => {
-  mePromise = null
-})
-
-/**
- * 监听本人频道（user:<id>，同一个实时连接）上名为 eventName 的事件；返回取消监听的函数。
- * onResync：断线重连后或服务器要求补齐时调用（期间的事件可能丢失，页面应重新拉取）。
- */
-export function watchEvent(eventName, onEvent, onResync) {
-  let topic = ''
-  let stopped = false
-  const handler = (evt) => {
-    if (evt && evt.event === eventName && evt.data) onEvent(evt.data)
-  }
-  const offs = []
-  if (onResync) {
-    let wasOpen = realtime.status === 'open'
-    offs.push(
-      realtime.onStatus((s) => {
-        if (s === 'open' && !wasOpen) onResync()
-        wasOpen = s === 'open'
-      }),
-    )
-    offs.push(realtime.onResync(() => onResync()))
-  }
-  realtime.connect()
-  currentUser()
-    .then((me) => {
-      if (stopped || !me) return
-      topic = `user:${me.id}`
-      realtime.subscribe(topic, handler).catch(() => {})
-    })
-    .catch(() => {})
-  return () => {
-    stopped = true
-    offs.forEach((off) => off())
-    if (topic) realtime.unsubscribe(topic, handler).catch(() => {})
-  }
-}
-
 /** order.updated：{order_no, status, status_label, paid_fen, refunded_fen, payable_yuan} */
 export function watchOrders(onUpdate, onResync) {
   return watchEvent('order.updated', onUpdate, onResync)
 }
+
+export { currentUser, watchEvent } from '../../utils/live.js'
