@@ -115,6 +115,8 @@ INSTALLED_APPS = [
     "apps.delivery",  # core: shipments, couriers (issue 12)
     "recordings",
     "apps.media",
+    "apps.timed",  # timed sessions (issue 13): deadlines, warnings, hard stops; consultations and rehab
+    "apps.consultations",  # 在线复诊 (issue 13)
 ]
 
 MIDDLEWARE = [
