@@ -546,3 +546,26 @@ DELIVERY_PRIVACY_BINDING_DAYS = env_int("DELIVERY_PRIVACY_BINDING_DAYS", 15)
 DELIVERY_MAX_ADDRESSES = env_int("DELIVERY_MAX_ADDRESSES", 20)
 # A courier shipment with no change for this long is tracked by the half-hourly sweep.
 DELIVERY_TRACK_AFTER_MINUTES = env_int("DELIVERY_TRACK_AFTER_MINUTES", 120)
+
+# --- consultations: booking, queue, accepting (apps/consultations; issue 13) ---
+# R5: a doctor without a licence number or with fewer years of practice cannot go online nor be booked.
+CONSULT_MIN_PRACTICE_YEARS = env_int("CONSULT_MIN_PRACTICE_YEARS", 3)
+# An unpaid visit is cancelled (its place released) this many minutes after booking (the sweep).
+CONSULT_PAYMENT_MINUTES = env_int("CONSULT_PAYMENT_MINUTES", 15)
+# A patient may move a waiting visit to another slot of the same doctor and kind this many times.
+CONSULT_MAX_RESCHEDULES = env_int("CONSULT_MAX_RESCHEDULES", 2)
+# Estimated wait per visit ahead in the queue, in minutes, per kind.
+CONSULT_MINUTES_PER_VISIT = {
+    "text": env_int("CONSULT_MINUTES_PER_VISIT_TEXT", 10),
+    "video": env_int("CONSULT_MINUTES_PER_VISIT_VIDEO", 15),
+}
+# The price of a department-queue visit ("next available doctor"), in fen, per kind.
+CONSULT_QUEUE_PRICE_TEXT_FEN = env_int("CONSULT_QUEUE_PRICE_TEXT_FEN", 3000)
+CONSULT_QUEUE_PRICE_VIDEO_FEN = env_int("CONSULT_QUEUE_PRICE_VIDEO_FEN", 5000)
+# R4: an identity step-up is valid for accepting that visit for this many minutes; wrong answers
+# count per doctor like the login throttle (this many lock the step-up for that many minutes).
+CONSULT_STEP_UP_MINUTES = env_int("CONSULT_STEP_UP_MINUTES", 10)
+CONSULT_STEP_UP_MAX_FAILURES = env_int("CONSULT_STEP_UP_MAX_FAILURES", 5)
+CONSULT_STEP_UP_LOCK_MINUTES = env_int("CONSULT_STEP_UP_LOCK_MINUTES", 15)
+# A visit called in holds the doctor <-> patient care relationship (reason "visit") for this many days.
+CONSULT_CARE_DAYS = env_int("CONSULT_CARE_DAYS", 30)

@@ -152,6 +152,21 @@ ACTION_LABELS: dict[str, str] = {
     "delivery.address_create": "新增收货地址",
     "delivery.address_update": "修改收货地址",
     "delivery.address_delete": "删除收货地址",
+    # consultations: booking, queue, accepting (apps/consultations)
+    "consult.visit_book": "预约问诊",
+    "consult.visit_pay": "问诊已支付（进入候诊）",
+    "consult.visit_cancel": "取消问诊",
+    "consult.visit_reschedule": "问诊改约",
+    "consult.visit_take": "医生领取科室排队问诊",
+    "consult.visit_accept": "医生确认复诊并接诊",
+    "consult.visit_terminate": "医生终止问诊（建议线下就诊）",
+    "consult.visit_call": "医生叫号进入问诊",
+    "consult.visit_end": "问诊结束",
+    "consult.step_up": "接诊前身份再验证通过",
+    "consult.step_up_failed": "接诊前身份再验证失败",
+    "consult.slot_close": "医生停诊号源",
+    "consult.doctor_online": "医生上线接诊",
+    "consult.doctor_offline": "医生下线",
 }
 
 OBJECT_LABELS: dict[str, str] = {
@@ -178,6 +193,10 @@ OBJECT_LABELS: dict[str, str] = {
     "prescription": "处方",
     "delivery_shipment": "配送单",
     "delivery_address": "收货地址",
+    # consultations
+    "consult_visit": "问诊",
+    "consult_slot": "问诊号源",
+    "doctor_profile": "医生主页",
 }
 
 RESULT_LABELS: dict[str, str] = {str(value): str(label) for value, label in AuditEvent.Result.choices}
@@ -250,6 +269,11 @@ DETAIL_KEY_LABELS: dict[str, str] = {
     "ids": "涉及记录",
     "courier": "快递公司",
     "delivery_method": "配送方式",
+    # consultations
+    "from_slot": "原号源",
+    "to_slot": "新号源",
+    "step_up": "身份验证方式",
+    "prior_record": "既往诊断记录",
 }
 
 # Where a key means something else in one action.
@@ -259,6 +283,8 @@ DETAIL_KEY_LABELS_BY_ACTION: dict[str, dict[str, str]] = {
     "psych.alert.escalated": {"to": "升级至"},
     "audit.read": {"action": "操作关键词"},
     "audit.export": {"action": "操作关键词"},
+    # consultations
+    "consult.visit_book": {"kind": "问诊方式"},
 }
 
 # The order of a filter recorded by audit.read / audit.export (others follow the table's order).
@@ -287,6 +313,12 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
         "visit": "问诊",
         "care_plan": "诊疗计划",
         "duty": "科室值班",
+        # consultations: why a doctor terminated a visit (Visit.TerminateReason)
+        "first_visit": "初诊患者，不适合在线复诊",
+        "condition_changed": "病情变化，需线下就诊",
+        "needs_exam": "需要线下检查",
+        "emergency": "病情紧急，请立即线下急诊",
+        "other": "其他原因",
     },
     "why": {
         "not_clinical": "不是临床医护人员",
@@ -303,6 +335,9 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
         "PUT": "修改",
         "PATCH": "修改",
         "DELETE": "删除",
+        # consultations: the identity step-up before accepting
+        "password": "登录密码",
+        "totp": "动态验证码",
     },
     "channels": {"realtime": "实时推送", "notice": "消息通知"},
     "via": {

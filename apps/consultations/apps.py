@@ -9,6 +9,18 @@ class ConsultationsConfig(AppConfig):
     verbose_name = "在线复诊"
 
     def ready(self) -> None:
-        # Registrations (commerce item kind, topics, to-dos, demo seeder, timed-session owner) are added
-        # by the modules that own them (services, events, todos, demo).
-        pass
+        # The registrations of the booking side (commerce item kind, topics, to-dos, demo
+        # seeder); the clinical side (apps/consultations/api_clinical.py ...) and the timed
+        # session (timing.py) add theirs below at merge.
+        from apps.accounts.demo import register_demo_seeder
+        from apps.todos.registry import register as register_todos
+
+        from . import events
+        from .commerce_items import register as register_commerce_items
+        from .demo import seed_consultations
+        from .todos import consultation_todos
+
+        register_commerce_items()  # visits are paid through commerce
+        events.register()  # visit:<id>, consult_queue:<doctor>, consult_dept:<code>
+        register_todos("consultations", consultation_todos)
+        register_demo_seeder("consultations", seed_consultations)

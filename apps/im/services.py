@@ -35,6 +35,7 @@ RECALL_WINDOW = dt.timedelta(minutes=2)
 TEXT_MAX = 4000
 CLIENT_KINDS = {Message.Kind.TEXT, Message.Kind.IMAGE, Message.Kind.VOICE, Message.Kind.FILE}
 CARD_TYPES = {"prescription", "scale_assignment", "video_invite", "order", "followup_task", "report", "notice"}
+CARD_TYPES.add("consult_advice")  # consultations (R2): the advice to go offline when a visit is terminated
 
 
 def topic_for(conversation_id: int) -> str:
