@@ -9,12 +9,12 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from apps.accounts.models import Patient, StaffProfile, User
 from apps.accounts.roles import Role
-from apps.commerce.models import Order
+from apps.commerce.models import Refund
 from apps.core.lifecycle import allowed_actions
 from hub.errors import NotFound
 
@@ -285,9 +285,12 @@ def patient_brief(p: Patient, *, masked: bool) -> dict[str, Any]:
 
 
 def refund_fen(order_no: str) -> int:
+    """Money back on the visit's order: refunded, or on its way (a refund being processed)."""
     if not order_no:
         return 0
-    return int(Order.objects.filter(order_no=order_no).values_list("refunded_fen", flat=True).first() or 0)
+    live = [Refund.Status.REQUESTED, Refund.Status.APPROVED, Refund.Status.PROCESSING, Refund.Status.SUCCEEDED]
+    total = Refund.objects.filter(order__order_no=order_no, status__in=live).aggregate(n=Sum("amount_fen"))["n"]
+    return int(total or 0)
 
 
 def actions_for(user: User | None, visit: Visit) -> list[str]:
