@@ -14,6 +14,7 @@ get ``consult.queue_changed`` with counts."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -79,26 +80,30 @@ def queue_info(visit: Visit) -> dict[str, int] | None:
 
 # --- after-commit pushes, one per changed queue --------------------------------------------------
 
+log = logging.getLogger(__name__)
 _pending = threading.local()
 
 
 def queue_changed(*, doctor_id: int | None, department_id: int) -> None:
-    """Note (inside the caller's transaction) that this queue changed; pushed once after commit."""
+    """Note (inside the caller's transaction) that this queue changed; pushed once after
+    commit. Every call registers the flush (a rolled-back savepoint drops its own
+    callbacks); the first flush after commit takes all the keys, the others find none."""
     keys: set[tuple[int | None, int]] | None = getattr(_pending, "keys", None)
-    first = keys is None
     if keys is None:
         keys = set()
         _pending.keys = keys
     keys.add((doctor_id, department_id))
-    if first:
-        transaction.on_commit(_flush)
+    transaction.on_commit(_flush)
 
 
 def _flush() -> None:
     keys: set[tuple[int | None, int]] = getattr(_pending, "keys", None) or set()
     _pending.keys = None
     for doctor_id, department_id in sorted(keys, key=lambda k: (k[0] or 0, k[1])):
-        push_queue(doctor_id=doctor_id, department_id=department_id)
+        try:
+            push_queue(doctor_id=doctor_id, department_id=department_id)
+        except Exception:  # a push is best effort: clients also refresh on visit.updated
+            log.warning("queue push failed for doctor=%s department=%s", doctor_id, department_id, exc_info=True)
 
 
 def push_queue(*, doctor_id: int | None, department_id: int) -> int:
