@@ -1,7 +1,7 @@
 """Consultations demo content (registered with apps.accounts.demo): the departments
 心血管内科 / 内分泌科 / 呼吸内科 / 儿科, 李医生 as a listed doctor of 心血管内科 with
-prices, slots for the next 7 days, a hospital (HIS-style) record of 张伟 so a fresh
-demo can book at once, and one paid visit of 张伟 waiting in 李医生's queue.
+prices, slots for the next 7 days, hospital (HIS-style) records of 张伟 (so a fresh
+demo can book at once) and 李娜, and one visit of 李娜 waiting in 李医生's queue.
 Idempotent: each part is added only while it is missing."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from apps.accounts.demo import demo_patient
@@ -16,8 +17,10 @@ from apps.accounts.models import Patient, StaffProfile, User
 from apps.accounts.roles import Role
 
 from .models import Department, DoctorProfile, PriorRecord, Slot, Visit, VisitKind
+from .states import OPEN
 
-FAMILY_PHONE = "13800138001"
+# (account phone, 就诊人): a hospital record each; 李娜 also waits in the demo doctor's queue.
+DEMO_RECORDS = [("13800138001", "张伟"), ("13800138002", "李娜")]
 DEPARTMENTS = [
     ("cardiology", "心血管内科", "高血压、冠心病、心律失常等慢病复诊"),
     ("endocrinology", "内分泌科", "糖尿病、甲状腺疾病复诊"),
@@ -75,14 +78,25 @@ def seed_consultations() -> str:
                         defaults={"ends_at": start + dt.timedelta(hours=2), "capacity": 10},
                     )
                     made += int(created)
-    account = demo_patient(FAMILY_PHONE)
-    me = Patient.objects.filter(owner=account, name="张伟", is_active=True).first() if account else None
-    if account is None or me is None or not profiles:
+    records = {name: _his_record(phone, name, today) for phone, name in DEMO_RECORDS}
+    me = records.get("张伟")
+    lina = records.get("李娜")
+    if lina is not None and profiles:
+        _waiting_visit(profiles[0], lina)
+    if me is None:
         return f"问诊：{len(profiles)} 位医生，新增 {made} 个号源" if profiles else ""
+    return f"问诊：{len(DEPARTMENTS)} 个科室、{len(profiles)} 位医生，新增 {made} 个号源，张伟有本院就诊记录可直接预约"
+
+
+def _his_record(phone: str, name: str, today: dt.date) -> PriorRecord | None:
+    account = demo_patient(phone)
+    patient = Patient.objects.filter(owner=account, name=name, is_active=True).first() if account else None
+    if patient is None:
+        return None
     record, _ = PriorRecord.objects.get_or_create(
-        patient=me,
+        patient=patient,
         source=PriorRecord.Source.HIS,
-        his_ref="DEMO-OP-0001",
+        his_ref=f"DEMO-OP-{patient.pk:06d}",
         defaults={
             "hospital": "本院心血管内科门诊",
             "visit_date": today - dt.timedelta(days=60),
@@ -92,39 +106,36 @@ def seed_consultations() -> str:
             "review": PriorRecord.Review.ACCEPTED,
         },
     )
-    doctor = profiles[0]
-    if not Visit.objects.filter(patient=me, doctor=doctor, status=Visit.Status.WAITING).exists():
-        slot = (
-            Slot.objects.filter(doctor=doctor, kind=VisitKind.TEXT, starts_at__gte=timezone.now())
-            .order_by("starts_at")
-            .first()
-            or Slot.objects.filter(doctor=doctor, kind=VisitKind.TEXT).order_by("-starts_at").first()
-        )
-        if (
-            slot is not None
-            and slot.booked < slot.capacity
-            and not Visit.objects.filter(
-                patient=me,
-                doctor=doctor,
-                status__in=[Visit.Status.PENDING_PAYMENT, Visit.Status.ACCEPTED, Visit.Status.IN_PROGRESS],
-            ).exists()
-        ):
-            Slot.objects.filter(pk=slot.pk).update(booked=slot.booked + 1)
-            now = timezone.now()
-            # Seeded as paid (a demo visit has no order); the real path is booking + commerce.
-            Visit.objects.create(
-                patient=me,
-                account=account,
-                department=doctor.department,
-                doctor=doctor,
-                slot=slot,
-                kind=VisitKind.TEXT,
-                status=Visit.Status.WAITING,
-                price_fen=doctor.price_text_fen,
-                chief_complaint="高血压复诊，近一周血压波动，想调整用药",
-                prior_record=record,
-                queued_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-    return f"问诊：{len(DEPARTMENTS)} 个科室、{len(profiles)} 位医生，新增 {made} 个号源，张伟有 1 条本院就诊记录"
+    return record
+
+
+def _waiting_visit(doctor: DoctorProfile, record: PriorRecord) -> None:
+    """One visit of 李娜 waiting in the demo doctor's queue (张伟 stays free to book)."""
+    patient = record.patient
+    if Visit.objects.filter(patient=patient, doctor=doctor, status__in=list(OPEN)).exists():
+        return
+    now = timezone.now()
+    slot = (
+        Slot.objects.filter(doctor=doctor, kind=VisitKind.TEXT, status=Slot.Status.OPEN, ends_at__gt=now)
+        .filter(booked__lt=F("capacity"))
+        .order_by("starts_at")
+        .first()
+    )
+    if slot is None or not Slot.objects.filter(pk=slot.pk, booked__lt=F("capacity")).update(booked=F("booked") + 1):
+        return
+    # Seeded as paid (a demo visit has no order to pay); the real path is booking + commerce.
+    Visit.objects.create(
+        patient=patient,
+        account=patient.owner,
+        department=doctor.department,
+        doctor=doctor,
+        slot=slot,
+        kind=VisitKind.TEXT,
+        status=Visit.Status.WAITING,
+        price_fen=doctor.price_text_fen,
+        chief_complaint="高血压复诊，近一周血压波动，想调整用药",
+        prior_record=record,
+        queued_at=now,
+        created_at=now,
+        updated_at=now,
+    )

@@ -38,6 +38,20 @@ export const CARD_TEMPLATES = {
         d.patient_id ? { label: '查看测评', target: { route: { name: 'psych', query: { patient: String(d.patient_id) } } } } : null,
     },
   },
+  // consultations (R2): a doctor terminated the visit and advises going to the hospital; full refund.
+  consult_advice: {
+    tag: '就诊建议',
+    title: (d) => d.title || '建议线下就诊',
+    rows: [
+      { label: '原因', value: (d) => d.reason_label },
+      { label: '医生建议', value: (d) => d.advice },
+      { label: '费用', value: (d) => d.refund },
+    ],
+    action: {
+      patient: (d) => (d.visit_id ? { label: '查看问诊', target: { url: `/pages/consult/visit?id=${d.visit_id}` } } : null),
+      staff: () => null,
+    },
+  },
   notice: {
     tag: '通知',
     title: (d) => d.title || '通知',
