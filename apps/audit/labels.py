@@ -319,6 +319,8 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
         "needs_exam": "需要线下检查",
         "emergency": "病情紧急，请立即线下急诊",
         "other": "其他原因",
+        "deadline": "问诊时间已到",
+        "doctor": "医生结束问诊",
     },
     "why": {
         "not_clinical": "不是临床医护人员",

@@ -622,6 +622,7 @@ def visit_terminate(*, doctor: User, public_id: str, reason: str, note: str = ""
                 )
         _notify(visit, "问诊已终止，建议线下就诊", f"{advice}本次问诊费用将全额退回。")
         _changed(visit)
+        # ---- LEAD (merge): a running timed session ends here too (reason "terminated"). ----
     return visit
 
 
@@ -673,6 +674,8 @@ def visit_end(*, public_id: str, actor: User | None, reason: str = "doctor") -> 
         visit.end_reason = reason[:16]
         _transition(visit, "end", actor=actor, fields=["ended_at", "end_reason"], detail={"reason": reason})
         _changed(visit)
+        # ---- LEAD (merge): when the doctor ends it, the timed session ends too (reason "ended");
+        # the session's deadline calls this function with reason="deadline" and actor=None. ----
         item = OrderItem.objects.filter(order__order_no=visit.order_no, kind=ITEM_KIND, ref=visit.public_id).first()
         if item is not None:
             item_id = item.pk

@@ -301,3 +301,45 @@ def test_browse_departments_doctors_and_detail(gateway: Any) -> None:  # noqa: F
     detail = api.get(f"/consultations/doctors/{doc.profile.pk}").json()
     assert detail["years_of_practice"] == 10 and detail["recent_ratings"] == []
     assert api.get("/consultations/doctors/999999").status_code == 404
+
+
+def test_a_refund_decided_in_commerce_cancels_the_waiting_visit(
+    gateway: Any,  # noqa: F811
+    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+) -> None:
+    from apps.commerce import services as commerce
+    from tests.conftest import make_staff
+
+    doc = doctor()
+    s = slot(doc)
+    b = booker()
+    v = pay(gateway, book(b, doc, s), django_capture_on_commit_callbacks)
+    refund = commerce.refund_request(user=b.account.user, order_no=v.order_no, reason="临时有事")
+    staff = make_staff(settings.COMMERCE_REFUND_ROLES[0], "refunder")
+    with django_capture_on_commit_callbacks(execute=True):
+        commerce.refund_approve(staff=staff.user, refund_no=refund.refund_no)
+    v.refresh_from_db()
+    s.refresh_from_db()
+    assert v.status == Visit.Status.CANCELLED and v.end_reason == "refunded" and s.booked == 0
+
+
+def test_the_booked_order_is_the_only_one_commerce_takes_for_a_visit(gateway: Any) -> None:  # noqa: F811
+    import secrets
+
+    from apps.commerce import services as commerce
+    from apps.commerce.errors import CommerceCode
+
+    doc = doctor()
+    b = booker()
+    v = book(b, doc, slot(doc))
+    with pytest.raises(ApiError) as exc:
+        commerce.order_checkout(
+            payer=b.account.user,
+            patient_id=b.patient.pk,
+            lines=[commerce.CheckoutLine(kind="consultation", ref=v.public_id, quantity=1)],
+            client_key=secrets.token_hex(8),
+            channel="sandbox",
+        )
+    assert exc.value.code == CommerceCode.ITEM_REFUSED
+    assert Order.objects.count() == 1

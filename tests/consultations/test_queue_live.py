@@ -83,3 +83,34 @@ async def test_the_visit_behind_is_told_its_new_position_when_the_one_ahead_canc
     assert counts["data"] == {"waiting": 1, "accepted": 0, "in_progress": 0}
     for c in (ws, doc_ws, other):
         await c.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_the_patient_is_called_in_with_the_room(gateway: Any) -> None:  # noqa: F811
+    from .test_booking_support import accept
+
+    def setup() -> Any:
+        doc = doctor()
+        b = booker()
+        v = pay(gateway, book(b, doc, slot(doc)), _NoCapture())
+        return doc, b, accept(doc, v)
+
+    doc, b, v = await sync_to_async(setup)()
+    ws = await _client(b.account.user)
+    assert (await _subscribe(ws, f"visit:{v.public_id}"))["ok"]
+
+    def call() -> dict[str, Any]:
+        return dict(doc.persona.api().post(f"/consultations/visits/{v.public_id}/call").json())
+
+    out = await sync_to_async(call)()
+    assert out["status"] == "in_progress"
+    updated = await _until(ws, "visit.updated")
+    assert updated["data"]["visit"]["status"] == "in_progress"
+    called = await _until(ws, "visit.called")
+    assert called["data"] == {
+        "visit_id": v.public_id,
+        "room_id": f"conv-{out['conversation_id']}",
+        "conversation_id": out["conversation_id"],
+    }
+    await ws.disconnect()
