@@ -22,7 +22,7 @@ from .queue import visit_topic
 UPDATED = "visit.updated"
 CALLED = "visit.called"
 _PUBLIC_ID = re.compile(r"^[0-9a-f]{16}$")
-_CODE = re.compile(r"^[a-z0-9_-]{1,32}$")
+_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
 def visit_topic_authorize(user: Any, ident: str) -> bool:

@@ -323,6 +323,8 @@ def visit_reschedule(*, account: User, public_id: str, slot_id: int) -> Visit:
             raise ConsultError(ConsultCode.SLOT_CLOSED)
         doctor = DoctorProfile.objects.get(pk=visit.doctor_id)
         old = visit.slot_id
+        # Both slot rows locked in id order: two patients swapping slots cannot deadlock.
+        list(Slot.objects.select_for_update().filter(pk__in=[old, slot_id]).order_by("pk").values_list("pk"))
         slot = _take_place(slot_id, doctor, visit.kind)
         Slot.objects.filter(pk=old, booked__gt=0).update(booked=F("booked") - 1)
         visit.slot = slot
@@ -394,16 +396,16 @@ def slot_close(*, doctor: User, slot_id: int) -> Slot:
     if profile is None or slot is None or slot.doctor_id != profile.pk:
         raise NotFound("号源")
     with transaction.atomic():
+        # Visits before their slot, as cancelling and terminating lock them (no deadlock);
+        # a booking that lands meanwhile is taken by the second pass, after the slot is closed.
+        _lock_open_visits(slot_id)
         slot = Slot.objects.select_for_update().get(pk=slot_id)
         if slot.status == Slot.Status.CLOSED:
             return slot
         slot.status = Slot.Status.CLOSED
         slot.save(update_fields=["status"])
         audit_record(action="consult.slot_close", actor=doctor, object_type="consult_slot", object_id=slot.pk)
-        for public_id in Visit.objects.filter(
-            slot=slot, status__in=list(OPEN - {Visit.Status.IN_PROGRESS})
-        ).values_list("public_id", flat=True):
-            visit = _locked(public_id)
+        for visit in _lock_open_visits(slot_id):
             was = visit.status
             visit.end_reason = "slot_closed"
             visit.ended_at = timezone.now()
@@ -416,6 +418,14 @@ def slot_close(*, doctor: User, slot_id: int) -> Slot:
             _notify(visit, "问诊已取消", "医生该时段停诊，您的预约已取消，费用将全额退回。可重新预约其他时段。")
         queue_changed(doctor_id=profile.pk, department_id=profile.department_id)
     return slot
+
+
+def _lock_open_visits(slot_id: int) -> list[Visit]:
+    """The slot's visits that closing it cancels (not those already in the room), locked in id order."""
+    cancellable = [s for s in OPEN if s != Visit.Status.IN_PROGRESS]
+    return list(
+        Visit.objects.select_for_update(of=("self",)).filter(slot_id=slot_id, status__in=cancellable).order_by("pk")
+    )
 
 
 def _notify(visit: Visit, title: str, text: str) -> None:
