@@ -114,3 +114,35 @@ async def test_the_patient_is_called_in_with_the_room(gateway: Any) -> None:  # 
         "conversation_id": out["conversation_id"],
     }
     await ws.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_the_department_doctors_see_the_queue_counts(gateway: Any) -> None:  # noqa: F811
+    from .test_booking_support import department
+
+    def setup() -> Any:
+        dept = department()
+        return doctor(dept), doctor(department("respiratory", "呼吸内科")), booker()
+
+    doc, elsewhere, b = await sync_to_async(setup)()
+    ws = await _client(doc.user)
+    assert (await _subscribe(ws, "consult_dept:cardiology"))["ok"]
+    other = await _client(elsewhere.user)
+    assert (await _subscribe(other, "consult_dept:cardiology"))["code"] == "topic.forbidden"
+
+    def book_and_pay() -> str:
+        return pay(gateway, book(b, None, None, dept="cardiology"), _NoCapture()).public_id
+
+    visit_id = await sync_to_async(book_and_pay)()
+    frame = await _until(ws, "consult.queue_changed")
+    assert frame["topic"] == "consult_dept:cardiology" and frame["data"]["waiting"] == 1
+
+    def take() -> int:
+        return int(doc.persona.api().post(f"/consultations/visits/{visit_id}/take").status_code)
+
+    assert await sync_to_async(take)() == 200
+    frame = await _until(ws, "consult.queue_changed")
+    assert frame["data"]["waiting"] == 0
+    for c in (ws, other):
+        await c.disconnect()
