@@ -69,7 +69,12 @@ def publications(visit: Visit) -> list[Publication]:
     """``publish`` for lifecycle.transition: the visit as its subscribers see it."""
     from .selectors import visit_row
 
-    return [(visit_topic(visit.public_id), UPDATED, {"visit": visit_row(visit, viewer=None)})]
+    row = visit_row(visit, viewer=None)
+    # No clinical free text on the wire of a push: clients fetch the visit for it.
+    row["chief_complaint"] = ""
+    if row["prior_record"]:
+        row["prior_record"] = {**row["prior_record"], "diagnosis": ""}
+    return [(visit_topic(visit.public_id), UPDATED, {"visit": row})]
 
 
 def called(visit: Visit) -> Publication:

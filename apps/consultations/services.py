@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 ITEM_KIND = "consultation"
 REFUSED = ConsultCode.TRANSITION_REFUSED
 GUARDIAN_AGE = 6
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 
 AUDIT_ACTIONS: dict[str, str] = {
     "pay": "consult.visit_pay",
@@ -176,6 +178,8 @@ def visit_book(*, account: User, data: BookingInput) -> Visit:
     guardian = (data.guardian_name.strip(), data.guardian_relation.strip(), data.guardian_phone.strip())
     if selectors.age_on(patient.birth_date, selectors.today()) < GUARDIAN_AGE and not all(guardian):
         raise ConsultError(ConsultCode.GUARDIAN_REQUIRED)
+    if guardian[2] and not PHONE_RE.match(guardian[2]):
+        raise Invalid("监护人手机号格式不正确", field="guardian_phone")
     doctor: DoctorProfile | None = None
     if data.doctor_id is not None:
         doctor = DoctorProfile.objects.select_related("department", "user").filter(pk=data.doctor_id).first()

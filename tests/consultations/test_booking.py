@@ -343,3 +343,19 @@ def test_the_booked_order_is_the_only_one_commerce_takes_for_a_visit(gateway: An
         )
     assert exc.value.code == CommerceCode.ITEM_REFUSED
     assert Order.objects.count() == 1
+
+
+def test_guardian_phone_must_be_a_phone_and_visit_lists_by_scope(
+    gateway: Any,  # noqa: F811
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    doc = doctor()
+    b = booker()
+    with pytest.raises(ApiError):
+        book(b, doc, slot(doc), guardian_name="张伟", guardian_relation="父亲", guardian_phone="12345")
+    assert not Visit.objects.exists()
+    v = pay(gateway, book(b, doc, slot(doc)), django_capture_on_commit_callbacks)
+    api = b.account.api()
+    assert [x["id"] for x in api.get("/consultations/visits", scope="open").json()] == [v.public_id]
+    assert api.get("/consultations/visits", scope="history").json() == []
+    assert api.get("/consultations/visits", scope="bogus").status_code == 422
