@@ -15,6 +15,7 @@ from apps.accounts.api import router as accounts_router
 from apps.audit.api import router as audit_router
 from apps.care_team.api import router as care_router
 from apps.commerce.api import router as commerce_router
+from apps.consultations.api_clinical import router as consult_clinical_router
 from apps.delivery.api import router as delivery_router
 from apps.im.api import router as im_router
 from apps.media.api import router as media_router
@@ -109,3 +110,5 @@ api.add_router("/todos/", todos_router, tags=["待办"])
 api.add_router("/pharmacy/", pharmacy_router, tags=["药学与处方"])
 api.add_router("/commerce/", commerce_router, tags=["订单与支付"])
 api.add_router("/delivery/", delivery_router, tags=["配送"])
+# consultations, clinical parts (prior records, record, invitations, rating, summary)
+api.add_router("/consultations/", consult_clinical_router, tags=["在线复诊·诊疗"])
