@@ -93,7 +93,7 @@ def prior_record_upload(
     visit_date: Form[dt.date],
     diagnosis: Form[str],
     summary: Form[str] = "",
-    files: File[list[UploadedFile]] | None = None,
+    files: File[list[UploadedFile]] = None,  # type: ignore[assignment]
 ) -> Status[dict[str, Any]]:
     user = _user(request)
     uploads = list(files or [])

@@ -329,7 +329,12 @@ class SandboxHisClient(SignedHisClient):
 def sync(*, patient: Patient, actor: Any) -> int:
     """Import the HIS's diagnoses of ``patient`` (idempotent by ``his_ref``); the number
     newly written. The HIS is asked before anything is written: a failure writes nothing."""
-    found = client().diagnoses(patient)
+    try:
+        adapter = client()
+    except outside.SandboxInProduction:
+        log.error("%s: a sandbox HIS is refused in production", LABEL)
+        raise ConsultError(ConsultCode.HIS_UNAVAILABLE) from None
+    found = adapter.diagnoses(patient)
     created = 0
     with transaction.atomic():
         existing = set(
