@@ -96,10 +96,10 @@ def _wrong_count(user: User, now: dt.datetime) -> int:
     return AuditEvent.objects.filter(action=WRONG, actor_id=user.pk, at__gte=since).count()
 
 
-def redeem(*, user: User, code: str) -> Visit:
+def redeem(*, user: User, code: str, now: dt.datetime | None = None) -> Visit:
     """Join the visit of ``code``. Refusals commit what they record (a wrong code is
     counted, an expired invitation is marked) and then raise."""
-    now = timezone.now()
+    now = now or timezone.now()
     refusal: ApiError | None = None
     visit: Visit | None = None
     with transaction.atomic():
@@ -113,7 +113,9 @@ def redeem(*, user: User, code: str) -> Visit:
             .filter(code_hash=code_hash(code))
             .first()
         )
-        if inv is None or (inv.invitee_id is not None and inv.invitee_id != user.pk):
+        pending = inv is not None and inv.status == Invitation.Status.PENDING
+        # A doctor's invitation is theirs alone: anyone else's try is a wrong code.
+        if inv is None or (pending and inv.invitee_id is not None and inv.invitee_id != user.pk):
             audit_record(action=WRONG, actor=user, object_type="invitation", result="denied")
             refusal = ConsultError(ConsultCode.INVITATION_INVALID)
         elif inv.status == Invitation.Status.EXPIRED or (
