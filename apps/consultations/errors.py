@@ -74,7 +74,7 @@ ERRORS: dict[str, ErrorSpec] = {
     ConsultCode.ALREADY_RATED: ErrorSpec(409, "您已评价过本次问诊"),
     ConsultCode.NOT_ENDED: ErrorSpec(409, "问诊结束后才能评价"),
     ConsultCode.HIS_UNAVAILABLE: ErrorSpec(503, "医院信息系统暂时无法连接，请稍后再同步，或上传既往病历"),
-    ConsultCode.UPLOAD_INVALID: ErrorSpec(422, "{reason}"),
+    ConsultCode.UPLOAD_INVALID: ErrorSpec(422, "上传的病历不符合要求：{reason}"),
     # clinical parts
     ConsultCode.INVITATION_THROTTLED: ErrorSpec(429, "邀请码错误次数过多，请{minutes}分钟后再试"),
     ConsultCode.NOT_STARTED: ErrorSpec(409, "问诊尚未开始，请在医生呼叫后再加入"),

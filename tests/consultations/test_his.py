@@ -15,6 +15,7 @@ from django.test import override_settings
 from apps.audit.models import AuditEvent
 from apps.consultations import his
 from apps.consultations.models import PriorRecord
+from hub import outside
 from hub.outside import SandboxInProduction, configured_sandboxes
 from tests.conftest import Persona, add_patient, make_patient
 
@@ -108,9 +109,11 @@ def test_another_account_cannot_sync_and_nothing_is_written(owner: Persona) -> N
     assert not PriorRecord.objects.exists()
 
 
-def test_production_refuses_the_sandbox_gateway(owner: Persona) -> None:
+def test_production_refuses_the_sandbox_gateway(owner: Persona, monkeypatch: pytest.MonkeyPatch) -> None:
     patient = add_patient(owner, "王五")
     his.sandbox_enrol(patient, RECORDS)
+    # register() is called from ConsultationsConfig.ready() once wired; here on a copy of the registry.
+    monkeypatch.setattr(outside, "_settings", dict(outside._settings))
     his.register()
     assert ("CONSULT_HIS_ADAPTER", "apps.consultations.his.SandboxHisClient") in configured_sandboxes()
     with override_settings(PRODUCTION=True):
