@@ -3,10 +3,14 @@ encrypted comment; the doctor's aggregate moves with it."""
 
 from __future__ import annotations
 
-import pytest
-from django.db import connection
+from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+from django.db import connection, connections
+
+from apps.consultations.errors import ConsultError
 from apps.consultations.models import DoctorProfile, Rating, Visit
+from apps.consultations.rating import rate
 from tests.conftest import add_patient, make_patient
 from tests.consultations.clinical_factories import make_clinic, make_visit
 
@@ -60,3 +64,32 @@ def test_refusals_write_nothing() -> None:
     profile = DoctorProfile.objects.get(pk=c.profile.pk)
     assert (profile.rating_sum, profile.rating_count) == (0, 0)
     assert api.post(path, {"stars": 5, "comment": "好" * 300}).status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_ratings_lose_no_update_and_rate_a_visit_once() -> None:
+    c = make_clinic(Visit.Status.ENDED)
+    accounts = [make_patient(f"139000001{n:02d}", f"患者{n}") for n in range(6)]
+    visits = [
+        make_visit(c.doctor, c.profile, a, add_patient(a, f"患者{n}"), status=Visit.Status.ENDED)
+        for n, a in enumerate(accounts)
+    ]
+
+    def one(args: tuple[object, Visit, int]) -> str:
+        account, visit, stars = args
+        try:
+            rate(user=account.user, visit_id=visit.public_id, stars=stars, tags=[])  # type: ignore[attr-defined]
+            return "ok"
+        except ConsultError as exc:
+            return exc.code
+        finally:
+            connections.close_all()
+
+    jobs = [(a, v, 1 + n % 5) for n, (a, v) in enumerate(zip(accounts, visits, strict=True))]
+    jobs += [(accounts[0], visits[0], 5)] * 3  # the same visit, again, at the same time
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(one, jobs))
+    assert results.count("ok") == 6 and results.count("consult.already_rated") == 3
+    profile = DoctorProfile.objects.get(pk=c.profile.pk)
+    assert profile.rating_count == 6 == Rating.objects.count()
+    assert profile.rating_sum == sum(r.stars for r in Rating.objects.all())
