@@ -199,11 +199,10 @@ def remove(*, user: User, visit_id: str, participant_id: int) -> None:
 def participants(*, user: User, visit_id: str) -> list[dict[str, Any]]:
     """Joined third participants; for the doctor, the account, and the participants."""
     visit = Visit.objects.select_related("doctor").filter(public_id=visit_id).first()
-    joined = Invitation.objects.filter(visit=visit, status=Invitation.Status.JOINED).select_related("invitee")
     allowed = visit is not None and (
         visit.account_id == user.pk
         or (visit.doctor is not None and visit.doctor.user_id == user.pk)
-        or joined.filter(invitee=user).exists()
+        or is_participant(user, visit)
     )
     if not allowed:
         raise NotFound("问诊")
@@ -215,5 +214,12 @@ def participants(*, user: User, visit_id: str) -> list[dict[str, Any]]:
             "role_label": inv.get_role_display(),
             "joined_at": inv.joined_at,
         }
-        for inv in joined.order_by("joined_at", "id")
+        for inv in Invitation.objects.filter(visit=visit, status=Invitation.Status.JOINED)
+        .select_related("invitee")
+        .order_by("joined_at", "id")
     ]
+
+
+def is_participant(user: User, visit: Visit) -> bool:
+    """A third participant who joined and was not removed (for the ``visit:<id>`` topic's check)."""
+    return Invitation.objects.filter(visit=visit, invitee=user, status=Invitation.Status.JOINED).exists()
