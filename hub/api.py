@@ -16,6 +16,7 @@ from apps.audit.api import router as audit_router
 from apps.care_team.api import router as care_router
 from apps.commerce.api import router as commerce_router
 from apps.consultations.api import router as consultations_router
+from apps.consultations.api_clinical import router as consult_clinical_router
 from apps.delivery.api import router as delivery_router
 from apps.im.api import router as im_router
 from apps.media.api import router as media_router
@@ -111,3 +112,5 @@ api.add_router("/pharmacy/", pharmacy_router, tags=["药学与处方"])
 api.add_router("/commerce/", commerce_router, tags=["订单与支付"])
 api.add_router("/delivery/", delivery_router, tags=["配送"])
 api.add_router("/consultations/", consultations_router, tags=["在线复诊"])
+# consultations, clinical parts (prior records, record, invitations, rating, summary)
+api.add_router("/consultations/", consult_clinical_router, tags=["在线复诊·诊疗"])

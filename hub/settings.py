@@ -569,3 +569,25 @@ CONSULT_STEP_UP_MAX_FAILURES = env_int("CONSULT_STEP_UP_MAX_FAILURES", 5)
 CONSULT_STEP_UP_LOCK_MINUTES = env_int("CONSULT_STEP_UP_LOCK_MINUTES", 15)
 # A visit called in holds the doctor <-> patient care relationship (reason "visit") for this many days.
 CONSULT_CARE_DAYS = env_int("CONSULT_CARE_DAYS", 30)
+# --- Consultations: clinical parts (apps.consultations his/prior_records/record/invitations) ---
+# The hospital information system (HIS) gateway the prior diagnoses (R1) come from: a dotted path to a
+# ``HisClient`` class. The sandbox (signed exchange, demo patients' records) is refused in production.
+CONSULT_HIS_ADAPTER = os.environ.get(
+    "CONSULT_HIS_ADAPTER", "" if PRODUCTION else "apps.consultations.his.SandboxHisClient"
+)
+CONSULT_HIS_BASE_URL = os.environ.get("CONSULT_HIS_BASE_URL", "")  # the real gateway's address
+CONSULT_HIS_APP_ID = os.environ.get("CONSULT_HIS_APP_ID", "ihospital")
+# The shared HMAC key of the gateway (base64 or text); empty: the sandbox derives its own.
+CONSULT_HIS_SECRET = os.environ.get("CONSULT_HIS_SECRET", "")
+CONSULT_HIS_TIMEOUT_SECONDS = env_int("CONSULT_HIS_TIMEOUT_SECONDS", 5)
+# Sandbox only: "" (answers), "timeout", "error" (HTTP 502), "bad_signature" (a forged answer).
+CONSULT_HIS_SANDBOX_FAILURE = os.environ.get("CONSULT_HIS_SANDBOX_FAILURE", "")
+# Third participants: an invitation code is valid this long, once; this many wrong codes per user in
+# the window answer 429 until the window passes.
+CONSULT_INVITE_MINUTES = env_int("CONSULT_INVITE_MINUTES", 30)
+CONSULT_INVITE_MAX_WRONG = env_int("CONSULT_INVITE_MAX_WRONG", 10)
+CONSULT_INVITE_WRONG_WINDOW_MINUTES = env_int("CONSULT_INVITE_WRONG_WINDOW_MINUTES", 15)
+# Uploaded prior records: at most this many pages, each at most this many MB (images or PDF).
+CONSULT_PRIOR_MAX_FILES = env_int("CONSULT_PRIOR_MAX_FILES", 9)
+CONSULT_PRIOR_FILE_MAX_MB = env_int("CONSULT_PRIOR_FILE_MAX_MB", 10)
+# --- end consultations clinical ---

@@ -167,6 +167,23 @@ ACTION_LABELS: dict[str, str] = {
     "consult.slot_close": "医生停诊号源",
     "consult.doctor_online": "医生上线接诊",
     "consult.doctor_offline": "医生下线",
+    # consultations, clinical parts (apps/consultations: his, prior_records, record, invitations, rating, summary)
+    "consult.his_sync": "同步本院既往诊断（HIS）",
+    "consult.prior_record_upload": "上传既往病历",
+    "consult.prior_record_review": "医生审核既往病历",
+    "consult.prior_record_denied": "查看既往病历被拒绝",
+    "consult.prior_file_read": "查看既往病历附件",
+    "consult.record_edit": "保存问诊病历",
+    "consult.record_sign": "医生电子签名问诊病历",
+    "consult.record_denied": "访问问诊病历被拒绝",
+    "consult.invitation_create": "邀请第三方加入问诊",
+    "consult.invitation_redeem": "使用邀请码加入问诊",
+    "consult.invitation_wrong_code": "邀请码错误",
+    "consult.invitation_expired": "使用已过期的邀请码",
+    "consult.participant_remove": "移出问诊参与人",
+    "consult.visit_rate": "评价问诊",
+    "consult.summary_read": "查看问诊小结",
+    "consult.summary_denied": "查看问诊小结被拒绝",
 }
 
 OBJECT_LABELS: dict[str, str] = {
@@ -197,6 +214,10 @@ OBJECT_LABELS: dict[str, str] = {
     "consult_visit": "问诊",
     "consult_slot": "问诊号源",
     "doctor_profile": "医生主页",
+    # consultations, clinical parts
+    "visit": "问诊",
+    "prior_record": "既往病历",
+    "invitation": "问诊邀请",
 }
 
 RESULT_LABELS: dict[str, str] = {str(value): str(label) for value, label in AuditEvent.Result.choices}
@@ -274,6 +295,14 @@ DETAIL_KEY_LABELS: dict[str, str] = {
     "to_slot": "新号源",
     "step_up": "身份验证方式",
     "prior_record": "既往诊断记录",
+    # consultations, clinical parts
+    "found": "医院记录条数",
+    "created": "新增条数",
+    "files": "附件数",
+    "file": "附件",
+    "decision": "审核结论",
+    "stars": "评分（星）",
+    "invite_role": "受邀身份",
 }
 
 # Where a key means something else in one action.
@@ -321,6 +350,7 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
         "other": "其他原因",
         "deadline": "问诊时间已到",
         "doctor": "医生结束问诊",
+        "participant_removed": "被医生移出问诊",  # consultations, clinical parts
     },
     "why": {
         "not_clinical": "不是临床医护人员",
@@ -353,6 +383,9 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
     "source": {"hospital": "医院记录", "patient_reported": "患者自述"},
     "courier": {"sf": "顺丰速运", "dada": "达达快送", "sandbox": "沙箱快递"},
     "delivery_method": {"courier": "快递配送", "pickup": "到院自取"},
+    # consultations, clinical parts
+    "decision": {"accepted": "采纳", "rejected": "不采纳"},
+    "invite_role": {"family": "家属", "interpreter": "翻译", "doctor": "会诊医生"},
 }
 
 # Detail keys holding an instant (ISO string or epoch seconds): shown in Beijing time.

@@ -40,6 +40,9 @@ class ConsultCode(StrEnum):
     NOT_ENDED = "consult.not_ended"
     HIS_UNAVAILABLE = "consult.his_unavailable"
     UPLOAD_INVALID = "consult.upload_invalid"
+    # clinical parts (his, prior records, record, invitations)
+    INVITATION_THROTTLED = "consult.invitation_throttled"
+    NOT_STARTED = "consult.not_started"  # the visit has no conversation yet (not called in)
 
 
 ERRORS: dict[str, ErrorSpec] = {
@@ -72,6 +75,9 @@ ERRORS: dict[str, ErrorSpec] = {
     ConsultCode.NOT_ENDED: ErrorSpec(409, "问诊结束后才能评价"),
     ConsultCode.HIS_UNAVAILABLE: ErrorSpec(503, "医院信息系统暂时无法连接，请稍后再同步，或上传既往病历"),
     ConsultCode.UPLOAD_INVALID: ErrorSpec(422, "上传的病历不符合要求：{reason}"),
+    # clinical parts
+    ConsultCode.INVITATION_THROTTLED: ErrorSpec(429, "邀请码错误次数过多，请{minutes}分钟后再试"),
+    ConsultCode.NOT_STARTED: ErrorSpec(409, "问诊尚未开始，请在医生呼叫后再加入"),
 }
 
 

@@ -251,6 +251,7 @@ class VisitRecord(models.Model):
     )
     content_hash = models.CharField(max_length=64, blank=True)  # SHA-256 of the canonical content signed
     signature = models.TextField(blank=True)
+    signature_algorithm = models.CharField(max_length=32, blank=True)  # the CA's (0003_clinical)
     certificate_serial = models.CharField(max_length=64, blank=True)
     retain_until = models.DateField(null=True, blank=True)  # signed date + 15 years (R9)
     updated_at = models.DateTimeField(default=timezone.now)
