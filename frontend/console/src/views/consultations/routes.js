@@ -1,7 +1,7 @@
 // 在线问诊 (format: views/routes.js): the doctor's workstation — today's queue and the
 // tracking board, and the visit room (video beside the chat, the countdown, the record,
 // prescribing, scales). The route names are the ones the consultation to-dos point at.
-import { FirstAidKit } from '@element-plus/icons-vue'
+import { Service } from '@element-plus/icons-vue'
 
 const doctors = ['doctor']
 
@@ -11,7 +11,7 @@ export default [
     name: 'consult-workbench',
     component: () => import('./ConsultWorkbenchView.vue'),
     title: '问诊工作台',
-    icon: FirstAidKit,
+    icon: Service,
     roles: doctors,
     menu: true,
     group: '在线问诊',
