@@ -8,6 +8,7 @@ const id = (x) => encodeURIComponent(x)
 export const quiet = { silent: true }
 
 export const consultApi = {
+  doctors: (query) => http.get('/consultations/doctors', { query, silent: true }),
   workbench: (options) => http.get('/consultations/workbench', options),
   setOnline: (online) => http.post('/consultations/me/online', { online }, quiet),
   visits: (query) => http.get('/consultations/visits', { query }),
