@@ -4,7 +4,8 @@ docs/consultations-api.md:
 - a doctor goes online; a patient's paid booking appears live on the board; the doctor
   reviews the uploaded prior record, confirms 复诊, fails the identity step-up once
   (nothing accepted) and passes it; calls the patient in; the visit room shows the
-  chat beside the video and the countdown; the record is saved as it is typed; a third
+  chat beside the video and the countdown; the record is saved as it is typed; a
+  prescription is written from the visit (sourced to it) and a scale assigned; a third
   participant is invited (the code shown once, with its expiry); the visit is extended
   once (billed) and ended; the record is signed with the CA PIN;
 - a department-queue visit is taken, its uploaded record rejected (accepting is then
@@ -30,6 +31,8 @@ from playwright.sync_api import expect
 from apps.accounts.services import token_issue
 from apps.commerce.models import Refund
 from apps.consultations.models import Department, DoctorProfile, Invitation, PriorRecord, Slot, Visit, VisitRecord
+from apps.pharmacy.models import Prescription
+from apps.psych.models import Assignment
 from tests.conftest import STRONG, add_patient, make_patient
 from tests.e2e.conftest import SCREENSHOTS
 from tests.e2e.helpers import CONSOLE_DESKTOP, console_login
@@ -131,8 +134,8 @@ def test_accept_call_record_invite_extend_end_sign(live_server_url: str, browser
     slot = Slot.objects.create(
         doctor=profile,
         kind="video",
-        starts_at=now - dt.timedelta(minutes=5),
-        ends_at=now + dt.timedelta(minutes=25),
+        starts_at=now + dt.timedelta(minutes=2),
+        ends_at=now + dt.timedelta(minutes=32),
         capacity=3,
     )
 
@@ -202,7 +205,8 @@ def test_accept_call_record_invite_extend_end_sign(live_server_url: str, browser
     visit.refresh_from_db()
     assert visit.status == Visit.Status.IN_PROGRESS and visit.conversation_id
     expect(doc.locator("[data-testid=chat-room]")).to_be_visible()
-    expect(doc.locator("[data-testid=visit-video]")).to_be_visible()
+    expect(doc.locator("[data-testid=consult-room-video]")).to_be_visible()
+    expect(doc.locator("[data-testid=consult-room-video-idle]")).to_have_count(0)  # the video component, not the hint
     expect(doc.locator("[data-testid=consult-countdown-clock]")).to_have_text(re.compile(r"^\d{2}:\d{2}$"))
     _shot(doc, "room")
 
@@ -213,9 +217,36 @@ def test_accept_call_record_invite_extend_end_sign(live_server_url: str, browser
     doc.locator("[data-testid=consult-record-advice] textarea").fill("低盐饮食，继续服药，两周后复诊")
     doc.locator("[data-testid=consult-record-notes] textarea").fill("依从性一般")
     expect(doc.locator("[data-testid=consult-record-save-state]")).to_contain_text("已自动保存", timeout=10000)
-    rec = VisitRecord.objects.get(visit=visit)
-    assert (rec.icd10_code, rec.diagnosis, rec.notes) == ("I10", "原发性高血压", "依从性一般")
-    assert rec.signed_at is None
+
+    def saved() -> bool:
+        rec = VisitRecord.objects.filter(visit=visit).first()
+        return rec is not None and (rec.icd10_code, rec.diagnosis, rec.notes) == ("I10", "原发性高血压", "依从性一般")
+
+    _until(saved, "the record was not saved as it was typed")
+    assert VisitRecord.objects.get(visit=visit).signed_at is None
+
+    # --- prescribe from the visit (the pharmacy writer, sourced to this visit) and assign a scale ---
+    doc.click("#tab-rx")
+    doc.click("[data-testid=consult-rx-new]")
+    drawer = doc.locator("[data-testid=consult-rx-drawer]")
+    drawer.locator("[data-testid=rx-drug-search] input").fill("氨氯地平")
+    doc.locator("[data-testid=rx-drug-option-AMLO-5]").click()
+    drawer.locator("input[data-testid=rx-line-dose]").fill("5")
+    drawer.locator("input[data-testid=rx-diagnosis]").fill("原发性高血压")
+    drawer.locator("input[data-testid=rx-icd10]").fill("I10")
+    drawer.locator("[data-testid=rx-save]").click()
+    _until(lambda: Prescription.objects.filter(patient=me).exists(), "the prescription was not saved")
+    rx = Prescription.objects.get(patient=me)
+    assert (rx.source_type, rx.source_id, rx.status) == ("consultation", visit.public_id, Prescription.Status.DRAFT)
+    drawer.get_by_role("button", name="取消").click()
+    expect(drawer).to_be_hidden()
+
+    doc.click("#tab-scale")
+    doc.click("[data-testid=consult-scale-assign-open]")
+    doc.click("[data-testid=psych-scale-PHQ-9]")
+    doc.click("[data-testid=psych-assign-submit]")
+    expect(doc.locator("[data-testid=consult-scale-table]")).to_contain_text("PHQ-9")
+    assert Assignment.objects.filter(patient=me, scale__code="PHQ-9").count() == 1
 
     # --- a third participant: the code once, with its expiry ---------------------------------------
     doc.click("#tab-people")
