@@ -6,8 +6,8 @@ docs/consultations-api.md:
   (nothing accepted) and passes it; calls the patient in; the visit room shows the
   chat beside the video and the countdown; the record is saved as it is typed; a
   prescription is written from the visit (sourced to it) and a scale assigned; a third
-  participant is invited (the code shown once, with its expiry); the visit is extended
-  once (billed) and ended; the record is signed with the CA PIN;
+  participant is invited (the code shown once, with its expiry), joins and is removed;
+  the visit is extended once (billed) and ended; the record is signed with the CA PIN;
 - a department-queue visit is taken, its uploaded record rejected (accepting is then
   impossible), and the visit terminated with a reason from the fixed list: refused
   without a reason (nothing changed), then terminated with a full refund.
@@ -259,7 +259,19 @@ def test_accept_call_record_invite_extend_end_sign(live_server_url: str, browser
     inv = Invitation.objects.get(visit=visit)
     assert inv.status == Invitation.Status.PENDING and inv.role == Invitation.Role.FAMILY
     _shot(doc, "invite-code")
+    code = invite.locator("[data-testid=consult-invite-code]").inner_text().strip()
     invite.get_by_role("button", name="我已记下，关闭").click()
+
+    # The family member redeems it (as the patient app does); the doctor sees them and removes them.
+    family = make_patient("13612340415", "周父")
+    _call("POST", f"{url}/api/v1/consultations/invitations/redeem", token_issue(user=family.user).raw, {"code": code})
+    doc.click("[data-testid=consult-participants-refresh]")
+    joined = doc.locator("[data-testid=consult-participants-table] .el-table__body tr").filter(has_text="家属")
+    expect(joined).to_have_count(1)
+    joined.locator("[data-testid=consult-participant-remove]").click()
+    doc.locator(".el-message-box").get_by_role("button", name="移出").click()
+    expect(joined).to_have_count(0)
+    assert Invitation.objects.get(pk=inv.pk).status == Invitation.Status.REMOVED
 
     # --- extend once (billed), then end ------------------------------------------------------------
     doc.click("[data-testid=consult-extend]")
