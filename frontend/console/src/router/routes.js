@@ -12,8 +12,9 @@ import recordingsPages from '@/views/recordings/routes'
 import pharmacyPages from '@/views/pharmacy/routes'
 import commercePages from '@/views/commerce/routes'
 import deliveryPages from '@/views/delivery/routes'
+import consultationPages from '@/views/consultations/routes'
 
-const DOMAINS = [corePages, imPages, carePages, patientPages, psychPages, recordingsPages, pharmacyPages, commercePages, deliveryPages]
+const DOMAINS = [corePages, imPages, carePages, patientPages, psychPages, recordingsPages, pharmacyPages, commercePages, deliveryPages, consultationPages]
 
 /** A domain entry {path, name, component, title, icon, roles, menu, group, order} -> route record. */
 function toRecord({ path, name, component, title, icon, roles, menu, group, order, ...rest }) {
