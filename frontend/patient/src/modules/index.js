@@ -6,8 +6,9 @@ import psych from './psych.js'
 import patients from './patients.js'
 import commerce from './commerce.js'
 import pharmacy from './pharmacy.js'
+import consultations from './consultations.js'
 
-export const MODULES = [psych, commerce, pharmacy, patients]
+export const MODULES = [consultations, psych, commerce, pharmacy, patients]
 
 export function homeEntries(me) {
   return MODULES.filter((m) => m.entry && (!m.entry.visible || m.entry.visible(me))).map((m) => ({ key: m.key, ...m.entry }))
