@@ -152,6 +152,10 @@ ACTION_LABELS: dict[str, str] = {
     "delivery.address_create": "新增收货地址",
     "delivery.address_update": "修改收货地址",
     "delivery.address_delete": "删除收货地址",
+    # timed sessions (apps/timed) and closing a conversation at their end
+    "timed.extend": "延长问诊时间",
+    "timed.end": "限时会话结束",
+    "im.conversation_close": "关闭会话（不再接收新消息）",
 }
 
 OBJECT_LABELS: dict[str, str] = {
@@ -178,6 +182,7 @@ OBJECT_LABELS: dict[str, str] = {
     "prescription": "处方",
     "delivery_shipment": "配送单",
     "delivery_address": "收货地址",
+    "timed_session": "限时会话",
 }
 
 RESULT_LABELS: dict[str, str] = {str(value): str(label) for value, label in AuditEvent.Result.choices}
@@ -250,6 +255,9 @@ DETAIL_KEY_LABELS: dict[str, str] = {
     "ids": "涉及记录",
     "courier": "快递公司",
     "delivery_method": "配送方式",
+    # timed sessions
+    "owner": "所属业务",
+    "extension_seconds": "延长时长（秒）",
 }
 
 # Where a key means something else in one action.
@@ -287,6 +295,11 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
         "visit": "问诊",
         "care_plan": "诊疗计划",
         "duty": "科室值班",
+        # timed sessions: why one ended (and its conversation closed, its recording stopped)
+        "deadline": "到时自动结束",
+        "ended": "主动结束",
+        "terminated": "终止服务",
+        "session_ended": "限时会话结束",
     },
     "why": {
         "not_clinical": "不是临床医护人员",
@@ -316,6 +329,7 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
     "source": {"hospital": "医院记录", "patient_reported": "患者自述"},
     "courier": {"sf": "顺丰速运", "dada": "达达快送", "sandbox": "沙箱快递"},
     "delivery_method": {"courier": "快递配送", "pickup": "到院自取"},
+    "owner": {"consultation": "在线问诊", "rehab": "康复指导"},
 }
 
 # Detail keys holding an instant (ISO string or epoch seconds): shown in Beijing time.
