@@ -45,7 +45,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Q
+from django.db import connection
 from django.utils import timezone
 
 from hub.errors import NotFound
@@ -110,18 +110,24 @@ def _load(seen: Any, force: bool) -> tuple[Any, list[tuple[Any, ...]] | None]:
 
 
 def claim_warnings(due: list[tuple[int, int]], at: dt.datetime) -> list[tuple[int, int]]:
-    """Mark each due warning sent, once: returns the (session, minutes) this call claimed."""
-    claimed = []
-    for session_id, minutes in due:
-        column = "warned_5_at" if minutes == 5 else "warned_1_at"
-        updated = (
-            TimedSession.objects.filter(pk=session_id, status=TimedSession.Status.RUNNING)
-            .filter(Q(**{f"{column}__isnull": True}))
-            .update(**{column: at})
+    """Mark the due warnings sent, each once: returns the (session, minutes) this call
+    claimed. One conditional UPDATE per threshold (``... WHERE warned_x_at IS NULL
+    RETURNING id``): a concurrent clock or a restarted one claims none of them again."""
+    claimed: list[tuple[int, int]] = []
+    table = TimedSession._meta.db_table
+    for minutes, column in ((5, "warned_5_at"), (1, "warned_1_at")):
+        ids = [session_id for session_id, m in due if m == minutes]
+        if not ids:
+            continue
+        marks = ", ".join(["%s"] * len(ids))
+        sql = (
+            f"UPDATE {table} SET {column} = %s"  # noqa: S608 (names are ours, values are parameters)
+            f" WHERE id IN ({marks}) AND status = %s AND {column} IS NULL RETURNING id"
         )
-        if updated:
-            claimed.append((session_id, minutes))
-    return claimed
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [at, *ids, TimedSession.Status.RUNNING])
+            claimed.extend((int(row[0]), minutes) for row in cursor.fetchall())
+    return sorted(claimed)
 
 
 class Clock:
