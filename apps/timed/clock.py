@@ -37,7 +37,6 @@ import contextvars
 import datetime as dt
 import logging
 import math
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -352,7 +351,11 @@ class Clock:
         loop = self.loop
         if loop is None or loop.is_closed() or not loop.is_running():
             return False
-        if threading.get_ident() == getattr(loop, "_thread_id", None):
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
             self.close_media_soon(session_id)
         else:
             loop.call_soon_threadsafe(self.close_media_soon, session_id)

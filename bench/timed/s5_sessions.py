@@ -221,12 +221,15 @@ def clean() -> None:
 
 
 def create_sessions(phase: str, n: int, users: list[tuple[int, str]], lead: int, spread: int) -> list[dict[str, Any]]:
+    """``n`` sessions whose deadlines are spread evenly over ``spread`` seconds from ``lead``
+    seconds after the first is created (all are created before the first deadline)."""
     from apps.timed.services import session_start
 
     sessions = []
+    t0 = time.time()
     for i in range(n):
         uid = users[i % len(users)][0]
-        duration = lead + (i * spread) // n
+        duration = max(1, round(t0 + lead + i * spread / n - time.time()))
         s = session_start(KIND, f"{phase}-{i}", duration, 0, topics=[f"user:{uid}"])
         sessions.append({"id": s.pk, "deadline": s.deadline.timestamp(), "created": s.started_at.timestamp()})
     return sessions
@@ -313,9 +316,12 @@ async def phase(
     created_in = time.time() - t0
     # The limit: a bare asyncio timer for each deadline, in this process.
     baseline: list[float] = []
+
+    def fired(deadline: float) -> None:
+        baseline.append(time.time() - deadline)
+
     for s in sessions:
-        deadline = s["deadline"]
-        loop.call_at(loop.time() + (deadline - time.time()), lambda d=deadline: baseline.append(time.time() - d))
+        loop.call_at(loop.time() + (s["deadline"] - time.time()), fired, s["deadline"])
     last = max(s["deadline"] for s in sessions)
     restarted_at = None
     if name == "worker_restart":
@@ -433,7 +439,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="100 sessions, 30 sockets, one 10 s phase")
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--sockets", type=int, default=300)
-    parser.add_argument("--lead", type=int, default=8, help="seconds from creation to the first deadline")
+    parser.add_argument("--lead", type=int, default=15, help="seconds from the first creation to the first deadline")
     parser.add_argument("--spread", type=int, default=60, help="deadlines spread over this many seconds")
     parser.add_argument("--drain", type=float, default=3.0)
     parser.add_argument("--phases", default="steady,worker_restart")
