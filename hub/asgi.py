@@ -32,6 +32,17 @@ if "daphne.server" in sys.modules:
 
         start_with_server(twisted_loop)
 
+if "daphne.server" in sys.modules:
+    from django.conf import settings
+
+    if settings.TIMED_CLOCK:
+        # The timed-session clock (ticks, warnings, hard stops) runs on the server's loop.
+        from daphne.server import twisted_loop
+
+        from apps.timed.clock import start_with_server as start_timed_clock
+
+        start_timed_clock(twisted_loop)
+
 # Everything imported so far lives as long as the process: freeze it out of the
 # collector's generations and collect less often. With 5,000 sockets the default
 # thresholds caused 240 ms heartbeat pauses (docs/benchmarks.md).

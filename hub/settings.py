@@ -352,6 +352,19 @@ MEDIA_HTTP_PORT = env_int("MEDIA_HTTP_PORT", 8088)
 MEDIA_PUBLIC_RTMP_URL = os.environ.get("MEDIA_PUBLIC_RTMP_URL", "")
 MEDIA_PUBLIC_LIVE_URL = os.environ.get("MEDIA_PUBLIC_LIVE_URL", "")
 
+# --- Timed sessions (apps.timed; docs/adr/0045-timed-sessions.md) --------------
+# The web process's 1 Hz clock (countdown ticks, warnings, the hard stop, media close of
+# ended sessions); off only for processes that must not run it. The huey task at each
+# deadline and the per-minute sweep run in the worker whatever this says.
+TIMED_CLOCK = env_bool("TIMED_CLOCK", True)
+# One leader among the web processes (Redis key timed:clock:leader): a dead leader's lease
+# lapses after this many ms and another process takes over.
+TIMED_LEADER_TTL_MS = env_int("TIMED_LEADER_TTL_MS", 3000)
+# The cached running set is reloaded when it changes, and at least this often.
+TIMED_RELOAD_SECONDS = env_int("TIMED_RELOAD_SECONDS", 10)
+# Ended sessions whose room is not closed yet (worker-ended, node unreachable) are retried this often.
+TIMED_MEDIA_RETRY_SECONDS = env_int("TIMED_MEDIA_RETRY_SECONDS", 5)
+
 # --- Psychological scales (apps.psych) ----------------------------------------
 # SDS/SAS norm: "china" (SDS 53 / SAS 50 cut-offs) or "zung" (50 / 45). Reports name the norm used.
 PSYCH_ZUNG_NORM = os.environ.get("PSYCH_ZUNG_NORM", "china")

@@ -184,6 +184,10 @@ ACTION_LABELS: dict[str, str] = {
     "consult.visit_rate": "评价问诊",
     "consult.summary_read": "查看问诊小结",
     "consult.summary_denied": "查看问诊小结被拒绝",
+    # timed sessions (apps/timed) and closing a conversation at their end
+    "timed.extend": "延长问诊时间",
+    "timed.end": "限时会话结束",
+    "im.conversation_close": "关闭会话（不再接收新消息）",
 }
 
 OBJECT_LABELS: dict[str, str] = {
@@ -218,6 +222,7 @@ OBJECT_LABELS: dict[str, str] = {
     "visit": "问诊",
     "prior_record": "既往病历",
     "invitation": "问诊邀请",
+    "timed_session": "限时会话",
 }
 
 RESULT_LABELS: dict[str, str] = {str(value): str(label) for value, label in AuditEvent.Result.choices}
@@ -303,6 +308,9 @@ DETAIL_KEY_LABELS: dict[str, str] = {
     "decision": "审核结论",
     "stars": "评分（星）",
     "invite_role": "受邀身份",
+    # timed sessions
+    "owner": "所属业务",
+    "extension_seconds": "延长时长（秒）",
 }
 
 # Where a key means something else in one action.
@@ -351,6 +359,11 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
         "deadline": "问诊时间已到",
         "doctor": "医生结束问诊",
         "participant_removed": "被医生移出问诊",  # consultations, clinical parts
+        # timed sessions: why one ended (and its conversation closed, its recording stopped)
+        "deadline": "到时自动结束",
+        "ended": "主动结束",
+        "terminated": "终止服务",
+        "session_ended": "限时会话结束",
     },
     "why": {
         "not_clinical": "不是临床医护人员",
@@ -386,6 +399,7 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
     # consultations, clinical parts
     "decision": {"accepted": "采纳", "rejected": "不采纳"},
     "invite_role": {"family": "家属", "interpreter": "翻译", "doctor": "会诊医生"},
+    "owner": {"consultation": "在线问诊", "rehab": "康复指导"},
 }
 
 # Detail keys holding an instant (ISO string or epoch seconds): shown in Beijing time.

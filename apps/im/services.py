@@ -98,6 +98,28 @@ def conversation_for_pair(
         )
 
 
+def conversation_close(*, conversation_id: int, actor: User | None = None, reason: str = "") -> bool:
+    """Close the conversation for new messages (sends, cards and system messages are
+    refused with ``im.conversation_closed``; its history stays readable). Idempotent:
+    ``False`` when it was already closed. Members are told with ``im.closed`` after commit."""
+    with transaction.atomic():
+        closed = Conversation.objects.filter(pk=conversation_id, closed_at__isnull=True).update(
+            closed_at=timezone.now()
+        )
+        if not closed:
+            return False
+        audit_record(
+            action="im.conversation_close",
+            actor=actor,
+            actor_username="" if actor is not None else "system",
+            object_type="conversation",
+            object_id=conversation_id,
+            detail={"reason": reason} if reason else None,
+        )
+        publish_on_commit(topic_for(conversation_id), "im.closed", {"conversation": conversation_id, "reason": reason})
+    return True
+
+
 def member_add(*, conversation: Conversation, user: User, role: str) -> Member:
     member, created = Member.objects.get_or_create(conversation=conversation, user=user, defaults={"role": role})
     if not created and member.left_at is not None:

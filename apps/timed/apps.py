@@ -7,3 +7,8 @@ class TimedConfig(AppConfig):
     name = "apps.timed"
     label = "timed"
     verbose_name = "限时会话"
+
+    def ready(self) -> None:
+        from . import services, tasks
+
+        services.set_deadline_scheduler(tasks.schedule_deadline)
