@@ -360,7 +360,6 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
         "doctor": "医生结束问诊",
         "participant_removed": "被医生移出问诊",  # consultations, clinical parts
         # timed sessions: why one ended (and its conversation closed, its recording stopped)
-        "deadline": "到时自动结束",
         "ended": "主动结束",
         "terminated": "终止服务",
         "session_ended": "限时会话结束",

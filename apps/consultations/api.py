@@ -17,6 +17,7 @@ from ninja import Router, Status
 from apps.accounts.models import User
 from apps.accounts.roles import Role
 from apps.commerce.errors import CommerceCode
+from apps.timed.errors import TimedCode
 from hub.auth import require_roles
 from hub.errors import HubCode, Invalid, errors
 
@@ -287,3 +288,19 @@ def visit_call(request: HttpRequest, visit_id: str) -> dict[str, Any]:
 def visit_end(request: HttpRequest, visit_id: str) -> dict[str, Any]:
     user = require_roles(request, [Role.DOCTOR])
     return _out(user, services.doctor_end(doctor=user, public_id=visit_id))
+
+
+@router.post(
+    "/visits/{visit_id}/extend",
+    response={
+        200: ConsultVisitOut,
+        **errors(
+            *DOCTOR_OBJ, ConsultCode.EXTENSION_USED, TimedCode.EXTENSION_NOT_ALLOWED, TimedCode.TRANSITION_REFUSED
+        ),
+    },
+    summary="延长问诊一次（按次计费）",
+    description="每次问诊只能延长一次，延长时长见设置；为患者生成一笔延时费订单。",
+)
+def visit_extend(request: HttpRequest, visit_id: str) -> dict[str, Any]:
+    user = require_roles(request, [Role.DOCTOR])
+    return _out(user, services.visit_extend(doctor=user, public_id=visit_id))

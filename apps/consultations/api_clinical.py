@@ -23,6 +23,7 @@ from hub.errors import HubCode, errors
 
 from . import invitations, prior_records, rating, record, summary
 from .errors import ConsultCode
+from .schemas import ConsultVisitOut
 from .schemas_clinical import (
     ConsultInvitationOut,
     ConsultInviteIn,
@@ -35,9 +36,9 @@ from .schemas_clinical import (
     ConsultRecordOut,
     ConsultRecordSignIn,
     ConsultRedeemIn,
-    ConsultRedeemOut,
     ConsultSummaryOut,
 )
+from .selectors import visit_row, visits_qs
 
 router = Router()
 
@@ -223,7 +224,7 @@ def invitation_create(request: HttpRequest, visit_id: str, payload: ConsultInvit
 @router.post(
     "/invitations/redeem",
     response={
-        200: ConsultRedeemOut,
+        200: ConsultVisitOut,
         **errors(
             *OBJ,
             ConsultCode.INVITATION_INVALID,
@@ -237,14 +238,9 @@ def invitation_create(request: HttpRequest, visit_id: str, payload: ConsultInvit
     summary="使用邀请码加入问诊",
 )
 def invitation_redeem(request: HttpRequest, payload: ConsultRedeemIn) -> dict[str, Any]:
-    visit = invitations.redeem(user=_user(request), code=payload.code)
-    return {
-        "visit_id": visit.public_id,
-        "conversation_id": visit.conversation_id,
-        "room_id": f"conv-{visit.conversation_id}" if visit.conversation_id else None,
-        "status": visit.status,
-        "status_label": visit.get_status_display(),
-    }
+    user = _user(request)
+    visit = invitations.redeem(user=user, code=payload.code)
+    return visit_row(visits_qs().get(pk=visit.pk), viewer=user)
 
 
 @router.delete(

@@ -24,3 +24,15 @@ class ConsultationsConfig(AppConfig):
         events.register()  # visit:<id>, consult_queue:<doctor>, consult_dept:<code>
         register_todos("consultations", consultation_todos)
         register_demo_seeder("consultations", seed_consultations)
+        # The clinical side: the HIS adapter setting (sandbox refused in production).
+        from .his import register as register_his
+
+        register_his()
+        # The timed session: the visit ends with it; its one extension is billed.
+        from apps.timed.registry import register_owner
+
+        from .services import visit_session_ended
+        from .timing import OWNER, bill_extension, register_extension_item
+
+        register_owner(OWNER, on_end=visit_session_ended, on_extend=bill_extension)
+        register_extension_item()

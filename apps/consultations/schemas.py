@@ -192,3 +192,5 @@ class ConsultWorkbenchOut(Schema):
     queue: list[ConsultVisitOut]
     board: ConsultBoardOut
     is_online: bool
+    doctor_id: int
+    departments: list[str]

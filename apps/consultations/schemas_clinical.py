@@ -87,14 +87,6 @@ class ConsultRedeemIn(Schema):
     code: str = Field(min_length=4, max_length=16)
 
 
-class ConsultRedeemOut(Schema):
-    visit_id: str
-    conversation_id: int | None
-    room_id: str | None
-    status: str
-    status_label: str
-
-
 class ConsultParticipantOut(Schema):
     user_id: int
     name: str

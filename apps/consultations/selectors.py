@@ -16,10 +16,12 @@ from apps.accounts.models import Patient, StaffProfile, User
 from apps.accounts.roles import Role
 from apps.commerce.models import Refund
 from apps.core.lifecycle import allowed_actions
+from apps.timed.models import TimedSession
+from apps.timed.selectors import session_out
 from hub.errors import NotFound
 
 from .errors import ConsultCode, ConsultError
-from .models import Department, DoctorProfile, PriorRecord, Rating, Slot, Visit, VisitKind, VisitRecord
+from .models import Department, DoctorProfile, Invitation, PriorRecord, Rating, Slot, Visit, VisitKind, VisitRecord
 from .states import DOCTOR_ACTIONS, OPEN, PATIENT_ACTIONS, VISIT_TRANSITIONS
 
 
@@ -214,12 +216,17 @@ def visit_visible(user: User, public_id: str) -> Visit:
     return visit
 
 
+def is_participant(user: User, visit: Visit) -> bool:
+    """A third participant who joined through an invitation (and was not removed)."""
+    return Invitation.objects.filter(visit=visit, invitee=user, status=Invitation.Status.JOINED).exists()
+
+
 def may_see(user: User, visit: Visit) -> bool:
     if user.role == Role.PATIENT:
-        return visit.account_id == user.pk
+        return visit.account_id == user.pk or is_participant(user, visit)
     if user.role == Role.DOCTOR:
         if visit.doctor_id is not None:
-            return bool(visit.doctor and visit.doctor.user_id == user.pk)
+            return bool(visit.doctor and visit.doctor.user_id == user.pk) or is_participant(user, visit)
         profile = profile_of(user)
         return bool(profile and profile.department_id == visit.department_id)
     return False
@@ -314,6 +321,8 @@ def visit_row(visit: Visit, *, viewer: User | None, masked: bool = False) -> dic
     from .queue import queue_info
 
     doctor = visit.doctor
+    # A third participant (family, interpreter) sees the visit, not the patient's clinical text.
+    guest = viewer is not None and viewer.pk != visit.account_id and not (doctor and doctor.user_id == viewer.pk)
     return {
         "id": visit.public_id,
         "patient": patient_brief(visit.patient, masked=masked),
@@ -327,13 +336,13 @@ def visit_row(visit: Visit, *, viewer: User | None, masked: bool = False) -> dic
         "price_fen": visit.price_fen,
         "order_no": visit.order_no,
         "slot": {"starts_at": visit.slot.starts_at, "ends_at": visit.slot.ends_at} if visit.slot else None,
-        "chief_complaint": visit.chief_complaint,
-        "prior_record": prior_row(visit.prior_record),
+        "chief_complaint": "" if guest else visit.chief_complaint,
+        "prior_record": None if guest else prior_row(visit.prior_record),
         "guardian_name": visit.guardian_name,
         "queue": queue_info(visit),
         "conversation_id": visit.conversation_id,
         "room_id": f"conv-{visit.conversation_id}" if visit.conversation_id else None,
-        "session": None,  # the timed session (apps/consultations/timing.py) fills this in
+        "session": _session(visit),
         "record_signed": VisitRecord.objects.filter(visit=visit, signed_at__isnull=False).exists(),
         "rated": Rating.objects.filter(visit=visit).exists(),
         "reschedule_count": visit.reschedule_count,
@@ -360,6 +369,14 @@ END_REASON_LABELS = {
     "slot_closed": "医生停诊",
     "refunded": "订单已退款",
 }
+
+
+def _session(visit: Visit) -> dict[str, Any] | None:
+    """The visit's timed session (deadline, remaining, extension) once called in."""
+    if not visit.timed_session_id:
+        return None
+    session = TimedSession.objects.filter(pk=visit.timed_session_id).first()
+    return session_out(session) if session is not None else None
 
 
 def workbench(user: User) -> dict[str, Any]:
@@ -404,4 +421,7 @@ def workbench(user: User) -> dict[str, Any]:
         "queue": queue,
         "board": board,
         "is_online": profile.is_online,
+        # The live topics the workstation subscribes to: consult_queue:<doctor_id>, consult_dept:<code>.
+        "doctor_id": profile.pk,
+        "departments": [profile.department.code],
     }

@@ -35,6 +35,8 @@ from apps.commerce import services as commerce
 from apps.commerce.models import Order, OrderItem
 from apps.core import lifecycle
 from apps.core.lifecycle import AuditEntry
+from apps.timed.errors import TimedCode, TimedError
+from apps.timed.services import session_end, session_extend
 from hub.errors import Forbidden, Invalid, NotFound
 
 from . import events, selectors
@@ -42,6 +44,7 @@ from .errors import ConsultCode, ConsultError
 from .models import Department, DoctorProfile, PriorRecord, Slot, Visit, VisitKind
 from .queue import queue_changed
 from .states import OPEN, VISIT_TRANSITIONS
+from .timing import start_visit_session
 
 log = logging.getLogger(__name__)
 
@@ -636,7 +639,8 @@ def visit_terminate(*, doctor: User, public_id: str, reason: str, note: str = ""
                 )
         _notify(visit, "问诊已终止，建议线下就诊", f"{advice}本次问诊费用将全额退回。")
         _changed(visit)
-        # ---- LEAD (merge): a running timed session ends here too (reason "terminated"). ----
+        if visit.timed_session_id:
+            session_end(visit.timed_session_id, "terminated", actor=doctor)
     return visit
 
 
@@ -674,8 +678,7 @@ def visit_call(*, doctor: User, public_id: str) -> Visit:
         _transition(visit, "call", actor=doctor, fields=["conversation_id", "called_at"])
         publish_on_commit(*events.called(visit))
         _changed(visit)
-        # ---- LEAD (merge): the timed session opens here, in this transaction: ----
-        # start_visit_session(visit)   # apps/consultations/timing.py
+        start_visit_session(visit, actor=doctor)  # the duration of its kind; deadline kept by the server
     return visit
 
 
@@ -688,12 +691,39 @@ def visit_end(*, public_id: str, actor: User | None, reason: str = "doctor") -> 
         visit.end_reason = reason[:16]
         _transition(visit, "end", actor=actor, fields=["ended_at", "end_reason"], detail={"reason": reason})
         _changed(visit)
-        # ---- LEAD (merge): when the doctor ends it, the timed session ends too (reason "ended");
-        # the session's deadline calls this function with reason="deadline" and actor=None. ----
+        # The doctor ending it ends the timed session (closing the room and the chat); the
+        # session's own deadline comes here through visit_session_ended (already ended: a no-op).
+        if visit.timed_session_id:
+            session_end(visit.timed_session_id, "deadline" if reason == "deadline" else "ended", actor=actor)
         item = OrderItem.objects.filter(order__order_no=visit.order_no, kind=ITEM_KIND, ref=visit.public_id).first()
         if item is not None:
             item_id = item.pk
             transaction.on_commit(lambda: _delivered(item_id))
+    return visit
+
+
+def visit_session_ended(session: Any, reason: str) -> None:
+    """The timed session's ``on_end`` (inside its end transaction): a visit still in
+    progress ends with it (the deadline, enforced by the server with no client needed)."""
+    visit = Visit.objects.filter(public_id=session.owner_id).only("status").first()
+    if visit is None or visit.status != Visit.Status.IN_PROGRESS:
+        return  # ended or terminated by its own action first
+    visit_end(public_id=session.owner_id, actor=None, reason="deadline" if reason == "deadline" else reason)
+
+
+def visit_extend(*, doctor: User, public_id: str) -> Visit:
+    """The doctor extends the running visit once (billed: ``timing.bill_extension``)."""
+    visit, _ = selectors.visit_of_doctor(doctor, public_id)
+    if visit.doctor_id is None:
+        raise ConsultError(ConsultCode.NOT_YOUR_VISIT)
+    if visit.status != Visit.Status.IN_PROGRESS or not visit.timed_session_id:
+        raise ConsultError(ConsultCode.TRANSITION_REFUSED, status=visit.status, action="extend")
+    try:
+        session_extend(visit.timed_session_id, doctor)
+    except TimedError as exc:
+        if exc.code == TimedCode.ALREADY_EXTENDED:
+            raise ConsultError(ConsultCode.EXTENSION_USED) from None
+        raise
     return visit
 
 

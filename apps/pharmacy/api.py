@@ -151,7 +151,13 @@ def vocabularies(request: HttpRequest) -> dict[str, Any]:
 )
 def prescription_create(request: HttpRequest, payload: CreateIn) -> Status[dict[str, Any]]:
     doctor = require_roles(request, [Role.DOCTOR])
-    p = services.prescription_create(doctor=doctor, patient_id=payload.patient_id, draft=_draft(payload))
+    p = services.prescription_create(
+        doctor=doctor,
+        patient_id=payload.patient_id,
+        draft=_draft(payload),
+        source_type=payload.source_type if payload.source_id else "",
+        source_id=payload.source_id if payload.source_type else "",
+    )
     return Status(201, _out(doctor, p))
 
 

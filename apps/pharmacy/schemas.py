@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Literal
 
 from ninja import Schema
 from pydantic import Field
@@ -84,6 +85,9 @@ class DraftIn(Schema):
 
 class CreateIn(DraftIn):
     patient_id: int = Field(ge=1, le=2**63 - 1)
+    # Where it was written (a visit: ``consultation`` + the visit's id); shown with that visit.
+    source_type: Literal["", "consultation", "tcm", "nutrition", "rehab"] = ""
+    source_id: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9_-]*$")
 
 
 class SignIn(Schema):

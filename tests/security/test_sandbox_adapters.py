@@ -53,6 +53,7 @@ def test_every_default_adapter_is_a_listed_sandbox() -> None:
         "apps.commerce.receipts.sandbox.SandboxReceiptPlatform",
         "apps.delivery.couriers.sandbox.SandboxCourier",
         "apps.delivery.privacy.SandboxPrivacyNumbers",
+        "apps.consultations.his.SandboxHisClient",
     } <= paths
     # The in-app channel is ours, not an outside party: never listed.
     assert "apps.notifications.adapters.InAppAdapter" not in paths
@@ -138,6 +139,7 @@ def test_switched_off_channels_answer_clearly_and_send_nothing(api: Api) -> None
         RECEIPTS_PLATFORM="",
         DELIVERY_COURIERS={"sf": "apps.delivery.couriers.sf.SfExpress"},
         DELIVERY_PRIVACY_NUMBERS="apps.delivery.privacy.DirectNumbers",
+        CONSULT_HIS_ADAPTER="",
     ):
         refuse_sandboxes_in_production()  # a deployment that switched them off starts
         r = api.post("/auth/miniprogram/login", {"platform": "alipay", "code": code})
