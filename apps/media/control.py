@@ -95,6 +95,21 @@ async def send_command(node: str, cmd: str, room_id: str, *, timeout: float = 15
     return result
 
 
+async def tell_node(node: str, cmd: str, room_id: str, *, timeout: float = 15.0, **data: Any) -> dict[str, Any]:
+    """Send one command to a media node without waiting for its answer (a remote node acts
+    on it and logs; nobody reads a reply); the embedded node runs it directly. For what a
+    hub does on its own initiative (a closed socket, a removed member), where nothing waits
+    on the outcome: no reply channel is read, so callers on any event loop or thread may use it."""
+    if embedded.is_embedded(node):
+        return await send_command(node, cmd, room_id, timeout=timeout, **data)
+    claims = {key: data[key] for key in ("peer", "sid", "issued") if key in data}
+    message = {"type": "media.command", "cmd": cmd, "room": room_id, "grant": node_grant(cmd, room_id, **claims)}
+    layer = get_channel_layer()
+    assert layer is not None
+    await asyncio.wait_for(layer.send(node_channel(node), {**message, **data}), timeout)
+    return {"ok": True, "sent": True}
+
+
 # How long a revocation waits for each media node to confirm it (then it warns; the logout never waits).
 REVOKE_TIMEOUT_SECONDS = 3.0
 
@@ -184,15 +199,16 @@ def conversation_room(conversation_id: int) -> str:
 async def kick_peer(room_id: str, peer_id: str, *, timeout: float = REVOKE_TIMEOUT_SECONDS) -> int:
     """Tell the room's node that ``peer_id`` left ``room_id`` for good: it ends the peer's
     media there (WebRTC, WHIP/WHEP, RTMP, HTTP-FLV) and refuses the peer's earlier grants
-    for the room until they have all expired. Returns the sessions ended; a node that
-    refuses or does not answer is logged, never raised."""
+    for the room until they have all expired. Returns the sessions ended (the embedded
+    node; a remote one is told without waiting and logs them); a node that refuses or
+    cannot be reached is logged, never raised."""
     node = room_node(room_id)
     until = revoke_until()
     try:
         if embedded.is_embedded(node):
             result = await _embedded_command(node, "peer.kick", room_id, timeout, peer=peer_id, until=until)
-        else:
-            result = await send_command(node, "peer.kick", room_id, timeout=timeout, peer=peer_id, until=until)
+        else:  # sent, not awaited: the node logs what it ended
+            result = await tell_node(node, "peer.kick", room_id, timeout=timeout, peer=peer_id, until=until)
     except (*UNREACHABLE, MediaError) as exc:
         log.warning("media node %s not told that %s left room %s: %r", node, peer_id, room_id, exc)
         return 0

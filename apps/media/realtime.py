@@ -30,7 +30,7 @@ from hub.realtime.db import run_db
 from hub.realtime.handlers import register_handler
 
 from .access import RoomAccess, room_access
-from .control import node_call, start_recording, stop_recording
+from .control import UNREACHABLE, node_call, room_node, start_recording, stop_recording, tell_node
 from .errors import MediaCode, MediaError
 from .recording import plan_start, recording_state, running, started, stop_raced_start, stopped
 
@@ -71,10 +71,12 @@ async def on_disconnect(socket: Any) -> None:
     """The socket closed: end every publication and playback it opened (by session id: a
     newer one of the same peer, from another socket or WHIP, is left alone)."""
     for room_id, session in sorted(_opened.pop(socket, set())):
+        node = room_node(room_id)
         try:
-            await node_call("session.end", room_id, session=session)
-        except MediaError as exc:  # the node is gone: its sessions went with it
-            log.warning("media session in room %s not ended with its socket: %s", room_id, exc.code)
+            # Told, not awaited: a closed socket waits for nobody (and reads no reply channel).
+            await tell_node(node, "session.end", room_id, session=session)
+        except (*UNREACHABLE, MediaError) as exc:  # the node is gone: its sessions went with it
+            log.warning("media node %s not told to end a session of a closed socket: %r", node, exc)
 
 
 async def _access(socket: Any, room_id: str, action: str) -> RoomAccess:

@@ -86,7 +86,7 @@ async def post_sdp(url: str, token: str) -> tuple[int, dict[str, Any]]:
 # --- closing a socket ends that socket's media sessions -----------------------------------
 
 
-@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+@pytest.mark.parametrize("stack", ["embedded", "production"], indirect=True)
 @pytest.mark.asyncio
 async def test_closing_a_socket_ends_that_sockets_media_only(stack: Stack, tmp_path: Path) -> None:  # noqa: F811
     server = stack.server
