@@ -351,6 +351,12 @@ MEDIA_HTTP_PORT = env_int("MEDIA_HTTP_PORT", 8088)
 # and "https://media.example.org"; empty: the host the client used for the API, on the ports above.
 MEDIA_PUBLIC_RTMP_URL = os.environ.get("MEDIA_PUBLIC_RTMP_URL", "")
 MEDIA_PUBLIC_LIVE_URL = os.environ.get("MEDIA_PUBLIC_LIVE_URL", "")
+# --- media: web-view room passes (apps.media.passes; issue 13) ---
+# A mini-program's one-time pass into its video room for an H5 web-view (seconds to redeem it),
+# and how long the room session it is redeemed for fetches grants.
+MEDIA_PASS_TTL_SECONDS = env_int("MEDIA_PASS_TTL_SECONDS", 60)
+MEDIA_PASS_SESSION_TTL_SECONDS = env_int("MEDIA_PASS_SESSION_TTL_SECONDS", 2 * 3600)
+# --- end media: web-view room passes ---
 
 # --- Timed sessions (apps.timed; docs/adr/0045-timed-sessions.md) --------------
 # The web process's 1 Hz clock (countdown ticks, warnings, the hard stop, media close of

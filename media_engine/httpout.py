@@ -22,11 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .live import LiveOutputs
-from .room import MediaEngine, MediaError, admission
+from .room import MediaEngine, MediaError, Publisher, admission, issued_at
 
 log = logging.getLogger(__name__)
 
-Authorize = Callable[[str, str], str | tuple[str, str]]
+Authorize = Callable[[str, str], str | tuple[str, str] | tuple[str, str, float | None]]
 _FLV = re.compile(r"^/live/([\w.-]+)\.flv$")
 _HLS = re.compile(r"^/hls/([\w.-]+)/(index\.m3u8|seg\d+\.ts)$")
 PLAYLIST_WAIT_SECONDS = 10.0
@@ -90,7 +90,9 @@ class LiveHttpServer:
             await self._error(writer, "405 Method Not Allowed", "method_not_allowed", "不支持的请求方法")
             return
         url = urllib.parse.urlsplit(parts[1])
-        grant = urllib.parse.parse_qs(url.query).get("grant", [""])[0]
+        query = urllib.parse.parse_qs(url.query)
+        grant = query.get("grant", [""])[0]
+        only_others = query.get("other", [""])[0] == "1"
         flv = _FLV.match(url.path)
         hls = _HLS.match(url.path)
         if flv is None and hls is None:
@@ -98,25 +100,30 @@ class LiveHttpServer:
             return
         room_id = (flv or hls).group(1)  # type: ignore[union-attr]
         try:
-            _viewer, sid = admission(self.authorize(room_id, grant))
+            admitted = self.authorize(room_id, grant)
+            viewer, sid = admission(admitted)
         except Exception:
             await self._error(writer, "403 Forbidden", "grant.invalid", "授权凭证无效")
             return
         if self.engine.revoked.is_revoked(sid):
             await self._error(writer, "403 Forbidden", "grant.revoked", "登录已退出，授权凭证已失效")
             return
-        room = self.engine.rooms.get(room_id)
-        publisher = next(iter(room.publishers.values()), None) if room is not None else None
+        if not self.engine.kicked.admits(room_id, viewer, issued_at(admitted)):
+            await self._error(writer, "403 Forbidden", "grant.revoked", "已不在该会话中，授权凭证已失效")
+            return
+        publisher = pick_publisher(self.engine, room_id, viewer, only_others=only_others)
         if publisher is None:
             await self._error(writer, "404 Not Found", "media.no_publisher", "对方尚未开始推流")
             return
         if flv is not None:
-            await self._serve_flv(writer, room_id, publisher, sid)
+            await self._serve_flv(writer, room_id, publisher, sid, viewer)
         else:
             assert hls is not None
             await self._serve_hls(writer, room_id, publisher, hls.group(2), grant)
 
-    async def _serve_flv(self, writer: asyncio.StreamWriter, room_id: str, publisher: object, sid: str = "") -> None:
+    async def _serve_flv(
+        self, writer: asyncio.StreamWriter, room_id: str, publisher: object, sid: str = "", viewer_id: str = ""
+    ) -> None:
         stream = self.outputs.flv_stream(room_id, publisher)  # type: ignore[arg-type]
         viewer = stream.add_viewer()
         revoked: list[bool] = []
@@ -128,6 +135,7 @@ class LiveHttpServer:
             viewer.put(None)
 
         untrack = self.engine.track_sid(sid, revoke)
+        untrack_peer = self.engine.track_peer(room_id, viewer_id, revoke)  # removed from the room
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nTransfer-Encoding: chunked\r\n"
             b"Access-Control-Allow-Origin: *\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
@@ -155,6 +163,7 @@ class LiveHttpServer:
                 await writer.drain()
         finally:
             untrack()
+            untrack_peer()
             stream.remove_viewer(viewer)
             if stream.viewer_count == 0 and self.outputs.flv.get((room_id, stream.publisher.peer_id)) is stream:
                 self.outputs.release_if_idle(room_id, stream.publisher)
@@ -180,6 +189,20 @@ class LiveHttpServer:
             await self._error(writer, "404 Not Found", "not_found", "资源不存在")
             return
         await self._respond(writer, "200 OK", path.read_bytes(), "video/mp2t")
+
+
+def pick_publisher(engine: MediaEngine, room_id: str, viewer: str, *, only_others: bool = False) -> Publisher | None:
+    """The publisher a viewer of ``room_id`` plays: the first one other than the viewer
+    itself (a live-player shows the other side of the visit); with ``only_others`` nothing
+    else (``?other=1``: the mini-program waits for the other side rather than seeing
+    itself), otherwise the viewer's own publication when it is the only one."""
+    room = engine.rooms.get(room_id)
+    if room is None:
+        return None
+    other = next((p for p in room.publishers.values() if p.peer_id != viewer), None)
+    if other is not None or only_others:
+        return other
+    return room.publishers.get(viewer)
 
 
 def _has_segment(path: Path) -> bool:

@@ -6,7 +6,10 @@ naming the command and the room (and the peer and login session ``sid`` it
 acts for); nothing else is trusted. ``session.revoke`` (a logout on the hub)
 refuses that sid's grants until they have all expired and ends what it
 opened: WebRTC publications and playbacks, RTMP pushes, HTTP-FLV readers
-(:meth:`MediaEngine.revoke_sid`). Events
+(:meth:`MediaEngine.revoke_sid`). ``peer.kick`` (the peer was removed from the
+room's conversation) ends everything that peer has in the room the same way and
+refuses its grants for the room issued before the kick
+(:meth:`MediaEngine.kick_peer`). Events
 (``record.started``, ``record.stopped``, ``room.closed``...) go back through
 ``emit`` so the hub keeps ``recordings.Recording`` rows.
 """
@@ -38,11 +41,18 @@ COMMANDS = (
     "peer.leave",
     "session.end",
     "session.revoke",
+    "peer.kick",
 )
-PEER_COMMANDS = ("peer.publish", "peer.play", "peer.leave")
+PEER_COMMANDS = ("peer.publish", "peer.play", "peer.leave", "peer.kick")
 # Commands acting for a login session carry its ``sid`` in the signed grant as well.
 SID_COMMANDS = ("peer.publish", "peer.play", "session.revoke")
 PLAY_WAIT_MAX = 5.0
+
+
+def _issued(value: Any) -> float | None:
+    """The signed ``issued`` claim of a peer command (when the client's room grant was
+    issued, or when the hub checked its membership), ``None`` if absent."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 class MediaNode:
@@ -83,6 +93,10 @@ class MediaNode:
                 raise GrantError("grant.invalid", "授权凭证与登录会话不符")
             if cmd in ("peer.publish", "peer.play") and self.engine.revoked.is_revoked(sid):
                 raise GrantError("grant.revoked", "登录已退出，授权凭证已失效")
+            if cmd in ("peer.publish", "peer.play") and not self.engine.kicked.admits(
+                room_id, str(command["peer"]), _issued(grant.get("issued"))
+            ):
+                raise GrantError("grant.revoked", "已不在该会话中，授权凭证已失效")
             return {"ok": True, **await getattr(self, "_" + cmd.replace(".", "_"))(room_id, command)}
         except (GrantError, MediaError) as exc:
             log.info("node %s refused %s %s: %s", self.name, cmd, room_id, exc.code)
@@ -150,6 +164,14 @@ class MediaNode:
             raise MediaError("media.bad_command", "缺少登录会话")
         ended = await self.engine.revoke_sid(sid, float(command.get("until") or 0))
         log.info("node %s: login session %s revoked, %d media session(s) ended", self.name, sid, ended)
+        return {"ended": ended}
+
+    async def _peer_kick(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        """The peer was removed from the room (its conversation membership ended): end its
+        media here and refuse its earlier grants for the room until ``until`` (Unix seconds)."""
+        peer = str(command["peer"])
+        ended = await self.engine.kick_peer(room_id, peer, float(command.get("until") or 0))
+        log.info("node %s: %s removed from room %s, %d media session(s) ended", self.name, peer, room_id, ended)
         return {"ended": ended}
 
     async def _record_start(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:

@@ -34,12 +34,59 @@ REVOKE_MAX_SECONDS = 24 * 3600.0
 REVOKE_MAX_ENTRIES = 100_000
 
 
-def admission(result: str | tuple[str, str]) -> tuple[str, str]:
+def admission(result: str | tuple[str, str] | tuple[str, str, float | None]) -> tuple[str, str]:
     """``(peer, sid)`` from an authoriser's answer: a peer id alone (no login session, as
-    in the engine's own tests and tools) or the peer and the sid its grant carries."""
+    in the engine's own tests and tools) or the peer and the sid its grant carries (and,
+    third, when the grant was issued: :func:`issued_at`)."""
     if isinstance(result, tuple):
         return str(result[0]), str(result[1] or "")
     return str(result), ""
+
+
+def issued_at(result: str | tuple[str, str] | tuple[str, str, float | None]) -> float | None:
+    """When the grant an authoriser admitted was issued (Unix seconds), if it says."""
+    if isinstance(result, tuple) and len(result) > 2 and result[2] is not None:
+        return float(result[2])
+    return None
+
+
+class KickedPeers:
+    """Peers removed from a room (``peer.kick``): (room, peer) -> (kicked at, until).
+
+    A grant of that peer for that room issued at or before the kick is refused until
+    ``until`` (when every such grant, and the RTMP reconnect window, has run out); a
+    grant issued after it (the peer was added again) is admitted. Bounded like
+    :class:`RevokedSessions`."""
+
+    def __init__(self, *, max_entries: int = REVOKE_MAX_ENTRIES) -> None:
+        self._kicked: dict[tuple[str, str], tuple[float, float]] = {}
+        self._max = max_entries
+
+    def __len__(self) -> int:
+        return len(self._kicked)
+
+    def kick(self, room_id: str, peer_id: str, until: float, *, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        until = min(float(until), now + REVOKE_MAX_SECONDS)
+        for key, (_, end) in list(self._kicked.items()):
+            if end <= now:
+                del self._kicked[key]
+        key = (room_id, peer_id)
+        if key not in self._kicked and len(self._kicked) >= self._max:
+            del self._kicked[min(self._kicked, key=lambda k: self._kicked[k][1])]
+        self._kicked[key] = (now, max(until, now))
+
+    def admits(self, room_id: str, peer_id: str, issued: float | None, *, now: float | None = None) -> bool:
+        """Whether a grant of ``peer_id`` for ``room_id`` issued at ``issued`` (``None``:
+        unknown, taken as before the kick) may still join."""
+        entry = self._kicked.get((room_id, peer_id))
+        if entry is None:
+            return True
+        kicked_at, until = entry
+        if until <= (time.time() if now is None else now):
+            del self._kicked[(room_id, peer_id)]
+            return True
+        return issued is not None and issued > kicked_at
 
 
 class RevokedSessions:
@@ -443,6 +490,13 @@ class Room:
             ended += 1
         return ended
 
+    async def end_peer(self, peer_id: str) -> int:
+        """End ``peer_id``'s publication and playback here (it was removed from the room);
+        returns how many there were."""
+        ended = int(peer_id in self.subscribers) + int(peer_id in self.publishers)
+        await self.leave(peer_id)
+        return ended
+
     async def close(self) -> None:
         for peer_id in list(self.subscribers):
             await self._close_subscriber(peer_id)
@@ -470,6 +524,16 @@ class Room:
         }
 
 
+async def _call_closer(close: Callable[[], Any], failure: str) -> int:
+    try:
+        result = close()
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        log.exception(failure)
+    return 1
+
+
 class MediaEngine:
     """Owns the rooms of one media node."""
 
@@ -478,6 +542,10 @@ class MediaEngine:
         self._on_event = on_event
         self.rooms: dict[str, Room] = {}
         self.revoked = RevokedSessions()
+        self.kicked = KickedPeers()
+        # (room, peer) -> closers of that peer's RTMP pushes and HTTP-FLV readers in the
+        # room: :meth:`kick_peer` calls them.
+        self._peer_closers: dict[tuple[str, str], set[Callable[[], Any]]] = {}
         # sid -> closers of connections outside the rooms' peer connections opened under it
         # (an RTMP push, an HTTP-FLV reader): :meth:`revoke_sid` calls them.
         self._closers: dict[str, set[Callable[[], Any]]] = {}
@@ -505,6 +573,36 @@ class MediaEngine:
 
         return untrack
 
+    def track_peer(self, room_id: str, peer_id: str, close: Callable[[], Any]) -> Callable[[], None]:
+        """Register ``close`` (sync or async) to be called when ``peer_id`` is removed from
+        ``room_id`` (:meth:`kick_peer`); returns the function that unregisters it."""
+        key = (room_id, peer_id)
+        if not room_id or not peer_id:
+            return lambda: None
+        self._peer_closers.setdefault(key, set()).add(close)
+
+        def untrack() -> None:
+            closers = self._peer_closers.get(key)
+            if closers is not None:
+                closers.discard(close)
+                if not closers:
+                    del self._peer_closers[key]
+
+        return untrack
+
+    async def kick_peer(self, room_id: str, peer_id: str, until: float) -> int:
+        """``peer_id`` was removed from ``room_id``: end everything it has there (WebRTC
+        publication and playback, RTMP pushes, HTTP-FLV readers) and refuse its grants for
+        the room issued before now until ``until``. Returns how many sessions ended."""
+        self.kicked.kick(room_id, peer_id, until)
+        ended = 0
+        room = self.rooms.get(room_id)
+        if room is not None:
+            ended += await room.end_peer(peer_id)
+        for close in list(self._peer_closers.pop((room_id, peer_id), ())):
+            ended += await _call_closer(close, "closing a connection of a removed peer failed")
+        return ended
+
     async def revoke_sid(self, sid: str, until: float) -> int:
         """Login session ``sid`` ended: refuse its grants until ``until`` (Unix seconds) and
         end what it opened here (WebRTC publications and playbacks in every room, RTMP
@@ -514,13 +612,7 @@ class MediaEngine:
         for room in list(self.rooms.values()):
             ended += await room.end_sid(sid)
         for close in list(self._closers.pop(sid, ())):
-            try:
-                result = close()
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                log.exception("closing a connection of a revoked session failed")
-            ended += 1
+            ended += await _call_closer(close, "closing a connection of a revoked session failed")
         return ended
 
     async def close_room(self, room_id: str) -> None:

@@ -54,7 +54,7 @@ from .codecs import EncodedPacket
 from .flv import AvcConfig, annexb, avcc_to_annexb, parse_avc_config
 from .forwarding import TrackSource
 from .grants import GrantError
-from .room import MediaEngine, Publisher, admission
+from .room import MediaEngine, Publisher, admission, issued_at
 from .rtmp_chunks import (
     ChunkReader,
     ChunkStreamId,
@@ -74,7 +74,7 @@ from .rtmp_chunks import (
 
 log = logging.getLogger(__name__)
 
-Authorize = Callable[[str, str], str | tuple[str, str]]
+Authorize = Callable[[str, str], str | tuple[str, str] | tuple[str, str, float | None]]
 _VIDEO_TB = fractions.Fraction(1, 90000)
 _AAC_TB = fractions.Fraction(1, 1000)  # RTMP timestamps, the video's clock
 _OUT_CHUNK = 4096  # the chunk size this server sends with (announced by Set Chunk Size on connect)
@@ -215,6 +215,7 @@ class RtmpSession:
         self.sid = ""  # the login session of that grant ("" for none)
         self.revoked = False  # closed because that login session ended
         self._untrack: Callable[[], None] = lambda: None
+        self._untrack_peer: Callable[[], None] = lambda: None
         self.tracks: dict[str, QueueTrack] = {}
         self.avc: AvcConfig | None = None
         self.aac: AudioTranscoder | None = None  # AAC -> Opus, while an Opus consumer is attached
@@ -366,6 +367,7 @@ class RtmpSession:
             raise RtmpError("publish refused") from exc
         self.room_id = room_id
         self._untrack = self.server.engine.track_sid(self.sid, self._revoke)
+        self._untrack_peer = self.server.engine.track_peer(room_id, str(self.peer_id), self._kicked)
         self.setup_deadline = None
         self.chunks.max_message = self.server.limits.max_message
         self.control(MessageType.USER_CONTROL, user_control(UserControlEvent.STREAM_BEGIN, stream_id))
@@ -413,6 +415,12 @@ class RtmpSession:
     def _revoke(self) -> None:
         """The login session of this push's grant ended (logout): close the connection."""
         log.info("rtmp publisher %s in room %s ended: its login session was revoked", self.peer_id, self.room_id)
+        self.revoked = True
+        self.writer.close()
+
+    def _kicked(self) -> None:
+        """The peer was removed from the room's conversation: close the connection, no reconnect."""
+        log.info("rtmp publisher %s in room %s ended: removed from the room", self.peer_id, self.room_id)
         self.revoked = True
         self.writer.close()
 
@@ -522,6 +530,7 @@ class RtmpSession:
             await self.writer.wait_closed()
         self.server.sessions.discard(self)
         self._untrack()
+        self._untrack_peer()
         if self.lease:
             if self.revoked:
                 self.server.forget(self.lease)  # no reconnect with the URL of an ended login
@@ -542,8 +551,9 @@ class RtmpServer:
         self.limits = dataclasses.replace(limits or RtmpLimits(), **settings)
         self.sessions: set[RtmpSession] = set()
         self.connections: dict[str, int] = {}  # client IP -> connections open (sessions and handshakes)
-        # sha256(grant) -> (room, peer, usable until (monotonic) or None while a session holds it, sid)
-        self._leases: dict[str, tuple[str, str, float | None, str]] = {}
+        # sha256(grant) -> (room, peer, usable until (monotonic) or None while a session holds
+        # it, sid, when the grant was issued (Unix seconds) if it says)
+        self._leases: dict[str, tuple[str, str, float | None, str, float | None]] = {}
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -557,20 +567,24 @@ class RtmpServer:
         """The peer a push with this grant publishes as, and its login session. The grant
         admits joining; once it has, the same URL reconnects while its session lives and for
         :data:`RECONNECT_SECONDS` after, even past the grant's expiry, unless its login
-        session was revoked meanwhile."""
+        session was revoked or the peer removed from the room meanwhile."""
         key = hashlib.sha256(grant.encode()).hexdigest()
         try:
-            peer, sid = admission(self.authorize(room_id, grant))
+            admitted = self.authorize(room_id, grant)
+            (peer, sid), issued = admission(admitted), issued_at(admitted)
         except GrantError as exc:
             lease = self._leases.get(key)
             usable = lease is not None and lease[0] == room_id and (lease[2] is None or lease[2] >= time.monotonic())
             if exc.code != "grant.expired" or lease is None or not usable:
                 raise
-            peer, sid = lease[1], lease[3]
+            peer, sid, issued = lease[1], lease[3], lease[4]
         if self.engine.revoked.is_revoked(sid):
             self._leases.pop(key, None)
             raise GrantError("grant.revoked", "登录已退出，授权凭证已失效")
-        self._leases[key] = (room_id, peer, None, sid)
+        if not self.engine.kicked.admits(room_id, peer, issued):
+            self._leases.pop(key, None)
+            raise GrantError("grant.revoked", "已不在该会话中，授权凭证已失效")
+        self._leases[key] = (room_id, peer, None, sid, issued)
         return peer, sid
 
     def forget(self, grant: str) -> None:
@@ -583,12 +597,12 @@ class RtmpServer:
         key = hashlib.sha256(grant.encode()).hexdigest()
         if any(s.lease == grant for s in self.sessions):
             return  # another session (the reconnect) still holds it
-        for k, (_, _, until, _) in list(self._leases.items()):
+        for k, (_, _, until, _, _) in list(self._leases.items()):
             if until is not None and until < now:
                 del self._leases[k]
         lease = self._leases.get(key)
         if lease is not None:
-            self._leases[key] = (lease[0], lease[1], now + RECONNECT_SECONDS, lease[3])
+            self._leases[key] = (lease[0], lease[1], now + RECONNECT_SECONDS, lease[3], lease[4])
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = RtmpSession(self, reader, writer)

@@ -28,6 +28,7 @@ from hub.realtime.sessions import publish_on_commit, revoke_topic_on_commit
 from .errors import ImCode, ImError
 from .models import Attachment, Conversation, Member, Message
 from .models import body_field as _body_field
+from .signals import member_removed
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,22 @@ def member_remove(*, conversation: Conversation, user: User, actor: User | None 
         detail={"user": user.pk, "reason": reason} if reason else {"user": user.pk},
     )
     revoke_topic_on_commit(user_id=user.pk, topic=f"conv:{conversation.pk}", reason=reason or "member_removed")
+    _member_removed_on_commit(conversation_id=conversation.pk, user_id=user.pk, reason=reason or "member_removed")
     return True
+
+
+def _member_removed_on_commit(*, conversation_id: int, user_id: int, reason: str) -> None:
+    """Once the removal is durable, tell the subscribers (media ends the user's video in
+    the conversation's room); a receiver that fails is logged and never undoes it."""
+
+    def send() -> None:
+        for receiver, result in member_removed.send_robust(
+            sender=Member, conversation_id=conversation_id, user_id=user_id, reason=reason
+        ):
+            if isinstance(result, Exception):
+                log.error("member_removed receiver %r failed: %r", receiver, result)
+
+    transaction.on_commit(send)
 
 
 # --- sending -------------------------------------------------------------------

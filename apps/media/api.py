@@ -17,9 +17,10 @@ from apps.im.models import Member
 from hub.errors import HubCode, errors
 
 from . import embedded
-from .access import room_access, room_member
+from .access import RoomAccess, room_access, room_member
 from .errors import MediaCode
 from .grants import room_grant
+from .passes import pass_issue
 from .recording import recording_start_sync, recording_stop_sync
 
 router = Router()
@@ -69,6 +70,12 @@ def _node_bases(request: HttpRequest) -> tuple[str, str]:
 )
 def media_room_grant(request: HttpRequest, room_id: str) -> dict[str, Any]:
     access = room_access(request.auth, room_id)  # type: ignore[attr-defined]
+    return grant_body(request, access, sid=request.auth_token.pk)  # type: ignore[attr-defined]
+
+
+def grant_body(request: HttpRequest, access: RoomAccess, *, sid: int) -> dict[str, Any]:
+    """The grant answer (:class:`GrantOut`) for an access decided just now, under login session ``sid``."""
+    room_id = access.room_id
     # The grant carries this login session (sid): refused by the hub and the node once it ends.
     token = room_grant(
         room_id=room_id,
@@ -76,7 +83,7 @@ def media_room_grant(request: HttpRequest, room_id: str) -> dict[str, Any]:
         role=access.role,
         publish=access.publish,
         subscribe=access.subscribe,
-        sid=request.auth_token.pk,  # type: ignore[attr-defined]
+        sid=sid,
     )
     rtmp, live = _node_bases(request)
     return {
@@ -88,10 +95,34 @@ def media_room_grant(request: HttpRequest, room_id: str) -> dict[str, Any]:
         "expires_in": settings.MEDIA_GRANT_TTL_SECONDS,
         "whip_url": f"/media/whip/{room_id}",
         "whep_url": f"/media/whep/{room_id}",
-        # Mini-programs: live-pusher (RTMP) and live-player (HTTP-FLV); HLS for the rest.
+        # Mini-programs: live-pusher (RTMP) and live-player (HTTP-FLV; add ``&other=1`` to
+        # play only the other side); HLS for the rest.
         "rtmp_url": f"{rtmp}/live/{room_id}?grant={token}" if rtmp and access.publish else "",
         "flv_url": f"{live}/live/{room_id}.flv?grant={token}" if live else "",
         "hls_url": f"{live}/hls/{room_id}/index.m3u8?grant={token}" if live else "",
+    }
+
+
+class RoomPassOut(Schema):
+    room_id: str
+    pass_code: str
+    expires_in: int
+    page: str
+
+
+@router.post(
+    "/rooms/{room_id}/pass",
+    response={200: RoomPassOut, **errors(HubCode.NOT_FOUND, ImCode.NOT_MEMBER)},
+    summary="获取网页视频一次性入口",
+    description="支付宝小程序以 web-view 打开 H5 视频页时使用：一次性、60 秒内有效，仅限本房间。",
+)
+def media_room_pass(request: HttpRequest, room_id: str) -> dict[str, Any]:
+    code = pass_issue(user=request.auth, sid=request.auth_token.pk, room_id=room_id)  # type: ignore[attr-defined]
+    return {
+        "room_id": room_id,
+        "pass_code": code,
+        "expires_in": settings.MEDIA_PASS_TTL_SECONDS,
+        "page": f"/h5/#/pages/video/room?room={room_id}&pass={code}",
     }
 
 

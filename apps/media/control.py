@@ -75,7 +75,7 @@ async def send_command(node: str, cmd: str, room_id: str, *, timeout: float = 15
     call; a remote node over the channel layer. Either way the node checks the
     hub-signed grant.
     """
-    claims = {key: data[key] for key in ("peer", "sid") if key in data}
+    claims = {key: data[key] for key in ("peer", "sid", "issued") if key in data}
     message = {"type": "media.command", "cmd": cmd, "room": room_id, "grant": node_grant(cmd, room_id, **claims)}
     if embedded.is_embedded(node):
         try:
@@ -95,6 +95,21 @@ async def send_command(node: str, cmd: str, room_id: str, *, timeout: float = 15
     return result
 
 
+async def tell_node(node: str, cmd: str, room_id: str, *, timeout: float = 15.0, **data: Any) -> dict[str, Any]:
+    """Send one command to a media node without waiting for its answer (a remote node acts
+    on it and logs; nobody reads a reply); the embedded node runs it directly. For what a
+    hub does on its own initiative (a closed socket, a removed member), where nothing waits
+    on the outcome: no reply channel is read, so callers on any event loop or thread may use it."""
+    if embedded.is_embedded(node):
+        return await send_command(node, cmd, room_id, timeout=timeout, **data)
+    claims = {key: data[key] for key in ("peer", "sid", "issued") if key in data}
+    message = {"type": "media.command", "cmd": cmd, "room": room_id, "grant": node_grant(cmd, room_id, **claims)}
+    layer = get_channel_layer()
+    assert layer is not None
+    await asyncio.wait_for(layer.send(node_channel(node), {**message, **data}), timeout)
+    return {"ok": True, "sent": True}
+
+
 # How long a revocation waits for each media node to confirm it (then it warns; the logout never waits).
 REVOKE_TIMEOUT_SECONDS = 3.0
 
@@ -112,12 +127,17 @@ def revoke_until(now: float | None = None) -> float:
 
 
 async def _embedded_revoke(node: str, sid: str, until: float, timeout: float) -> dict[str, Any]:
-    """The embedded node lives on the server's loop: run the command there (a logout from
-    another loop or from no loop at all must not start a second node); none yet, nothing to end."""
+    return await _embedded_command(node, "session.revoke", "", timeout, sid=sid, until=until)
+
+
+async def _embedded_command(node: str, cmd: str, room_id: str, timeout: float, **data: Any) -> dict[str, Any]:
+    """The embedded node lives on the server's loop: run the command there (a logout or a
+    removal from another loop or from no loop at all must not start a second node); none
+    yet, nothing to end."""
     loop = embedded.node_loop()
     if loop is None or loop.is_closed() or not loop.is_running():
         return {"ok": True, "ended": 0}
-    command = send_command(node, "session.revoke", "", timeout=timeout, sid=sid, until=until)
+    command = send_command(node, cmd, room_id, timeout=timeout, **data)
     if loop is asyncio.get_running_loop():
         return await command
     future = asyncio.run_coroutine_threadsafe(command, loop)
@@ -166,6 +186,52 @@ def on_sessions_revoked(sender: Any, *, token_ids: Iterable[int], **_: Any) -> N
     ids = [int(t) for t in token_ids]
     if ids:
         threading.Thread(target=_revoke_in_thread, args=(ids,), name="media-session-revoke", daemon=True).start()
+
+
+# --- a member removed from a conversation loses its video room at once ---------------
+
+
+def conversation_room(conversation_id: int) -> str:
+    """The video room of an IM conversation (``apps.media.access.ROOM``)."""
+    return f"conv-{int(conversation_id)}"
+
+
+async def kick_peer(room_id: str, peer_id: str, *, timeout: float = REVOKE_TIMEOUT_SECONDS) -> int:
+    """Tell the room's node that ``peer_id`` left ``room_id`` for good: it ends the peer's
+    media there (WebRTC, WHIP/WHEP, RTMP, HTTP-FLV) and refuses the peer's earlier grants
+    for the room until they have all expired. Returns the sessions ended (the embedded
+    node; a remote one is told without waiting and logs them); a node that refuses or
+    cannot be reached is logged, never raised."""
+    node = room_node(room_id)
+    until = revoke_until()
+    try:
+        if embedded.is_embedded(node):
+            result = await _embedded_command(node, "peer.kick", room_id, timeout, peer=peer_id, until=until)
+        else:  # sent, not awaited: the node logs what it ended
+            result = await tell_node(node, "peer.kick", room_id, timeout=timeout, peer=peer_id, until=until)
+    except (*UNREACHABLE, MediaError) as exc:
+        log.warning("media node %s not told that %s left room %s: %r", node, peer_id, room_id, exc)
+        return 0
+    if not result.get("ok"):
+        log.warning("media node %s refused to remove %s from room %s: %s", node, peer_id, room_id, result.get("code"))
+        return 0
+    return int(result.get("ended") or 0)
+
+
+def _kick_in_thread(room_id: str, peer_id: str) -> None:
+    try:
+        asyncio.run(kick_peer(room_id, peer_id))
+    except Exception:
+        log.warning("media node not told that %s left room %s", peer_id, room_id, exc_info=True)
+
+
+def on_member_removed(sender: Any, *, conversation_id: int, user_id: int, **_: Any) -> None:
+    """``apps.im.signals.member_removed`` (sent after commit): the user's media in the
+    conversation's room ends now. New grants are refused already (:mod:`.access` checks
+    membership); the node refuses the grants issued before. Like a logout it never waits
+    for the node: the command goes out from a thread of its own."""
+    args = (conversation_room(conversation_id), f"u{int(user_id)}")
+    threading.Thread(target=_kick_in_thread, args=args, name="media-peer-kick", daemon=True).start()
 
 
 async def node_call(cmd: str, room_id: str, *, timeout: float = 15.0, **data: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ logout the node is told to refuse it too and to end what it opened (``session.re
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,9 @@ def room_grant(*, room_id: str, peer_id: str, role: str, publish: bool, subscrib
         "publish": publish,
         "subscribe": subscribe,
         "sid": int(sid),
+        # When it was issued (ms): a node refuses grants issued before the peer was removed
+        # from the room (``peer.kick``) and admits those of a later membership.
+        "iat": round(time.time(), 3),
     }
     return sign_grant(payload, key=grant_key(), ttl_seconds=settings.MEDIA_GRANT_TTL_SECONDS)
 
@@ -55,16 +59,23 @@ def grant_sid(grant: dict[str, Any]) -> str:
     return str(sid) if isinstance(sid, int) and not isinstance(sid, bool) else ""
 
 
-def room_authorizer(action: str) -> Callable[[str, str], tuple[str, str]]:
-    """``authorize(room, grant) -> (peer, sid)`` for the node's RTMP (``publish``) and
-    HTTP-FLV/HLS (``subscribe``) ports: a room grant for that room and action. The node
-    refuses a sid it was told is revoked, and ends the connection at revocation."""
+def grant_issued(grant: dict[str, Any]) -> float | None:
+    """When a verified room grant was issued (Unix seconds), ``None`` if it does not say."""
+    iat = grant.get("iat")
+    return float(iat) if isinstance(iat, int | float) and not isinstance(iat, bool) else None
+
+
+def room_authorizer(action: str) -> Callable[[str, str], tuple[str, str, float | None]]:
+    """``authorize(room, grant) -> (peer, sid, issued)`` for the node's RTMP (``publish``)
+    and HTTP-FLV/HLS (``subscribe``) ports: a room grant for that room and action. The node
+    refuses a sid it was told is revoked, and a grant issued before the peer was removed
+    from the room, and ends the connection at revocation or removal."""
     from media_engine import MediaError
 
-    def check(room_id: str, token: str) -> tuple[str, str]:
+    def check(room_id: str, token: str) -> tuple[str, str, float | None]:
         grant = verify(token, purpose="room")
         if grant.get("room") != room_id or not grant.get(action):
             raise MediaError("grant.invalid", "授权凭证与房间或操作不符")
-        return str(grant["peer"]), grant_sid(grant)
+        return str(grant["peer"]), grant_sid(grant), grant_issued(grant)
 
     return check

@@ -31,7 +31,7 @@ from media_engine.grants import GrantError
 
 from .control import node_call
 from .errors import MediaCode, MediaError
-from .grants import grant_sid, session_live, verify
+from .grants import grant_issued, grant_sid, session_live, verify
 
 SDP_MAX_BYTES = 32 * 1024
 _SESSION = re.compile(r"^[\w-]{16,64}$")
@@ -67,12 +67,14 @@ async def _handle(request: HttpRequest, room_id: str, action: str) -> HttpRespon
     if len(request.body) > SDP_MAX_BYTES:
         raise MediaError(MediaCode.BAD_OFFER, "SDP 过大").answered_with(413)
     peer, sdp, sid = str(grant["peer"]), request.body.decode(errors="replace"), grant_sid(grant)
+    # The node refuses a grant issued before the peer was removed from the room (peer.kick).
+    issued = grant_issued(grant)
     try:
         if action == "publish":
-            result = await node_call("peer.publish", room_id, peer=peer, sdp=sdp, sid=sid)
+            result = await node_call("peer.publish", room_id, peer=peer, sdp=sdp, sid=sid, issued=issued)
         else:
             # The other side: never the player's own publication.
-            result = await node_call("peer.play", room_id, peer=peer, sdp=sdp, wait_seconds=5.0, sid=sid)
+            result = await node_call("peer.play", room_id, peer=peer, sdp=sdp, wait_seconds=5.0, sid=sid, issued=issued)
     except MediaError as exc:
         # WHIP (RFC 9725): an offer the server cannot take is a 400.
         if exc.code == MediaCode.BAD_OFFER:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.exceptions import StopConsumer
@@ -35,6 +36,26 @@ _limiter: Limiter | None = None
 RECHECK_SECONDS = 60
 # Presence refreshes at most this often per socket, whatever the ping rate.
 HEARTBEAT_HOOK_SECONDS = 20
+
+
+# Called with the socket once it has closed (whatever the close code), in the background:
+# apps end what the socket opened (media ends its publications and playbacks). A callback
+# that fails is logged; the others still run.
+DisconnectCallback = Callable[[Any], Awaitable[None]]
+_on_disconnect: list[DisconnectCallback] = []
+
+
+def register_disconnect(callback: DisconnectCallback) -> None:
+    """Register ``async callback(socket)`` for every socket that closes (idempotent)."""
+    if callback not in _on_disconnect:
+        _on_disconnect.append(callback)
+
+
+async def _run_disconnect(callback: DisconnectCallback, socket: Any) -> None:
+    try:
+        await callback(socket)
+    except Exception:
+        log.exception("socket disconnect callback %r failed", callback)
 
 
 def limiter() -> Limiter:
@@ -120,6 +141,9 @@ class HubConsumer(AsyncWebsocketConsumer):
         hub = node()
         for topic in self._attached():
             hub.detach(self, topic)
+        if self.user is not None:
+            for callback in list(_on_disconnect):
+                hub.spawn(_run_disconnect(callback, self))
         # Still online through another socket in this process: keep presence
         # (sockets in other processes restore it on their next heartbeat).
         if self.user is not None and protocol.control_topic_user(self.user.pk) not in hub.topics:

@@ -14,4 +14,13 @@ export default [
     menu: true,
     order: 50,
   },
+  // --- media: a video room on its own page (components/video/VisitVideo.vue; issue 13) ---
+  {
+    path: 'video/:roomId',
+    name: 'video-room',
+    component: () => import('@/components/video/VideoRoomPage.vue'),
+    title: '视频问诊',
+    roles: CLINICAL_ROLES,
+  },
+  // --- end media ---
 ]
