@@ -322,7 +322,12 @@ def visit_row(visit: Visit, *, viewer: User | None, masked: bool = False) -> dic
 
     doctor = visit.doctor
     # A third participant (family, interpreter) sees the visit, not the patient's clinical text.
-    guest = viewer is not None and viewer.pk != visit.account_id and not (doctor and doctor.user_id == viewer.pk)
+    guest = (
+        viewer is not None
+        and viewer.pk != visit.account_id
+        and not (doctor and doctor.user_id == viewer.pk)
+        and is_participant(viewer, visit)
+    )
     return {
         "id": visit.public_id,
         "patient": patient_brief(visit.patient, masked=masked),

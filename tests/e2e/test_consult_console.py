@@ -22,6 +22,8 @@ import json
 import re
 import time
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +38,7 @@ from apps.psych.models import Assignment
 from tests.conftest import STRONG, add_patient, make_patient
 from tests.e2e.conftest import SCREENSHOTS
 from tests.e2e.helpers import CONSOLE_DESKTOP, console_login
+from tests.e2e.test_patient_orders import start_shop_server
 from tests.pharmacy.conftest import enrol, make_doctor
 
 pytestmark = pytest.mark.e2e
@@ -49,6 +52,12 @@ def _shot(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(400)  # dialogs and tags finish their entrance transitions
     page.screenshot(path=str(SCREENSHOTS / f"test_consult_console-{name}.png"))
+
+
+@pytest.fixture
+def consult_server(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterator[str]:
+    # The sandbox gateway shared with this process (the patients pay as the app does).
+    yield from start_shop_server(settings, tmp_path)
 
 
 def _call(method: str, url: str, token: str = "", body: dict[str, Any] | None = None) -> Any:
@@ -68,14 +77,14 @@ def _book_and_pay(url: str, token: str, booking: dict[str, Any]) -> Visit:
     out = _call("POST", f"{url}/api/v1/consultations/visits", token, booking)
     order_no = out.get("order_no") or out.get("visit", {}).get("order_no")
     assert order_no, out
+    from apps.commerce.payments.sandbox import gateway
+
     order = _call("POST", f"{url}/api/v1/commerce/orders/{order_no}/pay", token)
-    params = order["pay_params"]
-    _call("POST", f"{url}{params['sandboxSheet']}/pay", "", params)
+    gateway().pay(order["pay_params"]["sandboxTrade"], order["pay_params"])
     for _ in range(100):
         visit = Visit.objects.filter(order_no=order_no).first()
         if visit is not None and visit.status == Visit.Status.WAITING:
             return visit
-        _call("POST", f"{url}/sandbox/pay/callbacks/flush", "", {"force": True})
         time.sleep(0.1)
     raise AssertionError("the visit was not paid")
 
@@ -123,8 +132,8 @@ def _upload(patient: Any, account: Any, diagnosis: str) -> PriorRecord:
     )
 
 
-def test_accept_call_record_invite_extend_end_sign(live_server_url: str, browser: Any) -> None:
-    url = live_server_url
+def test_accept_call_record_invite_extend_end_sign(consult_server: str, browser: Any) -> None:
+    url = consult_server
     doctor, profile, _dept = _clinic()
     enrol(doctor, PIN)
     account = make_patient("13612340413", "周敏")
@@ -196,8 +205,9 @@ def test_accept_call_record_invite_extend_end_sign(live_server_url: str, browser
     visit.refresh_from_db()
     assert visit.status == Visit.Status.ACCEPTED
     assert visit.step_up_at is not None and visit.followup_confirmed_at is not None
-    moved = doc.locator("[data-testid=consult-board-in_visit] [data-testid=consult-visit-card]")
-    expect(moved).to_have_count(1)
+    # Accepted, not yet called in: still in the 候诊 column, now with 叫号.
+    moved = doc.locator("[data-testid=consult-board-waiting] [data-testid=consult-visit-card]")
+    expect(moved.locator("[data-testid=consult-call]")).to_have_count(1)
 
     # --- call in: the room, the chat beside the video, the countdown -------------------------------
     moved.locator("[data-testid=consult-call]").click()
@@ -211,11 +221,11 @@ def test_accept_call_record_invite_extend_end_sign(live_server_url: str, browser
     _shot(doc, "room")
 
     # --- the record, saved as it is typed ----------------------------------------------------------
-    doc.locator("[data-testid=consult-record-present] textarea").fill("一周来晨起头晕，家中自测血压150/95mmHg")
+    doc.locator("textarea[data-testid=consult-record-present]").fill("一周来晨起头晕，家中自测血压150/95mmHg")
     doc.locator("input[data-testid=consult-record-icd10]").fill("i10")
     doc.locator("input[data-testid=consult-record-diagnosis]").fill("原发性高血压")
-    doc.locator("[data-testid=consult-record-advice] textarea").fill("低盐饮食，继续服药，两周后复诊")
-    doc.locator("[data-testid=consult-record-notes] textarea").fill("依从性一般")
+    doc.locator("textarea[data-testid=consult-record-advice]").fill("低盐饮食，继续服药，两周后复诊")
+    doc.locator("textarea[data-testid=consult-record-notes]").fill("依从性一般")
     expect(doc.locator("[data-testid=consult-record-save-state]")).to_contain_text("已自动保存", timeout=10000)
 
     def saved() -> bool:
@@ -304,8 +314,8 @@ def test_accept_call_record_invite_extend_end_sign(live_server_url: str, browser
     ctx.close()
 
 
-def test_take_reject_and_terminate_with_full_refund(live_server_url: str, browser: Any) -> None:
-    url = live_server_url
+def test_take_reject_and_terminate_with_full_refund(consult_server: str, browser: Any) -> None:
+    url = consult_server
     doctor, profile, dept = _clinic()
     DoctorProfile.objects.filter(pk=profile.pk).update(is_online=True)
     account = make_patient("13612340414", "吴刚")
@@ -367,7 +377,7 @@ def test_take_reject_and_terminate_with_full_refund(live_server_url: str, browse
 
     term.locator("[data-testid=consult-terminate-reason]").click()
     doc.locator("[data-testid=consult-terminate-reason-first_visit]").click()
-    term.locator("[data-testid=consult-terminate-note] textarea").fill("请到心内科门诊面诊并做心电图")
+    term.locator("textarea[data-testid=consult-terminate-note]").fill("请到心内科门诊面诊并做心电图")
     term.locator("[data-testid=consult-terminate-submit]").click()
     expect(term).to_be_hidden()
     visit.refresh_from_db()
