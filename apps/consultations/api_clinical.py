@@ -232,7 +232,6 @@ def invitation_create(request: HttpRequest, visit_id: str, payload: ConsultInvit
             ConsultCode.INVITATION_USED,
             ConsultCode.INVITATION_THROTTLED,
             ConsultCode.TRANSITION_REFUSED,
-            ConsultCode.NOT_STARTED,
         ),
     },
     summary="使用邀请码加入问诊",

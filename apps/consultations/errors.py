@@ -42,7 +42,6 @@ class ConsultCode(StrEnum):
     UPLOAD_INVALID = "consult.upload_invalid"
     # clinical parts (his, prior records, record, invitations)
     INVITATION_THROTTLED = "consult.invitation_throttled"
-    NOT_STARTED = "consult.not_started"  # the visit has no conversation yet (not called in)
 
 
 ERRORS: dict[str, ErrorSpec] = {
@@ -77,7 +76,6 @@ ERRORS: dict[str, ErrorSpec] = {
     ConsultCode.UPLOAD_INVALID: ErrorSpec(422, "上传的病历不符合要求：{reason}"),
     # clinical parts
     ConsultCode.INVITATION_THROTTLED: ErrorSpec(429, "邀请码错误次数过多，请{minutes}分钟后再试"),
-    ConsultCode.NOT_STARTED: ErrorSpec(409, "问诊尚未开始，请在医生呼叫后再加入"),
 }
 
 

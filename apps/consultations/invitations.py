@@ -31,13 +31,16 @@ from apps.im import services as im
 from apps.im.models import Conversation, Member
 from hub import crypto
 from hub.errors import ApiError, Invalid, NotFound
+from hub.realtime.sessions import revoke_topic_on_commit
 
 from .errors import ConsultCode, ConsultError
 from .models import Invitation, Visit
 
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read out over the phone
 CODE_LENGTH = 8
-INVITABLE = (Visit.Status.ACCEPTED, Visit.Status.IN_PROGRESS)
+# A family member may be invited (and join) while the patient waits; they enter the
+# conversation and its room when the doctor calls the patient in (``members_join``).
+INVITABLE = (Visit.Status.WAITING, Visit.Status.ACCEPTED, Visit.Status.IN_PROGRESS)
 WRONG = "consult.invitation_wrong_code"
 
 
@@ -52,6 +55,24 @@ def _visit(user: User, visit_id: str, *, doctor_only: bool = False) -> Visit:
     if visit is None or not (is_doctor or (is_account and not doctor_only)):
         raise NotFound("问诊")
     return visit
+
+
+def _member_add(conversation: Conversation, user: User, role: str) -> None:
+    im.member_add(
+        conversation=conversation,
+        user=user,
+        role=Member.Role.STAFF if role == Invitation.Role.DOCTOR else Member.Role.PATIENT,
+    )
+
+
+def members_join(visit: Visit, conversation: Conversation) -> int:
+    """At the call-in (in its transaction): the participants who joined while the patient
+    waited become members of the visit's conversation, and so of its room."""
+    joined = list(Invitation.objects.filter(visit=visit, status=Invitation.Status.JOINED).select_related("invitee"))
+    for inv in joined:
+        if inv.invitee is not None:
+            _member_add(conversation, inv.invitee, inv.role)
+    return len(joined)
 
 
 @dataclass(frozen=True)
@@ -138,17 +159,12 @@ def redeem(*, user: User, code: str, now: dt.datetime | None = None) -> Visit:
             visit = inv.visit
             if visit.status not in INVITABLE:
                 refusal = ConsultError(ConsultCode.TRANSITION_REFUSED)
-            elif visit.conversation_id is None:
-                refusal = ConsultError(ConsultCode.NOT_STARTED)
             elif user.pk == visit.account_id or (visit.doctor and user.pk == visit.doctor.user_id):
                 refusal = Invalid("您已是本次问诊的成员", field="code")
             else:
-                conversation = Conversation.objects.get(pk=visit.conversation_id)
-                im.member_add(
-                    conversation=conversation,
-                    user=user,
-                    role=Member.Role.STAFF if inv.role == Invitation.Role.DOCTOR else Member.Role.PATIENT,
-                )
+                if visit.conversation_id is not None:
+                    conversation = Conversation.objects.get(pk=visit.conversation_id)
+                    _member_add(conversation, user, inv.role)
                 inv.status = Invitation.Status.JOINED
                 inv.invitee = user
                 inv.joined_at = now
@@ -187,6 +203,8 @@ def remove(*, user: User, visit_id: str, participant_id: int) -> None:
         if visit.conversation_id is not None:
             conversation = Conversation.objects.get(pk=visit.conversation_id)
             im.member_remove(conversation=conversation, user=participant, actor=user, reason="participant_removed")
+        # The visit's own topic (queue, session ticks) too, at once.
+        revoke_topic_on_commit(user_id=participant_id, topic=f"visit:{visit.public_id}", reason="participant_removed")
         audit_record(
             action="consult.participant_remove",
             actor=user,

@@ -15,7 +15,8 @@ from hub.errors import Invalid, NotFound
 from .errors import ConsultCode, ConsultError
 from .models import DoctorProfile, Rating, Visit
 
-TAGS = ("回复及时", "解释清楚", "态度很好", "建议有用", "等待较久", "解释不够清楚")
+# The tags the patient app offers (frontend/patient/src/pages/consult/consult.js RATING_TAGS).
+TAGS = ("解答耐心", "讲解清楚", "回复及时", "态度亲切", "建议实用", "专业可信", "等待较久", "解释不够清楚")
 COMMENT_MAX = 300
 
 

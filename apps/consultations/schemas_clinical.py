@@ -118,6 +118,8 @@ class ConsultSummaryVisitOut(Schema):
     department_name: str
     created_at: dt.datetime
     called_at: dt.datetime | None
+    rated: bool
+    rating_stars: int | None
     ended_at: dt.datetime | None
 
 

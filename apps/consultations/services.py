@@ -41,6 +41,7 @@ from hub.errors import Forbidden, Invalid, NotFound
 
 from . import events, selectors
 from .errors import ConsultCode, ConsultError
+from .invitations import members_join
 from .models import Department, DoctorProfile, PriorRecord, Slot, Visit, VisitKind
 from .queue import queue_changed
 from .states import OPEN, VISIT_TRANSITIONS
@@ -673,6 +674,7 @@ def visit_call(*, doctor: User, public_id: str) -> Visit:
             department=visit.department.name,
             created_by=doctor,
         )
+        members_join(visit, conv)  # family / interpreter / doctor who joined while the patient waited
         visit.conversation_id = conv.pk
         visit.called_at = now
         _transition(visit, "call", actor=doctor, fields=["conversation_id", "called_at"])

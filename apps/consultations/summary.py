@@ -17,7 +17,7 @@ from apps.commerce.models import Order
 from apps.pharmacy.models import Prescription
 from hub.errors import NotFound
 
-from .models import Visit, VisitRecord
+from .models import Rating, Visit, VisitRecord
 from .record import signature_valid
 
 UNSIGNED = "病历待医生签名"
@@ -42,6 +42,7 @@ def _visit_for(user: User, visit_id: str) -> Visit:
 
 def _header(visit: Visit) -> dict[str, Any]:
     doctor = visit.doctor
+    rating = Rating.objects.filter(visit=visit).only("stars").first()
     return {
         "id": visit.public_id,
         "status": visit.status,
@@ -55,6 +56,8 @@ def _header(visit: Visit) -> dict[str, Any]:
         "created_at": visit.created_at,
         "called_at": visit.called_at,
         "ended_at": visit.ended_at,
+        "rated": rating is not None,
+        "rating_stars": rating.stars if rating is not None else None,
     }
 
 
@@ -88,7 +91,7 @@ def _record(visit: Visit) -> dict[str, Any]:
 
 def _prescriptions(visit: Visit) -> list[Prescription]:
     return list(
-        Prescription.objects.filter(source_type="consultation", source_id=visit.public_id)
+        Prescription.objects.filter(patient=visit.patient, source_type="consultation", source_id=visit.public_id)
         .exclude(status__in=HIDDEN_PRESCRIPTIONS)
         .prefetch_related("lines")
         .order_by("created_at", "id")

@@ -163,7 +163,7 @@ def test_patient_books_pays_waits_joins_the_visit_and_rates_it(
     page.click("[data-testid=book-next-2]")
     confirm = page.locator("[data-testid=book-confirm]")
     expect(confirm).to_contain_text("原发性高血压（2级）")
-    expect(page.locator("[data-testid=book-submit]")).to_be_disabled()  # 复诊 not confirmed yet
+    expect(page.locator("[data-testid=book-submit]")).to_have_attribute("disabled", "true")  # 复诊 not confirmed yet
     page.click("[data-testid=book-agree]")
     _screenshots.shoot(page, "consult-confirm-")
     page.click("[data-testid=book-submit]")

@@ -244,5 +244,6 @@ export function uploadPriorRecord(patientId, form, filePaths) {
   })
 }
 
-export const RATING_TAGS = ['解答耐心', '讲解清楚', '回复及时', '态度亲切', '建议实用', '专业可信']
+// The same list as the server's (apps/consultations/rating.py TAGS); others are refused.
+export const RATING_TAGS = ['解答耐心', '讲解清楚', '回复及时', '态度亲切', '建议实用', '专业可信', '等待较久', '解释不够清楚']
 export const STAR_WORDS = ['', '很不满意', '不满意', '一般', '满意', '非常满意']
