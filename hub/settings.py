@@ -588,11 +588,11 @@ CONSULT_STEP_UP_MAX_FAILURES = env_int("CONSULT_STEP_UP_MAX_FAILURES", 5)
 CONSULT_STEP_UP_LOCK_MINUTES = env_int("CONSULT_STEP_UP_LOCK_MINUTES", 15)
 # A visit called in holds the doctor <-> patient care relationship (reason "visit") for this many days.
 CONSULT_CARE_DAYS = env_int("CONSULT_CARE_DAYS", 30)
-# The timed session of a visit (apps/timed): minutes per kind from the call-in, enforced by the server;
-# the doctor may extend once by CONSULT_EXTENSION_MINUTES, billed to the patient (an order).
-CONSULT_SESSION_MINUTES = {
-    "text": env_int("CONSULT_SESSION_MINUTES_TEXT", 30),
-    "video": env_int("CONSULT_SESSION_MINUTES_VIDEO", 15),
+# The timed session of a visit (apps/timed): seconds per kind from the call-in, enforced by the server
+# (30 and 15 minutes); the doctor may extend once by CONSULT_EXTENSION_MINUTES, billed to the patient (an order).
+CONSULT_SESSION_SECONDS = {
+    "text": env_int("CONSULT_SESSION_SECONDS_TEXT", 30 * 60),
+    "video": env_int("CONSULT_SESSION_SECONDS_VIDEO", 15 * 60),
 }
 CONSULT_EXTENSION_MINUTES = env_int("CONSULT_EXTENSION_MINUTES", 10)
 CONSULT_EXTENSION_PRICE_FEN = env_int("CONSULT_EXTENSION_PRICE_FEN", 2000)

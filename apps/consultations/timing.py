@@ -1,7 +1,7 @@
 """Consultations on the one timed-session capability (``apps.timed``, ADR 0045).
 
 - ``start_visit_session(visit)``: called in the call-in transaction; the duration is the
-  visit kind's (``CONSULT_SESSION_MINUTES``), one extension of ``CONSULT_EXTENSION_MINUTES``
+  visit kind's (``CONSULT_SESSION_SECONDS``), one extension of ``CONSULT_EXTENSION_MINUTES``
   allowed; events go to the visit's topic and its conversation's; a video visit's media
   room is ``conv-<conversation id>`` (closed at the end, its recording sealed).
 - The owner hooks (registered in ``apps.py``): at the end, whoever ends it (the doctor,
@@ -40,12 +40,12 @@ def session_topics(visit: Visit) -> list[str]:
 
 def start_visit_session(visit: Visit, *, actor: Any) -> int:
     """Open the visit's timed session (inside the caller's call-in transaction)."""
-    minutes = settings.CONSULT_SESSION_MINUTES[visit.kind]
+    seconds = int(settings.CONSULT_SESSION_SECONDS[visit.kind])
     room = f"conv-{visit.conversation_id}" if visit.kind == VisitKind.VIDEO and visit.conversation_id else ""
     session = session_start(
         owner_kind=OWNER,
         owner_id=visit.public_id,
-        duration_seconds=int(minutes * 60),
+        duration_seconds=seconds,
         extension_seconds=int(settings.CONSULT_EXTENSION_MINUTES * 60),
         room_id=room,
         conversation_id=visit.conversation_id,

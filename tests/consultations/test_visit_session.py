@@ -52,12 +52,12 @@ def test_the_call_opens_the_session_and_the_deadline_ends_the_visit_with_no_clie
     doc, b, v = _in_progress(gateway, django_capture_on_commit_callbacks)
     session = TimedSession.objects.get(pk=v.timed_session_id)
     assert (session.owner_kind, session.owner_id, session.status) == ("consultation", v.public_id, "running")
-    assert session.deadline - session.started_at == dt.timedelta(minutes=settings.CONSULT_SESSION_MINUTES["video"])
+    assert session.deadline - session.started_at == dt.timedelta(seconds=settings.CONSULT_SESSION_SECONDS["video"])
     assert session.room_id == f"conv-{v.conversation_id}"
     assert f"visit:{v.public_id}" in session.topics
     out = b.account.api().get(f"/consultations/visits/{v.public_id}").json()
     assert out["session"]["status"] == "running" and out["session"]["can_extend"] is True
-    assert 0 < out["session"]["remaining_seconds"] <= settings.CONSULT_SESSION_MINUTES["video"] * 60
+    assert 0 < out["session"]["remaining_seconds"] <= settings.CONSULT_SESSION_SECONDS["video"]
 
     clock = Clock()
     deadline = session.deadline.timestamp()
