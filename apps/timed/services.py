@@ -249,7 +249,15 @@ def session_end_changed(
         )
         hook = _on_end_hook(session.owner_kind)
         if hook is not None:
-            hook(session, reason)
+            try:
+                # A savepoint: a failing owner hook is rolled back alone and logged; the hard
+                # stop (the session, the conversation, the room) never waits for the owner.
+                with transaction.atomic():
+                    hook(session, reason)
+            except Exception:
+                log.exception(
+                    "timed: on_end of %s %s failed; the session ends anyway", session.owner_kind, session.owner_id
+                )
         if session.conversation_id is not None:
             conversation_close(conversation_id=session.conversation_id, actor=actor, reason=reason)
         transaction.on_commit(running_changed)
