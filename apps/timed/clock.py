@@ -303,7 +303,9 @@ class Clock:
             return False
         self.ending.add(session_id)
         try:
-            session = await run_db(services.session_end, session_id, TimedSession.EndReason.DEADLINE, None, now=at)
+            session, changed = await run_db(
+                services.session_end_changed, session_id, TimedSession.EndReason.DEADLINE, None, now=at
+            )
         except NotFound:
             self.sessions.pop(session_id, None)
             return False
@@ -317,7 +319,7 @@ class Clock:
             handle.cancel()
         if session.status == TimedSession.Status.ENDED:
             self.sessions.pop(session_id, None)
-            return session.end_reason == TimedSession.EndReason.DEADLINE
+            return changed
         running = self.sessions.get(session_id)
         if running is not None:  # extended meanwhile
             running.deadline = session.deadline.timestamp()

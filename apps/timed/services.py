@@ -205,6 +205,13 @@ def session_end(session_id: int, reason: str, actor: Any = None, *, now: dt.date
     ``reason`` is ``deadline`` (the enforcers: a session whose deadline has not
     passed yet, e.g. because it was extended, is left running), ``ended`` (the
     clinician) or ``terminated``."""
+    return session_end_changed(session_id, reason, actor, now=now)[0]
+
+
+def session_end_changed(
+    session_id: int, reason: str, actor: Any = None, *, now: dt.datetime | None = None
+) -> tuple[TimedSession, bool]:
+    """:func:`session_end`, and whether this call ended it (``False``: already ended, or not due)."""
     if reason not in R.values:
         raise ValueError(f"unknown end reason {reason!r}")
     with transaction.atomic():
@@ -212,10 +219,10 @@ def session_end(session_id: int, reason: str, actor: Any = None, *, now: dt.date
         if session is None:
             raise NotFound("限时会话")
         if session.status == S.ENDED:
-            return session
+            return session, False
         at = now or _now()
         if reason == R.DEADLINE and session.deadline > at:
-            return session
+            return session, False
         session.ended_at = at
         session.end_reason = reason
         fields = ["ended_at", "end_reason"]
@@ -242,13 +249,21 @@ def session_end(session_id: int, reason: str, actor: Any = None, *, now: dt.date
         )
         hook = _on_end_hook(session.owner_kind)
         if hook is not None:
-            hook(session, reason)
+            try:
+                # A savepoint: a failing owner hook is rolled back alone and logged; the hard
+                # stop (the session, the conversation, the room) never waits for the owner.
+                with transaction.atomic():
+                    hook(session, reason)
+            except Exception:
+                log.exception(
+                    "timed: on_end of %s %s failed; the session ends anyway", session.owner_kind, session.owner_id
+                )
         if session.conversation_id is not None:
             conversation_close(conversation_id=session.conversation_id, actor=actor, reason=reason)
         transaction.on_commit(running_changed)
         if session.room_id:
             transaction.on_commit(lambda: request_media_close(session.pk))
-    return session
+    return session, True
 
 
 def _on_end_hook(kind: str) -> Any:
@@ -301,8 +316,7 @@ def sessions_end_overdue(now: dt.datetime | None = None, limit: int = 500) -> in
     ended = 0
     for session_id in ids:
         try:
-            if session_end(session_id, R.DEADLINE).status == S.ENDED:
-                ended += 1
+            ended += int(session_end_changed(session_id, R.DEADLINE)[1])
         except Exception:
             log.exception("timed: overdue session %s not ended", session_id)
     return ended
@@ -316,9 +330,11 @@ def session_end_if_due(session_id: int) -> str:
         return "missing"
     if session.status == S.ENDED:
         return "ended_before"
-    session = session_end(session_id, R.DEADLINE)
-    if session.status == S.ENDED:
+    session, changed = session_end_changed(session_id, R.DEADLINE)
+    if changed:
         return "ended"
+    if session.status == S.ENDED:
+        return "ended_before"
     if _deadline_scheduler is not None:
         _deadline_scheduler(session.pk, session.deadline)
     return "not_due"

@@ -4,6 +4,7 @@ closed at the end, events on a subscribed socket."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -221,3 +222,27 @@ async def test_bad_input_is_refused_before_anything_is_written(owner: Calls) -> 
         await sync_to_async(services.session_start)("nobody", "x", 60)
     assert unknown.value.code == "timed.owner_unknown"
     assert await TimedSession.objects.acount() == 0
+
+
+async def test_one_leader_among_web_processes_and_racing_clocks_warn_once(owner: Calls) -> None:
+    import redis.asyncio as aioredis
+    from django.conf import settings
+
+    from apps.timed.clock import LEADER_KEY
+
+    await aioredis.Redis.from_url(settings.REDIS_URL).delete(LEADER_KEY)
+    a, b = Clock(), Clock()
+    assert await a.lead() is True
+    assert await b.lead() is False
+    assert await a.lead() is True  # renewed
+    await a.stop()  # a leader that stops hands over at once (a killed one after TIMED_LEADER_TTL_MS)
+    assert await b.lead() is True
+    await b.stop()
+    # Two clocks stepping the same second (two processes, a lost lease) send each warning once.
+    session, _doctor, _patient, _conv = await visit(duration=600)
+    deadline = ts(session.deadline)
+    first, second = await asyncio.gather(Clock().step(deadline - 250), Clock().step(deadline - 250))
+    assert sorted(first.warnings + second.warnings) == [(session.pk, 5)]
+    ended = await asyncio.gather(Clock().step(deadline + 1), Clock().step(deadline + 1))
+    assert sorted(ended[0].ended + ended[1].ended) == [session.pk]
+    assert owner.ended == [(session.pk, "deadline")]
