@@ -146,7 +146,7 @@ def test_book_pay_wait_call_video_chat_countdown_hard_stop_summary(
     # --- the countdown warns at 1 minute left, on both sides ------------------------------------------
     expect(page.locator("[data-testid=visit-warning]")).to_contain_text("1", timeout=(SESSION_SECONDS - 40) * 1000)
     expect(page.locator("[data-testid=visit-countdown]")).to_have_attribute("data-tone", "danger", timeout=10000)
-    expect(doc.locator("[data-testid=consult-countdown]")).to_have_attribute("data-level", "danger", timeout=10000)
+    expect(doc.locator("[data-testid=consult-countdown]")).to_have_attribute("data-level", "red", timeout=10000)
     _screenshots.shoot(page, "whole-visit-warning-")
 
     # --- nobody ends it: the server does, at the deadline ---------------------------------------------
