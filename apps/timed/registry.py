@@ -2,8 +2,10 @@
 
 ``on_extend(session, actor)`` runs inside the extension's transaction (the owner
 bills it through commerce there; if it raises, nothing is written);
-``on_end(session, reason)`` runs inside the end's transaction (the owner moves
-its own object, e.g. the visit to ended)."""
+``on_end(session, reason)`` runs inside the end's transaction, in a savepoint
+(the owner moves its own object, e.g. the visit to ended; if it raises, its
+writes are rolled back and logged, and the session ends anyway: the hard stop
+never waits for an owner)."""
 
 from __future__ import annotations
 
