@@ -8,7 +8,9 @@ viewer id (or the viewer and the grant's login session ``sid``) or raises. A
 grant whose login session was revoked (``engine.revoked``) is refused with
 ``grant.revoked`` on every request (HLS playlists and segments included), and an
 FLV reader registers itself under its sid so a revocation ends its stream. A
-small HTTP/1.1 subset on asyncio: no Django here.
+small HTTP/1.1 subset on asyncio: no Django here. A room closed by ``room.close``
+(``engine.closed``) answers ``media.room_closed`` (409) to every request, and its FLV
+readers were ended with it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .live import LiveOutputs
-from .room import MediaEngine, MediaError, Publisher, admission, issued_at
+from .room import ROOM_CLOSED, ROOM_CLOSED_MESSAGE, MediaEngine, MediaError, Publisher, admission, issued_at
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,9 @@ class LiveHttpServer:
             return
         if not self.engine.kicked.admits(room_id, viewer, issued_at(admitted)):
             await self._error(writer, "403 Forbidden", "grant.revoked", "已不在该会话中，授权凭证已失效")
+            return
+        if self.engine.closed.is_closed(room_id):  # ended by room.close: nothing to play any more
+            await self._error(writer, "409 Conflict", ROOM_CLOSED, ROOM_CLOSED_MESSAGE)
             return
         publisher = pick_publisher(self.engine, room_id, viewer, only_others=only_others)
         if publisher is None:

@@ -9,7 +9,9 @@ opened: WebRTC publications and playbacks, RTMP pushes, HTTP-FLV readers
 (:meth:`MediaEngine.revoke_sid`). ``peer.kick`` (the peer was removed from the
 room's conversation) ends everything that peer has in the room the same way and
 refuses its grants for the room issued before the kick
-(:meth:`MediaEngine.kick_peer`). Events
+(:meth:`MediaEngine.kick_peer`). ``room.close`` (a timed session ended) closes the room and
+keeps it closed to every way in while grants issued before could still be used
+(:meth:`MediaEngine.end_room`, ``media.room_closed``); ``room.open`` opens it again. Events
 (``record.started``, ``record.stopped``, ``room.closed``...) go back through
 ``emit`` so the hub keeps ``recordings.Recording`` rows.
 """
@@ -24,7 +26,8 @@ from typing import Any
 
 from .grants import GrantError, verify_grant
 from .recording import EmptyRecording, Recorder
-from .room import MediaEngine, MediaError
+from .room import ROOM_CLOSED, ROOM_CLOSED_MESSAGE, MediaEngine, MediaError
+from .rtmp import RECONNECT_SECONDS
 from .video import VideoTranscoder, acquire_h264, release_h264
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,9 @@ PEER_COMMANDS = ("peer.publish", "peer.play", "peer.leave", "peer.kick")
 # Commands acting for a login session carry its ``sid`` in the signed grant as well.
 SID_COMMANDS = ("peer.publish", "peer.play", "session.revoke")
 PLAY_WAIT_MAX = 5.0
+# Commands refused in a room closed by ``room.close`` (``media.room_closed``) until it is
+# opened again (``room.open``) or every grant issued before the close has run out.
+CLOSED_REFUSES = ("peer.publish", "peer.play", "record.start")
 
 
 def _issued(value: Any) -> float | None:
@@ -97,6 +103,12 @@ class MediaNode:
                 room_id, str(command["peer"]), _issued(grant.get("issued"))
             ):
                 raise GrantError("grant.revoked", "已不在该会话中，授权凭证已失效")
+            if cmd in CLOSED_REFUSES:
+                self.engine.closed.refuse(room_id)
+            if cmd == "room.close" and not command.get("until"):
+                # Closed for as long as a room grant issued before now may be used: the
+                # close command's own grant has their TTL, then the RTMP reconnect window.
+                command = {**command, "until": float(grant.get("exp") or 0) + RECONNECT_SECONDS}
             return {"ok": True, **await getattr(self, "_" + cmd.replace(".", "_"))(room_id, command)}
         except (GrantError, MediaError) as exc:
             log.info("node %s refused %s %s: %s", self.name, cmd, room_id, exc.code)
@@ -106,16 +118,23 @@ class MediaNode:
         return {"rooms": sorted(self.engine.rooms), "recording": sorted(self.recorders)}
 
     async def _room_open(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        """Open the room explicitly (rooms are also created on first use): a room closed
+        before by ``room.close`` admits peers again."""
+        self.engine.closed.reopen(room_id)
         self.engine.room(room_id)
         self.emit("room.opened", room=room_id)
         return {}
 
     async def _room_close(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        """Seal the room's recording, close the room and keep it closed: until every room
+        grant issued before now has expired (``until``, Unix seconds; by default the close
+        command's own grant expiry, which has the room grants' TTL, plus the RTMP reconnect
+        window), nobody gets in again (``media.room_closed``)."""
         if room_id in self.recorders:
             await self._record_stop(room_id, command)
-        await self.engine.close_room(room_id)
+        ended = await self.engine.end_room(room_id, float(command.get("until") or 0))
         self.emit("room.closed", room=room_id)
-        return {}
+        return {"ended": ended}
 
     # --- WebRTC offer/answer relayed by the hub (its socket's media.* frames) ---
 
@@ -125,6 +144,7 @@ class MediaNode:
         peer = str(command["peer"])
         room = self.engine.room(room_id)
         sdp = await room.publish(peer, str(command.get("sdp", "")), sid=str(command.get("sid") or ""))
+        await self._still_open(room, peer)
         return {"sdp": sdp, "session": room.publishers[peer].session}
 
     async def _peer_play(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +161,16 @@ class MediaNode:
             publisher = found
         sid = str(command.get("sid") or "")
         answer = await room.subscribe(peer, str(command.get("sdp", "")), publisher_id=publisher.peer_id, sid=sid)
+        await self._still_open(room, peer)
         return {"sdp": answer, "publisher": publisher.peer_id, "session": room.subscribers[peer].session}
+
+    async def _still_open(self, room: Any, peer: str) -> None:
+        """A ``room.close`` that came while an offer was being answered: the peer leaves the
+        closed room at once and is refused like one who came after."""
+        if self.engine.rooms.get(room.room_id) is not room:
+            await room.leave(peer)
+            self.engine.closed.refuse(room.room_id)
+            raise MediaError(ROOM_CLOSED, ROOM_CLOSED_MESSAGE)
 
     async def _peer_leave(self, room_id: str, command: dict[str, Any]) -> dict[str, Any]:
         room = self.engine.rooms.get(room_id)

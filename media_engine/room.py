@@ -130,6 +130,57 @@ class RevokedSessions:
                 del self._until[sid]
 
 
+class ClosedRooms:
+    """Rooms ended by ``room.close`` (a timed session's end): room -> until (Unix seconds).
+
+    Until then the node refuses to let anyone into the room again (WebRTC publish and play,
+    WHIP/WHEP, RTMP publish and reconnect, HTTP-FLV/HLS) with :data:`ROOM_CLOSED`, whatever
+    grant they hold: ``until`` is when the last grant issued before the close, and the RTMP
+    reconnect window after it, has run out. An explicit ``room.open`` clears the entry.
+    Bounded like :class:`RevokedSessions`."""
+
+    def __init__(self, *, max_entries: int = REVOKE_MAX_ENTRIES) -> None:
+        self._until: dict[str, float] = {}
+        self._max = max_entries
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def close(self, room_id: str, until: float, *, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        until = min(float(until), now + REVOKE_MAX_SECONDS)
+        if not room_id or until <= now:
+            return
+        for key, end in list(self._until.items()):
+            if end <= now:
+                del self._until[key]
+        if room_id not in self._until and len(self._until) >= self._max:
+            del self._until[min(self._until, key=self._until.__getitem__)]
+        self._until[room_id] = max(until, self._until.get(room_id, 0.0))
+
+    def reopen(self, room_id: str) -> None:
+        self._until.pop(room_id, None)
+
+    def is_closed(self, room_id: str, *, now: float | None = None) -> bool:
+        until = self._until.get(room_id) if room_id else None
+        if until is None:
+            return False
+        if until <= (time.time() if now is None else now):
+            del self._until[room_id]
+            return False
+        return True
+
+    def refuse(self, room_id: str) -> None:
+        """Raise :class:`MediaError` ``media.room_closed`` if ``room_id`` is closed."""
+        if self.is_closed(room_id):
+            raise MediaError(ROOM_CLOSED, ROOM_CLOSED_MESSAGE)
+
+
+# The refusal of a closed room (409 on the hub's REST answers, like the node's other refusals).
+ROOM_CLOSED = "media.room_closed"
+ROOM_CLOSED_MESSAGE = "本次问诊已结束，视频已关闭"
+
+
 def new_session_id() -> str:
     """An unguessable id for one publication or playback (the WHIP/WHEP resource)."""
     return secrets.token_urlsafe(16)
@@ -543,6 +594,7 @@ class MediaEngine:
         self.rooms: dict[str, Room] = {}
         self.revoked = RevokedSessions()
         self.kicked = KickedPeers()
+        self.closed = ClosedRooms()
         # (room, peer) -> closers of that peer's RTMP pushes and HTTP-FLV readers in the
         # room: :meth:`kick_peer` calls them.
         self._peer_closers: dict[tuple[str, str], set[Callable[[], Any]]] = {}
@@ -619,6 +671,18 @@ class MediaEngine:
         room = self.rooms.pop(room_id, None)
         if room is not None:
             await room.close()
+
+    async def end_room(self, room_id: str, until: float) -> int:
+        """``room.close``: refuse the room to everyone until ``until`` (Unix seconds), close
+        it and end what is connected to it outside its peer connections (RTMP pushes, which
+        may not reconnect, and HTTP-FLV readers). Returns how many of those were ended."""
+        self.closed.close(room_id, until)
+        await self.close_room(room_id)
+        ended = 0
+        for key in [k for k in self._peer_closers if k[0] == room_id]:
+            for close in list(self._peer_closers.pop(key, ())):
+                ended += await _call_closer(close, "closing a connection of a closed room failed")
+        return ended
 
     async def close(self) -> None:
         for room_id in list(self.rooms):

@@ -19,7 +19,8 @@ consumer (WebRTC subscriber, recorder) is attached. The stream name is ``<room>?
 session ``sid``) or raises. A push registers itself under its sid
 (:meth:`MediaEngine.track_sid`): when that login session is revoked the
 connection is closed, its URL no longer reconnects, and a grant of that sid is
-refused (``engine.revoked``).
+refused (``engine.revoked``). A room closed by ``room.close`` (``engine.closed``) takes no
+publish and no reconnect (``media.room_closed``); its pushes were closed with it.
 
 Limits (keyword settings of :class:`RtmpServer`, see :class:`RtmpLimits`): a
 message may be 1 MiB until a publish is authorised and 8 MiB after; AMF
@@ -54,7 +55,7 @@ from .codecs import EncodedPacket
 from .flv import AvcConfig, annexb, avcc_to_annexb, parse_avc_config
 from .forwarding import TrackSource
 from .grants import GrantError
-from .room import MediaEngine, Publisher, admission, issued_at
+from .room import ROOM_CLOSED, ROOM_CLOSED_MESSAGE, MediaEngine, MediaError, Publisher, admission, issued_at
 from .rtmp_chunks import (
     ChunkReader,
     ChunkStreamId,
@@ -355,13 +356,16 @@ class RtmpSession:
             self.peer_id, self.sid = self.server.admit(room_id, grant)
             self.lease = grant
         except Exception as exc:
-            log.info("rtmp publish to %r refused: %s", room_id, exc)
+            code, description = "grant.invalid", "授权凭证无效"
+            if isinstance(exc, GrantError | MediaError):
+                code, description = exc.code, exc.message
+            log.info("rtmp publish to %r refused: %s (%s)", room_id, exc, code)
             self.command(
                 stream_id,
                 "onStatus",
                 0,
                 None,
-                {"level": "error", "code": "NetStream.Publish.BadName", "description": "授权凭证无效"},
+                {"level": "error", "code": "NetStream.Publish.BadName", "description": description},
             )
             await self.writer.drain()
             raise RtmpError("publish refused") from exc
@@ -383,6 +387,9 @@ class RtmpSession:
     async def _ensure_publisher(self) -> None:
         if self.publisher is not None or self.room_id is None or self.peer_id is None:
             return
+        if self.server.engine.closed.is_closed(self.room_id):
+            self.revoked = True  # the room was closed between the publish and its first frame
+            raise RtmpError(f"room {self.room_id} closed")
         publisher = Publisher(peer_id=self.peer_id, pc=None, sid=self.sid)
         for kind in sorted(self.kinds):
             track = self.tracks[kind] = QueueTrack(kind)
@@ -578,6 +585,9 @@ class RtmpServer:
             if exc.code != "grant.expired" or lease is None or not usable:
                 raise
             peer, sid, issued = lease[1], lease[3], lease[4]
+        if self.engine.closed.is_closed(room_id):  # ended by room.close: no publish, no reconnect
+            self._leases.pop(key, None)
+            raise GrantError(ROOM_CLOSED, ROOM_CLOSED_MESSAGE)
         if self.engine.revoked.is_revoked(sid):
             self._leases.pop(key, None)
             raise GrantError("grant.revoked", "登录已退出，授权凭证已失效")

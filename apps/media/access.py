@@ -1,7 +1,8 @@
 """Who may enter a consultation video room, shared by every way in.
 
 A room is an IM conversation's video room: ``conv-<conversation id>``. Only
-active members of the conversation may enter; observers only play. The grant
+active members of the conversation may enter, and only while it is open (a closed
+conversation's room is over: ``im.conversation_closed``); observers only play. The grant
 endpoint (``/api/v1/media/rooms/{room}/grant``, then WHIP/WHEP) and the hub
 socket's ``media.*`` frames both decide here, and both audit the decision as
 ``media.room_grant``.
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.audit.services import audit_record
-from apps.im.models import Member
+from apps.im.errors import ImCode, ImError
+from apps.im.models import Conversation, Member
 from apps.im.services import require_member
 from hub.errors import NotFound
 
@@ -38,9 +40,18 @@ def room_member(user: Any, room_id: str) -> Member:
     return require_member(user=user, conversation_id=int(match.group(1)))
 
 
+def refuse_closed(member: Member) -> None:
+    """A closed conversation (its timed session ended, ``Conversation.closed_at``) has no
+    video room any more: ``im.conversation_closed`` (409), nothing written."""
+    if Conversation.objects.filter(pk=member.conversation_id, closed_at__isnull=False).exists():
+        raise ImError(ImCode.CONVERSATION_CLOSED, "会话已结束，视频已关闭")
+
+
 def room_access(user: Any, room_id: str, *, via: str = "") -> RoomAccess:
-    """What ``user`` may do in ``room_id``; refused as :func:`room_member`. Audited."""
+    """What ``user`` may do in ``room_id``; refused as :func:`room_member`, and for a closed
+    conversation (:func:`refuse_closed`). Audited when granted."""
     member = room_member(user, room_id)
+    refuse_closed(member)
     access = RoomAccess(
         room_id=room_id,
         peer_id=f"u{user.pk}",

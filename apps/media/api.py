@@ -65,8 +65,9 @@ def _node_bases(request: HttpRequest) -> tuple[str, str]:
 
 @router.post(
     "/rooms/{room_id}/grant",
-    response={200: GrantOut, **errors(HubCode.NOT_FOUND, ImCode.NOT_MEMBER)},
+    response={200: GrantOut, **errors(HubCode.NOT_FOUND, ImCode.NOT_MEMBER, ImCode.CONVERSATION_CLOSED)},
     summary="获取视频房间授权",
+    description="会话已结束（限时问诊到时）时拒绝：`im.conversation_closed`（409）。",
 )
 def media_room_grant(request: HttpRequest, room_id: str) -> dict[str, Any]:
     access = room_access(request.auth, room_id)  # type: ignore[attr-defined]
@@ -112,7 +113,7 @@ class RoomPassOut(Schema):
 
 @router.post(
     "/rooms/{room_id}/pass",
-    response={200: RoomPassOut, **errors(HubCode.NOT_FOUND, ImCode.NOT_MEMBER)},
+    response={200: RoomPassOut, **errors(HubCode.NOT_FOUND, ImCode.NOT_MEMBER, ImCode.CONVERSATION_CLOSED)},
     summary="获取网页视频一次性入口",
     description="支付宝小程序以 web-view 打开 H5 视频页时使用：一次性、60 秒内有效，仅限本房间。",
 )

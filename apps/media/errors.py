@@ -29,6 +29,7 @@ class MediaCode(StrEnum):
     PUBLISH_FORBIDDEN = "media.publish_forbidden"  # observers only play
     RECORDING_CONSENT_MISSING = "media.recording_consent_missing"  # a patient has not agreed to recording
     PASS_INVALID = "media.pass_invalid"  # a web-view room pass unknown, used, expired or ended
+    ROOM_CLOSED = "media.room_closed"  # the node: the room was closed (session ended), old grants refused
 
 
 ERRORS: dict[str, ErrorSpec] = {
@@ -46,6 +47,7 @@ ERRORS: dict[str, ErrorSpec] = {
         409, "患者尚未同意音视频录制，不能开始录制：请患者在视频问诊页面同意录制后再试"
     ),
     MediaCode.PASS_INVALID: ErrorSpec(403, "视频入口已失效，请回到小程序重新进入视频问诊"),
+    MediaCode.ROOM_CLOSED: ErrorSpec(409, "本次问诊已结束，视频已关闭"),
 }
 
 NODE_REFUSAL_STATUS = 409

@@ -31,7 +31,7 @@ from hub.crypto import grant_key
 from hub.identity import identity
 from media_engine.grants import GrantError, sign_grant, verify_grant
 
-from .access import RoomAccess, room_access, room_member
+from .access import RoomAccess, refuse_closed, room_access, room_member
 from .errors import MediaCode, MediaError
 
 _KEY = "media:pass:"
@@ -43,7 +43,7 @@ def _key(raw: str) -> str:
 
 def pass_issue(*, user: Any, sid: int, room_id: str) -> str:
     """A one-time pass into ``room_id`` for the web-view (the user must be a member now)."""
-    room_member(user, room_id)
+    refuse_closed(room_member(user, room_id))
     raw = secrets.token_urlsafe(24)
     cache.set(_key(raw), {"user": user.pk, "room": room_id, "sid": int(sid)}, settings.MEDIA_PASS_TTL_SECONDS)
     return raw
