@@ -185,8 +185,9 @@ async def test_a_removed_member_loses_the_room_at_once(stack: Stack, tmp_path: P
             assert await sync_to_async(member_remove)(
                 conversation=await Conversation.objects.aget(pk=conversation_id), user=v["patient_users"][0]
             )
-            # Within a second: the patient's WHIP publication and HTTP-FLV reader are cut.
-            assert await until(lambda: dtls_closed(whip) and not running(p_read), 1.0), (
+            # At once (no timing asserted: a bound that only a hang exceeds, far below the grant's TTL):
+            # the patient's WHIP publication and HTTP-FLV reader are cut.
+            assert await until(lambda: dtls_closed(whip) and not running(p_read), 10.0), (
                 f"the removed patient's media still up {time.monotonic() - removed_at:.2f}s after the removal"
             )
             await asyncio.sleep(0.5)  # the command thread has finished with the overridden node name
