@@ -596,6 +596,10 @@ CONSULT_SESSION_SECONDS = {
 }
 CONSULT_EXTENSION_MINUTES = env_int("CONSULT_EXTENSION_MINUTES", 10)
 CONSULT_EXTENSION_PRICE_FEN = env_int("CONSULT_EXTENSION_PRICE_FEN", 2000)
+# --- consultations: the doctor's schedule and the call-in sweep (apps/consultations schedule.py, tasks.py) ---
+# An accepted visit not called in this many minutes after its slot ended (a department visit: after it
+# was accepted) is cancelled with a full refund and the patient told (the minutely sweep).
+CONSULT_CALL_GRACE_MINUTES = env_int("CONSULT_CALL_GRACE_MINUTES", 30)
 # --- Consultations: clinical parts (apps.consultations his/prior_records/record/invitations) ---
 # The hospital information system (HIS) gateway the prior diagnoses (R1) come from: a dotted path to a
 # ``HisClient`` class. The sandbox (signed exchange, demo patients' records) is refused in production.

@@ -188,6 +188,10 @@ ACTION_LABELS: dict[str, str] = {
     "timed.extend": "延长问诊时间",
     "timed.end": "限时会话结束",
     "im.conversation_close": "关闭会话（不再接收新消息）",
+    # consultations: the doctor's schedule (apps/consultations/schedule.py)
+    "consult.slot_create": "医生新增号源",
+    "consult.slot_batch_create": "医生按周模板批量新增号源",
+    "consult.slot_capacity": "医生修改号源名额",
 }
 
 OBJECT_LABELS: dict[str, str] = {
@@ -311,6 +315,12 @@ DETAIL_KEY_LABELS: dict[str, str] = {
     # timed sessions
     "owner": "所属业务",
     "extension_seconds": "延长时长（秒）",
+    # consultations: the doctor's schedule
+    "visit_kind": "问诊方式",
+    "capacity": "名额",
+    "capacity_from": "原名额",
+    "capacity_to": "新名额",
+    "weeks": "周数",
 }
 
 # Where a key means something else in one action.
@@ -399,6 +409,8 @@ DETAIL_VALUE_LABELS: dict[str, dict[str, str]] = {
     "decision": {"accepted": "采纳", "rejected": "不采纳"},
     "invite_role": {"family": "家属", "interpreter": "翻译", "doctor": "会诊医生"},
     "owner": {"consultation": "在线问诊", "rehab": "康复指导"},
+    # consultations: the doctor's schedule
+    "visit_kind": {"text": "图文问诊", "video": "视频问诊"},
 }
 
 # Detail keys holding an instant (ISO string or epoch seconds): shown in Beijing time.

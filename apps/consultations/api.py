@@ -21,7 +21,7 @@ from apps.timed.errors import TimedCode
 from hub.auth import require_roles
 from hub.errors import HubCode, Invalid, errors
 
-from . import selectors, services
+from . import schedule, selectors, services
 from .errors import ConsultCode
 from .models import Visit, VisitKind
 from .schemas import (
@@ -39,6 +39,13 @@ from .schemas import (
     ConsultTerminateIn,
     ConsultVisitOut,
     ConsultWorkbenchOut,
+)
+from .schemas_schedule import (
+    ConsultMySlotOut,
+    ConsultSlotBatchIn,
+    ConsultSlotBatchOut,
+    ConsultSlotCreateIn,
+    ConsultSlotPatchIn,
 )
 
 router = Router()
@@ -209,12 +216,84 @@ def me_online(request: HttpRequest, body: ConsultOnlineIn) -> dict[str, Any]:
 
 @router.post(
     "/slots/{slot_id}/close",
-    response={200: ConsultSlotOut, **errors(*OBJ)},
+    response={200: ConsultMySlotOut, **errors(*OBJ)},
     summary="医生停诊该时段（已约患者全额退款并通知）",
 )
 def slot_close(request: HttpRequest, slot_id: int) -> dict[str, Any]:
     user = require_roles(request, [Role.DOCTOR])
-    return selectors.slot_row(services.slot_close(doctor=user, slot_id=slot_id))
+    return schedule.my_slot_row(services.slot_close(doctor=user, slot_id=slot_id))
+
+
+# --- the doctor's schedule (schedule.py) ------------------------------------------------------------
+
+PERIOD_CODES = (
+    ConsultCode.DOCTOR_NOT_QUALIFIED,
+    ConsultCode.SLOT_IN_PAST,
+    ConsultCode.SLOT_ENDS_BEFORE_START,
+    ConsultCode.SLOT_TOO_LONG,
+    ConsultCode.SLOT_OVERLAP,
+    HubCode.VALIDATION_ERROR,
+)
+
+
+@router.get(
+    "/me/slots",
+    response={200: list[ConsultMySlotOut], **errors(*OBJ, HubCode.VALIDATION_ERROR)},
+    summary="我的排班（含已约人数与状态）",
+)
+def my_slots(request: HttpRequest, days: int = 7) -> list[dict[str, Any]]:
+    # ``from`` (YYYY-MM-DD in Beijing time, default today) is read from the query string.
+    user = require_roles(request, [Role.DOCTOR])
+    raw = request.GET.get("from", "")
+    try:
+        start = dt.date.fromisoformat(raw) if raw else selectors.today()
+    except ValueError:
+        raise Invalid("日期格式应为 YYYY-MM-DD", field="from") from None
+    return [schedule.my_slot_row(s) for s in schedule.my_slots(doctor=user, start=start, days=days)]
+
+
+@router.post(
+    "/me/slots",
+    response={201: ConsultMySlotOut, **errors(*OBJ, *PERIOD_CODES)},
+    summary="新增一个号源时段",
+)
+def my_slot_create(request: HttpRequest, body: ConsultSlotCreateIn) -> Status[dict[str, Any]]:
+    user = require_roles(request, [Role.DOCTOR])
+    data = schedule.SlotInput(kind=body.kind, starts_at=body.starts_at, ends_at=body.ends_at, capacity=body.capacity)
+    return Status(201, schedule.my_slot_row(schedule.slot_create(doctor=user, data=data)))
+
+
+@router.post(
+    "/me/slots/batch",
+    response={201: ConsultSlotBatchOut, **errors(*OBJ, *PERIOD_CODES)},
+    summary="按周模板批量新增号源（全部成功或全部不建）",
+)
+def my_slots_batch(request: HttpRequest, body: ConsultSlotBatchIn) -> Status[dict[str, Any]]:
+    user = require_roles(request, [Role.DOCTOR])
+    template = schedule.WeekTemplate(
+        kind=body.kind,
+        weekdays=body.weekdays,
+        start_time=body.start_time,
+        end_time=body.end_time,
+        capacity=body.capacity,
+        from_date=body.from_date,
+        weeks=body.weeks,
+    )
+    slots = schedule.slots_batch_create(doctor=user, template=template)
+    return Status(201, {"created": len(slots), "slots": [schedule.my_slot_row(s) for s in slots]})
+
+
+@router.patch(
+    "/slots/{slot_id}",
+    response={
+        200: ConsultMySlotOut,
+        **errors(*OBJ, ConsultCode.CAPACITY_BELOW_BOOKED, ConsultCode.SLOT_CLOSED, HubCode.VALIDATION_ERROR),
+    },
+    summary="修改号源名额（不少于已约人数）",
+)
+def slot_patch(request: HttpRequest, slot_id: int, body: ConsultSlotPatchIn) -> dict[str, Any]:
+    user = require_roles(request, [Role.DOCTOR])
+    return schedule.my_slot_row(schedule.slot_set_capacity(doctor=user, slot_id=slot_id, capacity=body.capacity))
 
 
 @router.post(

@@ -42,6 +42,12 @@ class ConsultCode(StrEnum):
     UPLOAD_INVALID = "consult.upload_invalid"
     # clinical parts (his, prior records, record, invitations)
     INVITATION_THROTTLED = "consult.invitation_throttled"
+    # the doctor's schedule (schedule.py)
+    SLOT_IN_PAST = "consult.slot_in_past"
+    SLOT_ENDS_BEFORE_START = "consult.slot_ends_before_start"
+    SLOT_TOO_LONG = "consult.slot_too_long"
+    SLOT_OVERLAP = "consult.slot_overlap"  # detail: conflicts (the new period and the open slot it meets)
+    CAPACITY_BELOW_BOOKED = "consult.capacity_below_booked"
 
 
 ERRORS: dict[str, ErrorSpec] = {
@@ -76,6 +82,12 @@ ERRORS: dict[str, ErrorSpec] = {
     ConsultCode.UPLOAD_INVALID: ErrorSpec(422, "上传的病历不符合要求：{reason}"),
     # clinical parts
     ConsultCode.INVITATION_THROTTLED: ErrorSpec(429, "邀请码错误次数过多，请{minutes}分钟后再试"),
+    # the doctor's schedule
+    ConsultCode.SLOT_IN_PAST: ErrorSpec(422, "开始时间已过，请选择以后的时间"),
+    ConsultCode.SLOT_ENDS_BEFORE_START: ErrorSpec(422, "结束时间须晚于开始时间"),
+    ConsultCode.SLOT_TOO_LONG: ErrorSpec(422, "单个时段不能超过{hours}小时，请拆分为多个时段"),
+    ConsultCode.SLOT_OVERLAP: ErrorSpec(409, "与已有的同类时段重叠（{count}处），未创建任何时段，请调整时间"),
+    ConsultCode.CAPACITY_BELOW_BOOKED: ErrorSpec(409, "该时段已有{booked}人预约，名额不能少于已约人数"),
 }
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.accounts.models import LoginThrottle, Patient, User
@@ -372,6 +372,35 @@ def visits_expire_unpaid(*, now: dt.datetime | None = None, limit: int = 500) ->
             order = Order.objects.filter(order_no=visit.order_no, status=Order.Status.CREATED).first()
             if order is not None and order.expires_at <= now:
                 commerce.order_expire(order.pk, now=now)
+            done += 1
+    return done
+
+
+def visits_expire_uncalled(*, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """The sweep: an accepted visit never called in is cancelled with a full refund and the
+    patient told, CONSULT_CALL_GRACE_MINUTES after its slot ended (a department visit, with
+    no slot: after it was accepted). Safe to re-run (each row under its lock)."""
+    now = now or timezone.now()
+    due = now - dt.timedelta(minutes=settings.CONSULT_CALL_GRACE_MINUTES)
+    accepted = Visit.objects.filter(status=Visit.Status.ACCEPTED, called_at__isnull=True)
+    ids = list(
+        accepted.filter(Q(slot__ends_at__lte=due) | Q(slot__isnull=True, accepted_at__lte=due))
+        .order_by("accepted_at")
+        .values_list("public_id", flat=True)[:limit]
+    )
+    done = 0
+    for public_id in ids:
+        with transaction.atomic():
+            visit = _locked(public_id)
+            if visit.status != Visit.Status.ACCEPTED:
+                continue  # called in (or ended) meanwhile
+            visit.end_reason = "not_called"
+            visit.ended_at = now
+            _transition(visit, "cancel", actor=None, fields=["end_reason", "ended_at"])
+            _release_place(visit)
+            _refund(visit, "医生未按时叫号，全额退款")
+            _notify(visit, "问诊已取消", "医生未能在预约时段内为您接诊，本次问诊已取消，费用将全额退回。可重新预约。")
+            _changed(visit)
             done += 1
     return done
 
