@@ -27,5 +27,11 @@ export const consultApi = {
   reviewPrior: (recordId, decision, note) => http.post(`/consultations/prior-records/${id(recordId)}/review`, { decision, note }, quiet),
   invite: (vid, role) => http.post(`/consultations/visits/${id(vid)}/invitations`, { role }, quiet),
   participants: (vid) => http.get(`/consultations/visits/${id(vid)}/participants`, quiet),
+  // The doctor's schedule (我的排班)
+  mySlots: (query) => http.get('/consultations/me/slots', { query }),
+  createSlot: (payload) => http.post('/consultations/me/slots', payload, quiet),
+  createSlotsBatch: (payload) => http.post('/consultations/me/slots/batch', payload, quiet),
+  setSlotCapacity: (slotId, capacity) => http.patch(`/consultations/slots/${id(slotId)}`, { capacity }, quiet),
+  closeSlot: (slotId) => http.post(`/consultations/slots/${id(slotId)}/close`, {}, quiet),
   removeParticipant: (vid, userId) => http.delete(`/consultations/visits/${id(vid)}/participants/${id(userId)}`),
 }
