@@ -258,3 +258,22 @@ def test_a_department_visit_is_swept_after_its_acceptance_and_a_waiting_visit_ne
     assert queued.status == Visit.Status.CANCELLED and order_of(queued).status == Order.Status.REFUNDED
     # A waiting (not accepted) visit is not this sweep's, even long after its slot.
     assert waiting.status == Visit.Status.WAITING and order_of(waiting).status != Order.Status.REFUNDED
+
+
+def test_the_periodic_task_runs_the_call_in_sweep(
+    gateway: Any,  # noqa: F811
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from apps.consultations.tasks import expire_uncalled_visits
+
+    doc = doctor()
+    s = slot(doc, hours_ahead=0)
+    v = accept(doc, pay(gateway, book(booker(), doc, s), django_capture_on_commit_callbacks))
+    assert expire_uncalled_visits.call_local() == 0  # its slot has not even ended
+    Slot.objects.filter(pk=s.pk).update(
+        starts_at=timezone.now() - dt.timedelta(hours=2), ends_at=timezone.now() - dt.timedelta(minutes=31)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert expire_uncalled_visits.call_local() == 1
+    v.refresh_from_db()
+    assert v.status == Visit.Status.CANCELLED and order_of(v).status == Order.Status.REFUNDED
