@@ -53,6 +53,8 @@ router = Router()
 OBJ = (HubCode.FORBIDDEN, HubCode.NOT_FOUND)
 DOCTOR_OBJ = (*OBJ, ConsultCode.NOT_YOUR_VISIT, ConsultCode.TRANSITION_REFUSED)
 ANY_SIGNED_IN = [r.value for r in Role]
+# A doctor manages their own schedule; a sysadmin any doctor's (``doctor_id``).
+SCHEDULERS = [Role.DOCTOR, Role.SYSADMIN]
 
 
 def _out(user: User, visit: Visit) -> dict[str, Any]:
@@ -220,7 +222,7 @@ def me_online(request: HttpRequest, body: ConsultOnlineIn) -> dict[str, Any]:
     summary="医生停诊该时段（已约患者全额退款并通知）",
 )
 def slot_close(request: HttpRequest, slot_id: int) -> dict[str, Any]:
-    user = require_roles(request, [Role.DOCTOR])
+    user = require_roles(request, SCHEDULERS)
     return schedule.my_slot_row(services.slot_close(doctor=user, slot_id=slot_id))
 
 
@@ -241,15 +243,17 @@ PERIOD_CODES = (
     response={200: list[ConsultMySlotOut], **errors(*OBJ, HubCode.VALIDATION_ERROR)},
     summary="我的排班（含已约人数与状态）",
 )
-def my_slots(request: HttpRequest, days: int = 7) -> list[dict[str, Any]]:
-    # ``from`` (YYYY-MM-DD in Beijing time, default today) is read from the query string.
-    user = require_roles(request, [Role.DOCTOR])
+def my_slots(request: HttpRequest, days: int = 7, doctor_id: int | None = None) -> list[dict[str, Any]]:
+    # ``from`` (YYYY-MM-DD in Beijing time, default today) is read from the query string;
+    # ``doctor_id`` is a sysadmin's (a doctor always gets their own).
+    user = require_roles(request, SCHEDULERS)
     raw = request.GET.get("from", "")
     try:
         start = dt.date.fromisoformat(raw) if raw else selectors.today()
     except ValueError:
         raise Invalid("日期格式应为 YYYY-MM-DD", field="from") from None
-    return [schedule.my_slot_row(s) for s in schedule.my_slots(doctor=user, start=start, days=days)]
+    slots = schedule.my_slots(doctor=user, start=start, days=days, doctor_id=doctor_id)
+    return [schedule.my_slot_row(s) for s in slots]
 
 
 @router.post(
@@ -257,10 +261,12 @@ def my_slots(request: HttpRequest, days: int = 7) -> list[dict[str, Any]]:
     response={201: ConsultMySlotOut, **errors(*OBJ, *PERIOD_CODES)},
     summary="新增一个号源时段",
 )
-def my_slot_create(request: HttpRequest, body: ConsultSlotCreateIn) -> Status[dict[str, Any]]:
-    user = require_roles(request, [Role.DOCTOR])
+def my_slot_create(
+    request: HttpRequest, body: ConsultSlotCreateIn, doctor_id: int | None = None
+) -> Status[dict[str, Any]]:
+    user = require_roles(request, SCHEDULERS)
     data = schedule.SlotInput(kind=body.kind, starts_at=body.starts_at, ends_at=body.ends_at, capacity=body.capacity)
-    return Status(201, schedule.my_slot_row(schedule.slot_create(doctor=user, data=data)))
+    return Status(201, schedule.my_slot_row(schedule.slot_create(doctor=user, data=data, doctor_id=doctor_id)))
 
 
 @router.post(
@@ -268,8 +274,10 @@ def my_slot_create(request: HttpRequest, body: ConsultSlotCreateIn) -> Status[di
     response={201: ConsultSlotBatchOut, **errors(*OBJ, *PERIOD_CODES)},
     summary="按周模板批量新增号源（全部成功或全部不建）",
 )
-def my_slots_batch(request: HttpRequest, body: ConsultSlotBatchIn) -> Status[dict[str, Any]]:
-    user = require_roles(request, [Role.DOCTOR])
+def my_slots_batch(
+    request: HttpRequest, body: ConsultSlotBatchIn, doctor_id: int | None = None
+) -> Status[dict[str, Any]]:
+    user = require_roles(request, SCHEDULERS)
     template = schedule.WeekTemplate(
         kind=body.kind,
         weekdays=body.weekdays,
@@ -279,7 +287,7 @@ def my_slots_batch(request: HttpRequest, body: ConsultSlotBatchIn) -> Status[dic
         from_date=body.from_date,
         weeks=body.weeks,
     )
-    slots = schedule.slots_batch_create(doctor=user, template=template)
+    slots = schedule.slots_batch_create(doctor=user, template=template, doctor_id=doctor_id)
     return Status(201, {"created": len(slots), "slots": [schedule.my_slot_row(s) for s in slots]})
 
 
@@ -292,7 +300,7 @@ def my_slots_batch(request: HttpRequest, body: ConsultSlotBatchIn) -> Status[dic
     summary="修改号源名额（不少于已约人数）",
 )
 def slot_patch(request: HttpRequest, slot_id: int, body: ConsultSlotPatchIn) -> dict[str, Any]:
-    user = require_roles(request, [Role.DOCTOR])
+    user = require_roles(request, SCHEDULERS)
     return schedule.my_slot_row(schedule.slot_set_capacity(doctor=user, slot_id=slot_id, capacity=body.capacity))
 
 

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.accounts.roles import Role
 from apps.audit.services import audit_record
 from hub.errors import Invalid, NotFound
 
@@ -54,8 +55,13 @@ class WeekTemplate:
     weeks: int
 
 
-def own_profile(doctor: User) -> DoctorProfile:
-    profile = selectors.profile_of(doctor)
+def own_profile(actor: User, doctor_id: int | None = None) -> DoctorProfile:
+    """Whose schedule: a doctor's own (``doctor_id`` ignored); a sysadmin's, the doctor
+    ``doctor_id`` names. Anyone else, or an unknown doctor: 404."""
+    if actor.role == Role.SYSADMIN and doctor_id is not None:
+        profile = DoctorProfile.objects.select_related("department", "user").filter(pk=doctor_id).first()
+    else:
+        profile = selectors.profile_of(actor)
     if profile is None:
         raise NotFound("医生资料")
     return profile
@@ -106,9 +112,9 @@ def _lock(profile: DoctorProfile) -> None:
     DoctorProfile.objects.select_for_update().filter(pk=profile.pk).first()
 
 
-def slot_create(*, doctor: User, data: SlotInput, now: dt.datetime | None = None) -> Slot:
+def slot_create(*, doctor: User, data: SlotInput, doctor_id: int | None = None, now: dt.datetime | None = None) -> Slot:
     now = now or timezone.now()
-    profile = own_profile(doctor)
+    profile = own_profile(doctor, doctor_id)
     _publishable(profile)
     _check_kind_capacity(data.kind, data.capacity)
     _check_period(data.starts_at, data.ends_at, now)
@@ -154,10 +160,12 @@ def _occurrences(t: WeekTemplate) -> list[tuple[dt.datetime, dt.datetime]]:
     return out
 
 
-def slots_batch_create(*, doctor: User, template: WeekTemplate, now: dt.datetime | None = None) -> list[Slot]:
+def slots_batch_create(
+    *, doctor: User, template: WeekTemplate, doctor_id: int | None = None, now: dt.datetime | None = None
+) -> list[Slot]:
     """A week template over ``weeks`` weeks from ``from_date``: every slot or none."""
     now = now or timezone.now()
-    profile = own_profile(doctor)
+    profile = own_profile(doctor, doctor_id)
     _publishable(profile)
     _check_kind_capacity(template.kind, template.capacity)
     days = sorted(set(template.weekdays))
@@ -220,12 +228,11 @@ def slots_batch_create(*, doctor: User, template: WeekTemplate, now: dt.datetime
 def slot_set_capacity(*, doctor: User, slot_id: int, capacity: int) -> Slot:
     """A slot's places: never below those already booked (checked under the slot's lock,
     and the ``slot_not_overbooked`` constraint stands behind it)."""
-    profile = own_profile(doctor)
     if not (1 <= capacity <= MAX_CAPACITY):
         raise Invalid(f"名额须在1到{MAX_CAPACITY}之间", field="capacity")
     with transaction.atomic():
-        slot = Slot.objects.select_for_update().filter(pk=slot_id, doctor=profile).first()
-        if slot is None:
+        slot = Slot.objects.select_for_update().filter(pk=slot_id).first()
+        if slot is None or not may_manage(doctor, slot):
             raise NotFound("号源")
         if slot.status != Slot.Status.OPEN or slot.ends_at <= timezone.now():
             raise ConsultError(ConsultCode.SLOT_CLOSED)
@@ -245,9 +252,17 @@ def slot_set_capacity(*, doctor: User, slot_id: int, capacity: int) -> Slot:
     return slot
 
 
-def my_slots(*, doctor: User, start: dt.date, days: int) -> list[Slot]:
+def may_manage(actor: User, slot: Slot) -> bool:
+    """The slot's own doctor, or a sysadmin."""
+    if actor.role == Role.SYSADMIN:
+        return True
+    profile = selectors.profile_of(actor)
+    return profile is not None and slot.doctor_id == profile.pk
+
+
+def my_slots(*, doctor: User, start: dt.date, days: int, doctor_id: int | None = None) -> list[Slot]:
     """The doctor's own slots (open and closed) of ``days`` days from ``start`` (Beijing dates)."""
-    profile = own_profile(doctor)
+    profile = own_profile(doctor, doctor_id)
     if not (1 <= days <= MAX_DAYS):
         raise Invalid(f"天数须在1到{MAX_DAYS}之间", field="days")
     since = dt.datetime.combine(start, dt.time.min, tzinfo=BEIJING)

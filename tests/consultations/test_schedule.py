@@ -277,3 +277,29 @@ def test_the_periodic_task_runs_the_call_in_sweep(
         assert expire_uncalled_visits.call_local() == 1
     v.refresh_from_db()
     assert v.status == Visit.Status.CANCELLED and order_of(v).status == Order.Status.REFUNDED
+
+
+def test_a_sysadmin_manages_any_doctors_schedule_by_doctor_id(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from apps.accounts.roles import Role
+    from tests.conftest import make_staff
+
+    doc = doctor()
+    admin = make_staff(Role.SYSADMIN, "schedadmin").api()
+    q = f"?doctor_id={doc.profile.pk}"
+    r = admin.post(f"/consultations/me/slots{q}", _one())
+    assert r.status_code == 201, r.json()
+    assert Slot.objects.get(pk=r.json()["id"]).doctor_id == doc.profile.pk
+    assert admin.post(f"/consultations/me/slots/batch{q}", _template(weeks=1, kind="video")).status_code == 201
+    assert [s["id"] for s in admin.get("/consultations/me/slots", doctor_id=doc.profile.pk, days=31).json()] == list(
+        Slot.objects.filter(doctor=doc.profile).order_by("starts_at", "id").values_list("pk", flat=True)
+    )
+    assert admin.patch(f"/consultations/slots/{r.json()['id']}", {"capacity": 9}).json()["capacity"] == 9
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin.post(f"/consultations/slots/{r.json()['id']}/close").json()["status"] == "closed"
+    # Without a doctor the sysadmin has no schedule of their own; a doctor's doctor_id is ignored.
+    assert admin.post("/consultations/me/slots", _one(days=3)).status_code == 404
+    other = doctor(department("endocrinology", "内分泌科"))
+    r = other.persona.api().post(f"/consultations/me/slots{q}", _one(days=3))
+    assert r.status_code == 201 and Slot.objects.get(pk=r.json()["id"]).doctor_id == other.profile.pk
