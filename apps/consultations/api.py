@@ -230,6 +230,7 @@ def slot_close(request: HttpRequest, slot_id: int) -> dict[str, Any]:
 
 PERIOD_CODES = (
     ConsultCode.DOCTOR_NOT_QUALIFIED,
+    ConsultCode.KIND_NOT_OFFERED,
     ConsultCode.SLOT_IN_PAST,
     ConsultCode.SLOT_ENDS_BEFORE_START,
     ConsultCode.SLOT_TOO_LONG,

@@ -72,9 +72,11 @@ def _publishable(profile: DoctorProfile) -> None:
         raise ConsultError(ConsultCode.DOCTOR_NOT_QUALIFIED)
 
 
-def _check_kind_capacity(kind: str, capacity: int) -> None:
+def _check_kind_capacity(kind: str, capacity: int, profile: DoctorProfile) -> None:
     if kind not in VisitKind.values:
         raise Invalid("问诊方式无效", field="kind")
+    if selectors.price_of(profile, kind) <= 0:  # no price set: patients could not book it
+        raise ConsultError(ConsultCode.KIND_NOT_OFFERED, field="kind")
     if not (1 <= capacity <= MAX_CAPACITY):
         raise Invalid(f"名额须在1到{MAX_CAPACITY}之间", field="capacity")
 
@@ -116,7 +118,7 @@ def slot_create(*, doctor: User, data: SlotInput, doctor_id: int | None = None, 
     now = now or timezone.now()
     profile = own_profile(doctor, doctor_id)
     _publishable(profile)
-    _check_kind_capacity(data.kind, data.capacity)
+    _check_kind_capacity(data.kind, data.capacity, profile)
     _check_period(data.starts_at, data.ends_at, now)
     with transaction.atomic():
         _lock(profile)
@@ -167,7 +169,7 @@ def slots_batch_create(
     now = now or timezone.now()
     profile = own_profile(doctor, doctor_id)
     _publishable(profile)
-    _check_kind_capacity(template.kind, template.capacity)
+    _check_kind_capacity(template.kind, template.capacity, profile)
     days = sorted(set(template.weekdays))
     if not days or any(d < 1 or d > 7 for d in days):
         raise Invalid("请选择星期几出诊", field="weekdays")

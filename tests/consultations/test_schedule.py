@@ -184,6 +184,14 @@ def test_capacity_changes_but_never_below_booked(gateway: Any) -> None:  # noqa:
     assert s.capacity == 2
 
 
+def test_a_kind_the_doctor_does_not_offer_is_refused() -> None:
+    doc = doctor(video_fen=0)
+    r = doc.persona.api().post("/consultations/me/slots", _one(kind="video"))
+    assert r.status_code == 409 and r.json()["code"] == ConsultCode.KIND_NOT_OFFERED
+    assert r.json()["detail"]["field"] == "kind"
+    assert not Slot.objects.filter(doctor=doc.profile).exists()
+
+
 def test_an_unqualified_doctor_cannot_publish_slots() -> None:
     doc = doctor(years=1)
     api = doc.persona.api()
