@@ -83,3 +83,31 @@ export async function replaceVideoTrack(pc, track) {
   const sender = pc.getSenders().find((s) => s.track && s.track.kind === 'video')
   if (sender) await sender.replaceTrack(track)
 }
+
+// 对方离开或断网时播放连接仍在（服务端保留订阅，对方重新进入后自动续上）：以解码帧数判断画面是否停住。
+// 每秒读一次统计：连续 3 秒没有新解码的帧调用 onStall()，之后又有帧时调用 onResume()；
+// alive() 为假（已离开、换了连接）时停止。返回停止函数。
+export function watchDecodedFrames(pc, { alive, onStall, onResume }) {
+  let last = -1
+  let still = 0
+  const timer = setInterval(async () => {
+    if (!alive()) {
+      clearInterval(timer)
+      return
+    }
+    let frames = 0
+    try {
+      const stats = await pc.getStats()
+      stats.forEach((r) => {
+        if (r.type === 'inbound-rtp' && r.kind === 'video') frames += r.framesDecoded || 0
+      })
+    } catch (e) {
+      return
+    }
+    still = frames === last ? still + 1 : 0
+    last = frames
+    if (still >= 3) onStall()
+    else if (still === 0 && frames > 0) onResume()
+  }, 1000)
+  return () => clearInterval(timer)
+}

@@ -1,5 +1,5 @@
 // The console's WHIP/WHEP client: the shared one (frontend/shared/webrtc.js), same origin.
-import { MediaHttpError, webrtcClient } from '../../../../shared/webrtc.js'
+import { MediaHttpError, watchDecodedFrames, webrtcClient } from '../../../../shared/webrtc.js'
 
-export { MediaHttpError }
+export { MediaHttpError, watchDecodedFrames }
 export const { whipPublish, whepPlay, endSession } = webrtcClient()
